@@ -1,0 +1,1 @@
+//! Balloon-Windkessel BOLD (to be written).

@@ -1,0 +1,1 @@
+//! Equilibria (to be written).

@@ -1,0 +1,1 @@
+//! Streaming FC (to be written).

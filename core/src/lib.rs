@@ -1,0 +1,41 @@
+//! # nmm-core
+//!
+//! The numerical core of nmm: `#![no_std]`, no `alloc`, every kernel on fixed-size arrays or
+//! caller-owned slices, generic over one scalar trait ([`Real`]) implemented for `f32` and
+//! `f64`. The same code runs in the `nmm` command-line tool, in Cortex-M4F firmware and in a
+//! WASM module.
+//!
+//! - [`real`]: the scalar trait.
+//! - [`integrate`]: Euler, Heun, RK4; Euler-Maruyama and stochastic Heun (additive noise).
+//! - [`rng`]: xoshiro256++ streams and Gaussian draws.
+//! - [`models`]: MPR, Chen-Campbell, reduced Wong-Wang (Deco 2014, Griffiths 2022).
+//! - [`stim`]: constant, step, sine and coloured-noise drives.
+//! - [`bold`]: Balloon-Windkessel BOLD with three parameter presets, and a TR monitor.
+//! - [`fc`]: streaming mean, covariance, Pearson FC and FCD in caller buffers.
+//! - [`equilibria`]: fixed points, Jacobians, eigenvalues and stability of small systems.
+//!
+//! ```
+//! use nmm_core::{Model, integrate::OdeMethod, models::Mpr};
+//! let m = Mpr::<f64>::default();
+//! let mut x = m.initial_state();
+//! for k in 0..1000 {
+//!     let t = k as f64 * 0.01;
+//!     x = OdeMethod::Rk4.step(&mut |_t, x: &[f64; 2]| m.deriv(x, 3.0), t, &x, 0.01);
+//! }
+//! assert!(x[0] > 0.5); // the drive I = 3 pushes MPR to its high-activity focus
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod bold;
+pub mod equilibria;
+pub mod fc;
+pub mod integrate;
+pub mod models;
+pub mod real;
+pub mod rng;
+pub mod stim;
+
+pub use models::{Model, ParamError, ParamSpec};
+pub use real::Real;
