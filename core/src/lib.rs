@@ -9,6 +9,7 @@
 //! - [`integrate`]: Euler, Heun, RK4; Euler-Maruyama and stochastic Heun (additive noise).
 //! - [`rng`]: xoshiro256++ streams and Gaussian draws.
 //! - [`models`]: MPR, Chen-Campbell, reduced Wong-Wang (Deco 2014, Griffiths 2022).
+//! - [`sim`]: single-node runs on a time grid with a drive and noise.
 //! - [`stim`]: constant, step, sine and coloured-noise drives.
 //! - [`bold`]: Balloon-Windkessel BOLD with three parameter presets, and a TR monitor.
 //! - [`fc`]: streaming mean, covariance, Pearson FC and FCD in caller buffers.
@@ -35,6 +36,7 @@ pub mod integrate;
 pub mod models;
 pub mod real;
 pub mod rng;
+pub mod sim;
 pub mod stim;
 
 pub use models::{Model, ParamError, ParamSpec};

@@ -55,10 +55,14 @@ impl<T: Real> Model<T, 2> for Mpr<T> {
         [dr, dv]
     }
 
+    /// The lowest-rate fixed point at zero input (the quiescent state that the protocol of
+    /// REFERENCE section 1 starts from), or `(0.01, 0)` when there is none (`Delta = 0` with
+    /// no positive-rate fixed point).
     fn initial_state(&self) -> [T; 2] {
-        // The low-activity state of the default (bistable) parameters, rounded: the protocol of
-        // REFERENCE section 1 starts there.
-        [T::from_f64(0.0796), T::from_f64(-2.0)]
+        match fixed_points(self, T::ZERO).first() {
+            Some(x) => *x,
+            None => [T::from_f64(0.01), T::ZERO],
+        }
     }
 }
 

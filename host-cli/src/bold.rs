@@ -1,0 +1,6 @@
+//! `nmm bold` (to be written).
+use anyhow::Result; use clap::{ArgMatches, Command};
+/// The command.
+pub fn command() -> Command { Command::new("bold") }
+/// Runs it.
+pub fn run(_m: &ArgMatches) -> Result<()> { Ok(()) }

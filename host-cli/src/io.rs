@@ -1,0 +1,130 @@
+//! File formats: `.npz`/`.npy` arrays (numpy), CSV tables, and the atomic-write discipline
+//! every output follows (write beside the target, rename on success, remove on failure).
+
+use anyhow::{Context, Result, anyhow, bail};
+use ndarray::{Array1, Array2, ArrayD, Ix1, Ix2};
+use ndarray_npy::{NpzWriter, ReadNpyExt};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Writes `path` through a temporary file in the same directory, renamed into place only when
+/// `write` succeeds; on any error the temporary file is removed and `path` is left untouched.
+pub fn atomic_write<F>(path: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut BufWriter<File>) -> Result<()>,
+{
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        bail!("cannot write {}: directory {} does not exist", path.display(), dir.display());
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("output path {} has no file name", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| -> Result<()> {
+        let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut w = BufWriter::new(file);
+        write(&mut w)?;
+        w.flush()?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot move output into {}", path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
+}
+
+/// One named array of an `.npz` file.
+pub enum NpzEntry {
+    /// 1-D float64.
+    F1(Array1<f64>),
+    /// 2-D float64.
+    F2(Array2<f64>),
+    /// 0-d float64 scalar.
+    Scalar(f64),
+    /// 0-d uint64 scalar.
+    U64(u64),
+    /// UTF-8 text stored as a uint8 array (`bytes(a).decode()` in numpy).
+    Text(String),
+}
+
+/// Writes an uncompressed `.npz` atomically.
+pub fn write_npz(path: &Path, entries: &[(String, NpzEntry)]) -> Result<()> {
+    atomic_write(path, |w| {
+        let mut npz = NpzWriter::new(w);
+        for (name, e) in entries {
+            let r = match e {
+                NpzEntry::F1(a) => npz.add_array(name.as_str(), a),
+                NpzEntry::F2(a) => npz.add_array(name.as_str(), a),
+                NpzEntry::Scalar(x) => npz.add_array(name.as_str(), &ndarray::arr0(*x)),
+                NpzEntry::U64(x) => npz.add_array(name.as_str(), &ndarray::arr0(*x)),
+                NpzEntry::Text(s) => npz.add_array(name.as_str(), &Array1::from(s.as_bytes().to_vec())),
+            };
+            r.with_context(|| format!("array {name}"))?;
+        }
+        npz.finish()?;
+        Ok(())
+    })
+}
+
+/// A time series read from a `.npy` file: `time x regions` as float64.
+pub struct Series {
+    /// Samples, shape (time, regions).
+    pub data: Array2<f64>,
+    /// Whether the file held a 1-D array (one region).
+    pub was_1d: bool,
+}
+
+/// Reads a 1-D or 2-D float32/float64 `.npy` file as `time x regions`, rejecting other shapes,
+/// empty arrays and non-finite values with an error naming the file and the offending element.
+pub fn read_series(path: &Path) -> Result<Series> {
+    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
+    let any: ArrayD<f64> = match ArrayD::<f64>::read_npy(open()?) {
+        Ok(a) => a,
+        Err(e64) => match ArrayD::<f32>::read_npy(open()?) {
+            Ok(a) => a.mapv(f64::from),
+            Err(_) => bail!("{}: not a float32/float64 .npy array ({e64})", path.display()),
+        },
+    };
+    let shape = any.shape().to_vec();
+    let (data, was_1d) = match shape.len() {
+        1 => {
+            let a = any.into_dimensionality::<Ix1>()?;
+            let n = a.len();
+            (a.into_shape_with_order((n, 1))?, true)
+        }
+        2 => (any.into_dimensionality::<Ix2>()?, false),
+        d => bail!(
+            "{}: expected a 1-D (time) or 2-D (time x regions) array, found {d}-D with shape {shape:?}",
+            path.display()
+        ),
+    };
+    if data.nrows() == 0 || data.ncols() == 0 {
+        bail!("{}: array is empty (shape {shape:?})", path.display());
+    }
+    if let Some(((t, r), v)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        if was_1d {
+            bail!("{}: non-finite value {v} at index {t}", path.display());
+        }
+        bail!("{}: non-finite value {v} at time index {t}, region {r}", path.display());
+    }
+    Ok(Series { data, was_1d })
+}
+
+/// Writes a CSV table (header plus rows) atomically.
+pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()> {
+    atomic_write(path, |w| {
+        let mut c = csv::Writer::from_writer(w);
+        c.write_record(header)?;
+        for r in rows {
+            c.write_record(r)?;
+        }
+        c.flush()?;
+        Ok(())
+    })
+}

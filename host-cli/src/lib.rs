@@ -1,0 +1,86 @@
+//! The `nmm` command-line tool: argument parsing, file formats and presentation over
+//! `nmm-core`. All numerics live in the core; this crate only reads, dispatches and writes.
+
+pub mod bold;
+pub mod fixed_points;
+pub mod io;
+pub mod mf;
+pub mod models;
+pub mod plot;
+
+use anyhow::Result;
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use std::ffi::OsString;
+
+/// nmm's version, recorded in every output.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The full command-line interface.
+pub fn cli() -> Command {
+    Command::new("nmm")
+        .version(VERSION)
+        .about("Mean-field neural models: exact and learned mean fields, BOLD, FC")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(mf::command())
+        .subcommand(bold::command())
+        .subcommand(fixed_points::command())
+}
+
+/// Parses `args` (including the program name) and runs the chosen command.
+///
+/// Argument errors, help and version requests come back as `clap::Error` inside the
+/// `anyhow::Error` so that `main` can print them with clap's formatting and exit codes.
+pub fn run<I, S>(args: I) -> Result<()>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString> + Clone,
+{
+    let matches = cli().try_get_matches_from(args)?;
+    match matches.subcommand() {
+        Some(("mf", m)) => mf::run(m),
+        Some(("bold", m)) => bold::run(m),
+        Some(("fixed-points", m)) => fixed_points::run(m),
+        _ => unreachable!("clap requires a subcommand"),
+    }
+}
+
+/// `--seed`: shared by every command that draws random numbers.
+pub(crate) fn seed_arg() -> Arg {
+    Arg::new("seed")
+        .long("seed")
+        .value_name("U64")
+        .value_parser(value_parser!(u64))
+        .default_value("0")
+        .help("Seed of every random draw (noise, stimulus); recorded in the output")
+}
+
+/// `--out FILE`.
+pub(crate) fn out_arg(help: &'static str) -> Arg {
+    Arg::new("out")
+        .long("out")
+        .value_name("FILE")
+        .value_parser(value_parser!(std::path::PathBuf))
+        .help(help)
+}
+
+/// A flag that takes one float, accepting negative numbers (`--eta -5`).
+pub(crate) fn float_arg(id: &'static str, help: String) -> Arg {
+    Arg::new(id)
+        .long(id)
+        .value_name("VALUE")
+        .allow_negative_numbers(true)
+        .value_parser(value_parser!(f64))
+        .action(ArgAction::Set)
+        .help(help)
+}
+
+/// The command line as the user typed it, for the output metadata.
+pub(crate) fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// Value of an optional float flag.
+pub(crate) fn get_f64(m: &ArgMatches, id: &str) -> Option<f64> {
+    m.get_one::<f64>(id).copied()
+}

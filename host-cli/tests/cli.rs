@@ -1,0 +1,141 @@
+//! End-to-end tests of the `nmm` binary: outputs, metadata, and that bad input gives a clear
+//! error, a non-zero exit code and no output file.
+
+use ndarray::{Array0, Array1, Array2};
+use ndarray_npy::{NpzReader, write_npy};
+use std::fs::File;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn nmm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nmm")).args(args).output().expect("nmm runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read1(npz: &Path, name: &str) -> Array1<f64> {
+    let mut r = NpzReader::new(File::open(npz).unwrap()).unwrap();
+    r.by_name(name).unwrap()
+}
+
+fn meta(npz: &Path) -> serde_json::Value {
+    let mut r = NpzReader::new(File::open(npz).unwrap()).unwrap();
+    let bytes: Array1<u8> = r.by_name("meta").unwrap();
+    serde_json::from_slice(bytes.as_slice().unwrap()).unwrap()
+}
+
+/// The MPR protocol with its defaults: arrays t, r, v, input; metadata with parameters, seed,
+/// version; and the plateau and end values equal to MPR's fixed points at I = 3 and I = 0
+/// (independent closed form in core), up to the transient's remaining decay: the high focus at
+/// I = 3 has eigenvalues -0.23 +- 5.8i, so an O(1) oscillation starting near t = 3 has
+/// envelope ~exp(-0.23 * 27) ~ 2e-3 at t = 30 (tolerance 1e-2), and ~1e-5 at t = 80
+/// (tolerance 1e-3).
+#[test]
+fn mf_mpr_defaults_write_npz_with_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mpr.npz");
+    let o = nmm(&["mf", "mpr", "--out", out.to_str().unwrap(), "--seed", "7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = read1(&out, "t");
+    let r = read1(&out, "r");
+    let v = read1(&out, "v");
+    let i = read1(&out, "input");
+    assert_eq!(t.len(), 8001);
+    assert_eq!((t[0], t[8000]), (0.0, 80.0));
+    assert_eq!((r.len(), v.len(), i.len()), (8001, 8001, 8001));
+    let m = meta(&out);
+    assert_eq!(m["model"], "mpr");
+    assert_eq!(m["seed"], 7);
+    assert_eq!(m["params"]["J"], 15.0);
+    assert_eq!(m["stim"], "step:3:0:30");
+    assert_eq!(m["nmm_version"], env!("CARGO_PKG_VERSION"));
+    let mut z = NpzReader::new(File::open(&out).unwrap()).unwrap();
+    let eta: Array0<f64> = z.by_name("param_eta").unwrap();
+    assert_eq!(eta[()], -5.0);
+
+    let model = nmm_core::models::Mpr::<f64>::default();
+    let high_on = *nmm_core::models::mpr::fixed_points(&model, 3.0).last().unwrap();
+    let high_off = *nmm_core::models::mpr::fixed_points(&model, 0.0).last().unwrap();
+    let k = 2999; // t = 29.99, just before the step ends
+    assert!((r[k] - high_on[0]).abs() < 1e-2 && (v[k] - high_on[1]).abs() < 1e-2, "plateau {} {}", r[k], v[k]);
+    assert!((r[8000] - high_off[0]).abs() < 1e-3, "end {}", r[8000]);
+}
+
+#[test]
+fn mf_flags_init_and_every() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cc.npz");
+    let o = nmm(&[
+        "mf", "cc", "--eta", "0.25", "--init", "r=0.1,v=-0.5", "--t-end", "10", "--dt", "0.001", "--every", "100",
+        "--integrator", "rk4", "--stim", "const:0", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = read1(&out, "t");
+    assert_eq!(t.len(), 101);
+    assert!((t[1] - 0.1).abs() < 1e-12);
+    assert_eq!(read1(&out, "r")[0], 0.1);
+    assert_eq!(read1(&out, "v")[0], -0.5);
+    assert_eq!(read1(&out, "w")[0], 0.0);
+    assert_eq!(meta(&out)["params"]["eta"], 0.25);
+}
+
+/// Same seed, same noisy run; another seed, another run.
+#[test]
+fn mf_noise_is_reproducible_from_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |seed: &str, name: &str| {
+        let out = dir.path().join(name);
+        let o = nmm(&["mf", "rww", "--t-end", "200", "--seed", seed, "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        read1(&out, "S_E")
+    };
+    let a = run("3", "a.npz");
+    let b = run("3", "b.npz");
+    let c = run("4", "c.npz");
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+/// Every bad input: non-zero exit, a message naming the problem, no output file.
+#[test]
+fn bad_input_gives_clear_errors_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.npz");
+    let o_str = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["mf", "mpr", "--tau", "0", "--out", o_str], "tau"),
+        (&["mf", "mpr", "--eta", "nan", "--out", o_str], "eta"),
+        (&["mf", "mpr", "--bogus", "1", "--out", o_str], "--bogus"),
+        (&["mf", "nosuchmodel", "--out", o_str], "nosuchmodel"),
+        (&["mf", "mpr", "--stim", "pulse:3", "--out", o_str], "stim"),
+        (&["mf", "mpr", "--init", "q=1", "--out", o_str], "q"),
+        (&["mf", "mpr", "--t-end", "-1", "--out", o_str], "t-end"),
+        (&["mf", "mpr", "--dt", "0", "--out", o_str], "dt"),
+        (&["mf", "mpr", "--dt", "1", "--stim", "const:1000", "--out", o_str], "non-finite"),
+        (&["mf", "rww", "--integrator", "rk4", "--out", o_str], "rk4"),
+        (&["mf", "mpr", "--out", "/nonexistent-dir/x.npz"], "nonexistent-dir"),
+    ];
+    for (args, needle) in cases {
+        let o = nmm(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let e = stderr(&o);
+        assert!(e.contains(needle), "{args:?}: message {e:?} should mention {needle:?}");
+        assert!(!out.exists(), "{args:?} left {o_str}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?} left a temporary file");
+    }
+}
+
+#[test]
+fn help_lists_parameters_with_units() {
+    let o = nmm(&["mf", "mpr", "--help"]);
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("--eta") && s.contains("--J") && s.contains("[ms]"), "{s}");
+}
+
+/// Writes a .npy for the `bold` tests.
+pub fn write_input(path: &Path, a: &Array2<f64>) {
+    write_npy(path, a).unwrap();
+}
