@@ -234,7 +234,7 @@ pub fn step_count(t0: f64, t_end: f64, dt: f64) -> Option<usize> {
         return None;
     }
     let n = libm::round(span / dt);
-    if n < 1.0 || n > 1e15 {
+    if !(1.0..=1e15).contains(&n) {
         return None;
     }
     Some(n as usize)

@@ -89,12 +89,20 @@ pub trait Real:
     /// The larger of two values (the other one if `self` is NaN).
     #[inline]
     fn max(self, other: Self) -> Self {
-        if self >= other || other != other { self } else { other }
+        if self >= other || other.partial_cmp(&other).is_none() {
+            self
+        } else {
+            other
+        }
     }
     /// The smaller of two values (the other one if `self` is NaN).
     #[inline]
     fn min(self, other: Self) -> Self {
-        if self <= other || other != other { self } else { other }
+        if self <= other || other.partial_cmp(&other).is_none() {
+            self
+        } else {
+            other
+        }
     }
     /// self * self.
     #[inline]
@@ -220,7 +228,9 @@ impl Real for f32 {
 /// The f32 functions that `fast-math` may replace: libm by default.
 #[cfg(not(feature = "fast-math"))]
 mod fast {
-    pub use libm::{atanf as atan, cosf as cos, expf as exp, sinf as sin, tanf as tan, tanhf as tanh};
+    pub use libm::{
+        atanf as atan, cosf as cos, expf as exp, sinf as sin, tanf as tan, tanhf as tanh,
+    };
 }
 
 /// The f32 functions that `fast-math` replaces: micromath approximations.

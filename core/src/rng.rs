@@ -49,7 +49,9 @@ pub struct Streams {
 impl Streams {
     /// Streams of `seed`, starting at stream 0.
     pub fn new(seed: u64) -> Self {
-        Self { next: Xoshiro256PlusPlus::seed_from_u64(seed) }
+        Self {
+            next: Xoshiro256PlusPlus::seed_from_u64(seed),
+        }
     }
 }
 

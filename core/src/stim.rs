@@ -110,11 +110,22 @@ impl FromStr for StimSpec {
                 if nums[2] < nums[1] {
                     return Err(StimParseError("step:A:T0:T1 needs T0 <= T1"));
                 }
-                Ok(StimSpec::Step { amp: nums[0], start: nums[1], end: nums[2] })
+                Ok(StimSpec::Step {
+                    amp: nums[0],
+                    start: nums[1],
+                    end: nums[2],
+                })
             }
-            ("sin", 2) => Ok(StimSpec::Sin { amp: nums[0], freq: nums[1] }),
+            ("sin", 2) => Ok(StimSpec::Sin {
+                amp: nums[0],
+                freq: nums[1],
+            }),
             ("noise", 2 | 3) => {
-                let interval = if n == 3 { nums[2] } else { DEFAULT_NOISE_INTERVAL };
+                let interval = if n == 3 {
+                    nums[2]
+                } else {
+                    DEFAULT_NOISE_INTERVAL
+                };
                 if nums[0] < 0.0 {
                     return Err(StimParseError("noise:SIGMA:BETA needs SIGMA >= 0"));
                 }
@@ -124,7 +135,11 @@ impl FromStr for StimSpec {
                 if interval <= 0.0 {
                     return Err(StimParseError("noise:SIGMA:BETA:H needs H > 0"));
                 }
-                Ok(StimSpec::Noise { sigma: nums[0], beta: nums[1], interval })
+                Ok(StimSpec::Noise {
+                    sigma: nums[0],
+                    beta: nums[1],
+                    interval,
+                })
             }
             ("none" | "const" | "step" | "sin" | "noise", _) => Err(StimParseError(
                 "wrong number of fields: expected const:A, step:A:T0:T1, sin:A:F or noise:SIGMA:BETA[:H]",
@@ -143,7 +158,11 @@ impl fmt::Display for StimSpec {
             StimSpec::Const(a) => write!(f, "const:{a}"),
             StimSpec::Step { amp, start, end } => write!(f, "step:{amp}:{start}:{end}"),
             StimSpec::Sin { amp, freq } => write!(f, "sin:{amp}:{freq}"),
-            StimSpec::Noise { sigma, beta, interval } => write!(f, "noise:{sigma}:{beta}:{interval}"),
+            StimSpec::Noise {
+                sigma,
+                beta,
+                interval,
+            } => write!(f, "noise:{sigma}:{beta}:{interval}"),
         }
     }
 }
@@ -202,10 +221,9 @@ impl<T: Real, const M: usize> ColoredNoise<T, M> {
         let mut acc = T::ZERO;
         // Newest white sample pairs with h[0], the one before with h[1], ...
         let (newer, older) = self.ring.split_at(self.pos + 1);
-        let mut k = 0;
-        for w in newer.iter().rev().chain(older.iter().rev()) {
-            acc += self.h[k] * *w;
-            k += 1;
+        let taps = newer.iter().rev().chain(older.iter().rev());
+        for (h, w) in self.h.iter().zip(taps) {
+            acc += *h * *w;
         }
         acc * self.scale
     }
@@ -244,7 +262,11 @@ impl<T: Real, const M: usize> Stimulus<T, M> {
     /// The drive described by `spec`; `seed` feeds the noise, whose sample grid starts at `t0`.
     pub fn new(spec: StimSpec, seed: u64, t0: f64) -> Self {
         match spec {
-            StimSpec::Noise { sigma, beta, interval } => Stimulus::Noise(ColoredNoise::new(
+            StimSpec::Noise {
+                sigma,
+                beta,
+                interval,
+            } => Stimulus::Noise(ColoredNoise::new(
                 T::from_f64(sigma),
                 T::from_f64(beta),
                 T::from_f64(interval),

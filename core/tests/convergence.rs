@@ -24,7 +24,10 @@ fn slope(dts: &[f64], errs: &[f64]) -> f64 {
 
 /// Errors in scientific notation for the test log.
 fn sci(v: &[f64]) -> String {
-    v.iter().map(|e| format!("{e:.3e}")).collect::<Vec<_>>().join(" ")
+    v.iter()
+        .map(|e| format!("{e:.3e}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Integrate from t0 = 0 to t_end with `n` steps.
@@ -62,19 +65,31 @@ fn ode_orders_match_theory() {
             .collect();
         let s = slope(&dts, &errs);
         println!("{m}: x'=-2tx errors {} order {s:.3}", sci(&errs));
-        assert!((s - p).abs() < 0.25, "{m}: measured order {s}, expected {p}");
+        assert!(
+            (s - p).abs() < 0.25,
+            "{m}: measured order {s}, expected {p}"
+        );
 
         let t_end = 5.0;
         let errs2: Vec<f64> = ns
             .iter()
             .map(|&n| {
-                let x = solve(m, &mut |_t, x: &[f64; 2]| [x[1], -x[0]], [1.0, 0.0], t_end, n * 5);
+                let x = solve(
+                    m,
+                    &mut |_t, x: &[f64; 2]| [x[1], -x[0]],
+                    [1.0, 0.0],
+                    t_end,
+                    n * 5,
+                );
                 (x[0] - t_end.cos()).abs().max((x[1] + t_end.sin()).abs())
             })
             .collect();
         let s2 = slope(&dts, &errs2);
         println!("{m}: oscillator errors {} order {s2:.3}", sci(&errs2));
-        assert!((s2 - p).abs() < 0.25, "{m}: oscillator order {s2}, expected {p}");
+        assert!(
+            (s2 - p).abs() < 0.25,
+            "{m}: oscillator order {s2}, expected {p}"
+        );
     }
 }
 
@@ -91,7 +106,12 @@ fn ode_orders_in_f32() {
                 let dt = 1.0f32 / n as f32;
                 let mut x = [1.0f32];
                 for k in 0..n {
-                    x = m.step(&mut |t, x: &[f32; 1]| [-2.0 * t * x[0]], k as f32 * dt, &x, dt);
+                    x = m.step(
+                        &mut |t, x: &[f32; 1]| [-2.0 * t * x[0]],
+                        k as f32 * dt,
+                        &x,
+                        dt,
+                    );
                 }
                 (x[0] as f64 - (-1.0f64).exp()).abs()
             })
@@ -141,8 +161,16 @@ fn sde_strong_order_on_ou() {
         }
         let dts: Vec<f64> = coarse.iter().map(|&n| t_end / n as f64).collect();
         let s = slope(&dts, &err);
-        println!("{}: OU strong errors {} order {s:.3}", method.name(), sci(&err));
-        assert!((0.8..1.3).contains(&s), "{}: strong order {s}", method.name());
+        println!(
+            "{}: OU strong errors {} order {s:.3}",
+            method.name(),
+            sci(&err)
+        );
+        assert!(
+            (0.8..1.3).contains(&s),
+            "{}: strong order {s}",
+            method.name()
+        );
     }
 }
 
@@ -167,7 +195,12 @@ fn sde_steppers_without_noise_are_ode_steppers() {
 /// the integrator's order.
 #[test]
 fn mpr_energy_drift_shrinks_at_integrator_order() {
-    let m = Mpr { delta: 0.0, eta: -5.0, j: 15.0, tau: 1.0 };
+    let m = Mpr {
+        delta: 0.0,
+        eta: -5.0,
+        j: 15.0,
+        tau: 1.0,
+    };
     let input = 3.0; // total drive -2: a centre near r = 1.37 surrounded by closed orbits
     let x0 = [1.0, 0.0];
     let h0 = m.energy(&x0, input);
@@ -180,14 +213,22 @@ fn mpr_energy_drift_shrinks_at_integrator_order() {
                 let mut x = x0;
                 let mut worst: f64 = 0.0;
                 for k in 0..n {
-                    x = method.step(&mut |_t, x: &[f64; 2]| m.deriv(x, input), k as f64 * dt, &x, dt);
+                    x = method.step(
+                        &mut |_t, x: &[f64; 2]| m.deriv(x, input),
+                        k as f64 * dt,
+                        &x,
+                        dt,
+                    );
                     worst = worst.max((m.energy(&x, input) - h0).abs());
                 }
                 worst
             })
             .collect();
         let s = slope(&dts, &drifts);
-        println!("{method}: max |H - H0| over t in [0, 20] for dt {dts:?}: {}, order {s:.3}", sci(&drifts));
+        println!(
+            "{method}: max |H - H0| over t in [0, 20] for dt {dts:?}: {}, order {s:.3}",
+            sci(&drifts)
+        );
         let p = method.order() as f64;
         let k = dts.len() - 1;
         let local = (drifts[k - 1] / drifts[k]).log2();
@@ -195,7 +236,13 @@ fn mpr_energy_drift_shrinks_at_integrator_order() {
         // The drift must shrink at least at the integrator's order. Heun's energy error here has
         // a dt^3 term that dominates at coarse steps (the measured local order falls from 2.9
         // towards 2 as dt shrinks), so the upper side of the band is wider.
-        assert!(s > p - 0.25, "{method}: energy drift order {s}, expected >= {p}");
-        assert!(local > p - 0.25 && local < p + 1.0, "{method}: local order {local}");
+        assert!(
+            s > p - 0.25,
+            "{method}: energy drift order {s}, expected >= {p}"
+        );
+        assert!(
+            local > p - 0.25 && local < p + 1.0,
+            "{method}: local order {local}"
+        );
     }
 }

@@ -7,7 +7,12 @@ use std::f64::consts::PI;
 
 #[test]
 fn mpr_derivative_matches_reference_formula() {
-    let m = Mpr { tau: 2.0, delta: 0.7, eta: -3.0, j: 11.0 };
+    let m = Mpr {
+        tau: 2.0,
+        delta: 0.7,
+        eta: -3.0,
+        j: 11.0,
+    };
     let (r, v, i) = (0.31, -0.8, 1.5);
     let d = m.deriv(&[r, v], i);
     let tau = 2.0;
@@ -30,7 +35,12 @@ fn cc_derivative_matches_reference_formula() {
         -s / 2.6 + 1.2308 * r,
     ];
     for k in 0..4 {
-        assert!((d[k] - e[k]).abs() < 1e-14, "component {k}: {} vs {}", d[k], e[k]);
+        assert!(
+            (d[k] - e[k]).abs() < 1e-14,
+            "component {k}: {} vs {}",
+            d[k],
+            e[k]
+        );
     }
 }
 
@@ -65,7 +75,11 @@ fn griffiths_form_with_deco_gains_equals_deco_when_currents_are_small() {
     let x = [0.2, 0.1];
     let a = d.deriv(&x, 0.0);
     let b = g.deriv(&x, 0.0);
-    assert!(a.iter().zip(&b).all(|(p, q)| p.is_finite() && q.is_finite()));
+    assert!(
+        a.iter()
+            .zip(&b)
+            .all(|(p, q)| p.is_finite() && q.is_finite())
+    );
     assert_ne!(a, b); // the squash matters at these currents (x_E ~ 0.42)
 }
 
@@ -80,7 +94,10 @@ fn parameter_tables_defaults_and_errors() {
         }
         let mut m = T::default();
         assert_eq!(m.set("no_such_parameter", 1.0), Err(ParamError::Unknown));
-        assert!(matches!(m.set(T::PARAMS[0].name, f64::NAN), Err(ParamError::NotFinite { .. })));
+        assert!(matches!(
+            m.set(T::PARAMS[0].name, f64::NAN),
+            Err(ParamError::NotFinite { .. })
+        ));
     }
     check::<Mpr<f64>, 2>();
     check::<ChenCampbell<f64>, 4>();
@@ -88,13 +105,22 @@ fn parameter_tables_defaults_and_errors() {
     check::<RwwGriffiths<f64>, 2>();
     let mut m = Mpr::<f64>::default();
     let e = m.set("tau", 0.0).unwrap_err();
-    assert!(e.to_string().contains("tau") && e.to_string().contains("(0, inf]"), "{e}");
+    assert!(
+        e.to_string().contains("tau") && e.to_string().contains("(0, inf]"),
+        "{e}"
+    );
     m.set("J", 20.0).unwrap();
     assert_eq!(m.j, 20.0);
 }
 
 /// Maximum relative deviation of an f32 trajectory from the f64 one over `steps` RK4 steps.
-fn f32_vs_f64<M32, M64, const N: usize>(m32: &M32, m64: &M64, input: f64, dt: f64, steps: usize) -> f64
+fn f32_vs_f64<M32, M64, const N: usize>(
+    m32: &M32,
+    m64: &M64,
+    input: f64,
+    dt: f64,
+    steps: usize,
+) -> f64
 where
     M32: Model<f32, N>,
     M64: Model<f64, N>,
@@ -105,8 +131,18 @@ where
     let scale: Vec<f64> = (0..N).map(|_| 0.0).collect();
     let mut scale = scale;
     for k in 0..steps {
-        a = OdeMethod::Rk4.step(&mut |_t, x: &[f64; N]| m64.deriv(x, input), k as f64 * dt, &a, dt);
-        b = OdeMethod::Rk4.step(&mut |_t, x: &[f32; N]| m32.deriv(x, input as f32), (k as f64 * dt) as f32, &b, dt as f32);
+        a = OdeMethod::Rk4.step(
+            &mut |_t, x: &[f64; N]| m64.deriv(x, input),
+            k as f64 * dt,
+            &a,
+            dt,
+        );
+        b = OdeMethod::Rk4.step(
+            &mut |_t, x: &[f32; N]| m32.deriv(x, input as f32),
+            (k as f64 * dt) as f32,
+            &b,
+            dt as f32,
+        );
         for i in 0..N {
             scale[i] = scale[i].max(a[i].abs());
             worst = worst.max((a[i] - b[i] as f64).abs() / scale[i].max(1e-3));
@@ -122,22 +158,46 @@ where
 fn f32_accuracy_per_model() {
     let fast = cfg!(feature = "fast-math");
     // MPR, driven onto its high focus (I = 3) from the low state: 50 time units.
-    let e = f32_vs_f64(&Mpr::<f32>::default(), &Mpr::<f64>::default(), 3.0, 0.01, 5000);
+    let e = f32_vs_f64(
+        &Mpr::<f32>::default(),
+        &Mpr::<f64>::default(),
+        3.0,
+        0.01,
+        5000,
+    );
     println!("MPR f32 vs f64 max relative deviation {e:.2e}");
     // f32 rounding (6e-8) amplified through the transient; well below 1e-4.
     assert!(e < 1e-4, "MPR {e}");
     // Chen-Campbell, tonic regime (eta = 0.25), 200 time units.
-    let m32 = ChenCampbell::<f32> { eta: 0.25, ..Default::default() };
-    let m64 = ChenCampbell::<f64> { eta: 0.25, ..Default::default() };
+    let m32 = ChenCampbell::<f32> {
+        eta: 0.25,
+        ..Default::default()
+    };
+    let m64 = ChenCampbell::<f64> {
+        eta: 0.25,
+        ..Default::default()
+    };
     let e = f32_vs_f64(&m32, &m64, 0.0, 0.01, 20_000);
     println!("CC f32 vs f64 max relative deviation {e:.2e}");
     assert!(e < 1e-3, "CC {e}");
     // RWW to its fixed point: 2 s at dt = 0.5 ms.
-    let e = f32_vs_f64(&Rww::<f32>::default(), &Rww::<f64>::default(), 0.0, 0.5, 4000);
+    let e = f32_vs_f64(
+        &Rww::<f32>::default(),
+        &Rww::<f64>::default(),
+        0.0,
+        0.5,
+        4000,
+    );
     println!("RWW f32 vs f64 max relative deviation {e:.2e} (fast-math: {fast})");
     // fast-math: micromath exp has 2.4e-3 relative error, which H passes on near-linearly.
     assert!(e < if fast { 1e-2 } else { 1e-4 }, "RWW {e}");
-    let e = f32_vs_f64(&RwwGriffiths::<f32>::default(), &RwwGriffiths::<f64>::default(), 0.0, 0.5, 4000);
+    let e = f32_vs_f64(
+        &RwwGriffiths::<f32>::default(),
+        &RwwGriffiths::<f64>::default(),
+        0.0,
+        0.5,
+        4000,
+    );
     println!("RWW-Griffiths f32 vs f64 max relative deviation {e:.2e} (fast-math: {fast})");
     assert!(e < if fast { 1e-2 } else { 1e-4 }, "RWW-Griffiths {e}");
 }

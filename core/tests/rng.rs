@@ -10,13 +10,25 @@ use nmm_core::rng::{Gaussian, Rng, SeedableRng, Streams, Xoshiro256PlusPlus, str
 
 #[test]
 fn same_seed_same_draws_different_streams_differ() {
-    let a: Vec<u64> = (0..8).map(|_| 0).scan(stream(99, 3), |g, _| Some(g.next_u64())).collect();
-    let b: Vec<u64> = (0..8).map(|_| 0).scan(stream(99, 3), |g, _| Some(g.next_u64())).collect();
+    let a: Vec<u64> = (0..8)
+        .map(|_| 0)
+        .scan(stream(99, 3), |g, _| Some(g.next_u64()))
+        .collect();
+    let b: Vec<u64> = (0..8)
+        .map(|_| 0)
+        .scan(stream(99, 3), |g, _| Some(g.next_u64()))
+        .collect();
     assert_eq!(a, b);
-    let c: Vec<u64> = (0..8).map(|_| 0).scan(stream(99, 4), |g, _| Some(g.next_u64())).collect();
+    let c: Vec<u64> = (0..8)
+        .map(|_| 0)
+        .scan(stream(99, 4), |g, _| Some(g.next_u64()))
+        .collect();
     assert_ne!(a, c);
     // Stream 0 is the seeded generator itself; the iterator yields the same streams as stream().
-    assert_eq!(stream(5, 0).next_u64(), Xoshiro256PlusPlus::seed_from_u64(5).next_u64());
+    assert_eq!(
+        stream(5, 0).next_u64(),
+        Xoshiro256PlusPlus::seed_from_u64(5).next_u64()
+    );
     for (k, mut g) in Streams::new(11).take(5).enumerate() {
         assert_eq!(g.next_u64(), stream(11, k as u64).next_u64());
     }
@@ -45,7 +57,9 @@ fn ks_statistic(z: &mut [f64]) -> f64 {
     let mut d: f64 = 0.0;
     for (i, &x) in z.iter().enumerate() {
         let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
-        d = d.max((cdf - i as f64 / n).abs()).max(((i + 1) as f64 / n - cdf).abs());
+        d = d
+            .max((cdf - i as f64 / n).abs())
+            .max(((i + 1) as f64 / n - cdf).abs());
     }
     d
 }

@@ -4,16 +4,37 @@ use nmm_core::stim::{StimSpec, Stimulus};
 
 #[test]
 fn parse_and_display_round_trip() {
-    for s in ["const:3", "step:3:0:30", "sin:0.5:2", "noise:0.2:1.1:0.05", "none"] {
+    for s in [
+        "const:3",
+        "step:3:0:30",
+        "sin:0.5:2",
+        "noise:0.2:1.1:0.05",
+        "none",
+    ] {
         let spec: StimSpec = s.parse().unwrap();
         let again: StimSpec = spec.to_string().parse().unwrap();
         assert_eq!(spec, again, "{s}");
     }
     assert_eq!(
         "noise:1:2".parse::<StimSpec>().unwrap(),
-        StimSpec::Noise { sigma: 1.0, beta: 2.0, interval: nmm_core::stim::DEFAULT_NOISE_INTERVAL }
+        StimSpec::Noise {
+            sigma: 1.0,
+            beta: 2.0,
+            interval: nmm_core::stim::DEFAULT_NOISE_INTERVAL
+        }
     );
-    for bad in ["", "const", "const:x", "step:1:5:2", "sin:1", "noise:-1:1", "noise:1:9", "pulse:3", "const:inf", "const:1:2:3:4:5"] {
+    for bad in [
+        "",
+        "const",
+        "const:x",
+        "step:1:5:2",
+        "sin:1",
+        "noise:-1:1",
+        "noise:1:9",
+        "pulse:3",
+        "const:inf",
+        "const:1:2:3:4:5",
+    ] {
         let e = bad.parse::<StimSpec>();
         assert!(e.is_err(), "{bad} should not parse");
         assert!(!e.unwrap_err().to_string().is_empty());
@@ -36,7 +57,15 @@ fn spectral_slope(beta: f64) -> f64 {
     let seg = 512;
     let nseg = 64;
     let h = 1.0;
-    let mut s = Stimulus::<f64, 4096>::new(StimSpec::Noise { sigma: 1.0, beta, interval: h }, 3, 0.0);
+    let mut s = Stimulus::<f64, 4096>::new(
+        StimSpec::Noise {
+            sigma: 1.0,
+            beta,
+            interval: h,
+        },
+        3,
+        0.0,
+    );
     let x: Vec<f64> = (0..seg * nseg).map(|k| s.value(k as f64 * h)).collect();
     let freqs: Vec<usize> = (8..seg / 4).step_by(4).collect();
     let mut power = vec![0.0; freqs.len()];
@@ -91,7 +120,9 @@ fn noise_does_not_depend_on_the_evaluation_step() {
     let spec: StimSpec = "noise:1:1.1:0.1".parse().unwrap();
     let mut fine = Stimulus::<f64>::new(spec, 42, -2.0);
     let mut coarse = Stimulus::<f64>::new(spec, 42, -2.0);
-    let fine_vals: Vec<f64> = (0..=4000).map(|k| fine.value(-2.0 + k as f64 * 0.001)).collect();
+    let fine_vals: Vec<f64> = (0..=4000)
+        .map(|k| fine.value(-2.0 + k as f64 * 0.001))
+        .collect();
     for k in 0..=40 {
         let t = -2.0 + k as f64 * 0.1;
         let c = coarse.value(t);

@@ -19,19 +19,29 @@ where
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        bail!("cannot write {}: directory {} does not exist", path.display(), dir.display());
+        bail!(
+            "cannot write {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
     }
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("output path {} has no file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> Result<()> {
-        let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut w = BufWriter::new(file);
         write(&mut w)?;
         w.flush()?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot move output into {}", path.display()))
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot move output into {}", path.display()))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -63,7 +73,9 @@ pub fn write_npz(path: &Path, entries: &[(String, NpzEntry)]) -> Result<()> {
                 NpzEntry::F2(a) => npz.add_array(name.as_str(), a),
                 NpzEntry::Scalar(x) => npz.add_array(name.as_str(), &ndarray::arr0(*x)),
                 NpzEntry::U64(x) => npz.add_array(name.as_str(), &ndarray::arr0(*x)),
-                NpzEntry::Text(s) => npz.add_array(name.as_str(), &Array1::from(s.as_bytes().to_vec())),
+                NpzEntry::Text(s) => {
+                    npz.add_array(name.as_str(), &Array1::from(s.as_bytes().to_vec()))
+                }
             };
             r.with_context(|| format!("array {name}"))?;
         }
@@ -88,7 +100,10 @@ pub fn read_series(path: &Path) -> Result<Series> {
         Ok(a) => a,
         Err(e64) => match ArrayD::<f32>::read_npy(open()?) {
             Ok(a) => a.mapv(f64::from),
-            Err(_) => bail!("{}: not a float32/float64 .npy array ({e64})", path.display()),
+            Err(_) => bail!(
+                "{}: not a float32/float64 .npy array ({e64})",
+                path.display()
+            ),
         },
     };
     let shape = any.shape().to_vec();
@@ -111,7 +126,10 @@ pub fn read_series(path: &Path) -> Result<Series> {
         if was_1d {
             bail!("{}: non-finite value {v} at index {t}", path.display());
         }
-        bail!("{}: non-finite value {v} at time index {t}, region {r}", path.display());
+        bail!(
+            "{}: non-finite value {v} at time index {t}, region {r}",
+            path.display()
+        );
     }
     Ok(Series { data, was_1d })
 }

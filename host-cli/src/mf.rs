@@ -83,11 +83,19 @@ where
     let t0 = get_f64(m, "t0").unwrap_or(0.0);
     let t_end = get_f64(m, "t-end").unwrap_or(M::T_END);
     let dt = get_f64(m, "dt").unwrap_or(M::DT);
-    let method: OdeMethod = m.get_one::<String>("integrator").expect("has default").parse()?;
+    let method: OdeMethod = m
+        .get_one::<String>("integrator")
+        .expect("has default")
+        .parse()?;
     let seed = *m.get_one::<u64>("seed").expect("has default");
     let every = *m.get_one::<u64>("every").expect("has default") as usize;
-    let stim_text = m.get_one::<String>("stim").map(String::as_str).unwrap_or(M::STIM);
-    let stim: StimSpec = stim_text.parse().with_context(|| format!("--stim {stim_text}"))?;
+    let stim_text = m
+        .get_one::<String>("stim")
+        .map(String::as_str)
+        .unwrap_or(M::STIM);
+    let stim: StimSpec = stim_text
+        .parse()
+        .with_context(|| format!("--stim {stim_text}"))?;
     let x0 = match m.get_one::<String>("init") {
         Some(s) => parse_state(s, &M::STATE, model.initial_state())?,
         None => model.initial_state(),
@@ -95,9 +103,18 @@ where
     let Some(steps) = step_count(t0, t_end, dt) else {
         bail!("need t0 < t-end and dt > 0, all finite (got t0 = {t0}, t-end = {t_end}, dt = {dt})");
     };
-    let grid = Grid { t0, dt, steps, every };
+    let grid = Grid {
+        t0,
+        dt,
+        steps,
+        every,
+    };
     if grid.samples() > MAX_SAMPLES {
-        bail!("{} samples would be stored; raise --every (e.g. --every {})", grid.samples(), steps / 1_000_000 + 1);
+        bail!(
+            "{} samples would be stored; raise --every (e.g. --every {})",
+            grid.samples(),
+            steps / 1_000_000 + 1
+        );
     }
 
     let traj = integrate(&model, x0, stim, seed, method, grid)?;
@@ -122,23 +139,44 @@ where
     if let Some(out) = m.get_one::<PathBuf>("out") {
         let mut entries = vec![("t".to_string(), NpzEntry::F1(Array1::from(traj.t.clone())))];
         for (i, v) in M::STATE.iter().enumerate() {
-            entries.push((v.to_string(), NpzEntry::F1(traj.x.iter().map(|x| x[i]).collect())));
+            entries.push((
+                v.to_string(),
+                NpzEntry::F1(traj.x.iter().map(|x| x[i]).collect()),
+            ));
         }
-        entries.push(("input".into(), NpzEntry::F1(Array1::from(traj.input.clone()))));
+        entries.push((
+            "input".into(),
+            NpzEntry::F1(Array1::from(traj.input.clone())),
+        ));
         for p in M::PARAMS {
-            entries.push((format!("param_{}", p.name), NpzEntry::Scalar(model.get(p.name).unwrap_or(f64::NAN))));
+            entries.push((
+                format!("param_{}", p.name),
+                NpzEntry::Scalar(model.get(p.name).unwrap_or(f64::NAN)),
+            ));
         }
         entries.push(("seed".into(), NpzEntry::U64(seed)));
-        entries.push(("meta".into(), NpzEntry::Text(serde_json::to_string_pretty(&meta)?)));
+        entries.push((
+            "meta".into(),
+            NpzEntry::Text(serde_json::to_string_pretty(&meta)?),
+        ));
         write_npz(out, &entries)?;
         println!("wrote {}", out.display());
     }
     if let Some(path) = m.get_one::<PathBuf>("plot") {
         let title = format!("nmm mf {}  ({stim})", M::NAME);
-        let mut series: Vec<(&str, Vec<f64>)> =
-            M::STATE.iter().enumerate().map(|(i, v)| (*v, traj.x.iter().map(|x| x[i]).collect())).collect();
+        let mut series: Vec<(&str, Vec<f64>)> = M::STATE
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (*v, traj.x.iter().map(|x| x[i]).collect()))
+            .collect();
         series.push(("input", traj.input.clone()));
-        plot::time_series(path, &title, &format!("t [{}]", M::TIME_UNIT), &traj.t, &series)?;
+        plot::time_series(
+            path,
+            &title,
+            &format!("t [{}]", M::TIME_UNIT),
+            &traj.t,
+            &series,
+        )?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -157,12 +195,24 @@ pub fn integrate<M: Model<f64, N>, const N: usize>(
     let mut drive = Stimulus::<f64>::new(stim, seed, grid.t0);
     let mut noise = Gaussian::<f64>::new(seed, 1);
     let cap = grid.samples();
-    let mut traj = Trajectory { t: Vec::with_capacity(cap), x: Vec::with_capacity(cap), input: Vec::with_capacity(cap) };
-    simulate(model, x0, &mut drive, &mut noise, method, grid, |t, x, i| {
-        traj.t.push(t);
-        traj.x.push(*x);
-        traj.input.push(i);
-    })?;
+    let mut traj = Trajectory {
+        t: Vec::with_capacity(cap),
+        x: Vec::with_capacity(cap),
+        input: Vec::with_capacity(cap),
+    };
+    simulate(
+        model,
+        x0,
+        &mut drive,
+        &mut noise,
+        method,
+        grid,
+        |t, x, i| {
+            traj.t.push(t);
+            traj.x.push(*x);
+            traj.input.push(i);
+        },
+    )?;
     Ok(traj)
 }
 
@@ -183,7 +233,10 @@ fn print_summary<M: Model<f64, N>, const N: usize>(traj: &Trajectory<N>, stim: S
         }
         _ => None,
     };
-    print!("{:>8} {:>12} {:>12} {:>12} {:>12}", "var", "start", "min", "max", "end");
+    print!(
+        "{:>8} {:>12} {:>12} {:>12} {:>12}",
+        "var", "start", "min", "max", "end"
+    );
     if let Some(k) = plateau_idx {
         print!(" {:>14}", format!("at t={:.4}", traj.t[k]));
     }
@@ -192,7 +245,11 @@ fn print_summary<M: Model<f64, N>, const N: usize>(traj: &Trajectory<N>, stim: S
         let col = traj.x.iter().map(|x| x[i]);
         let min = col.clone().fold(f64::INFINITY, f64::min);
         let max = col.fold(f64::NEG_INFINITY, f64::max);
-        print!("{name:>8} {:>12.6} {min:>12.6} {max:>12.6} {:>12.6}", traj.x[0][i], traj.x[n - 1][i]);
+        print!(
+            "{name:>8} {:>12.6} {min:>12.6} {max:>12.6} {:>12.6}",
+            traj.x[0][i],
+            traj.x[n - 1][i]
+        );
         if let Some(k) = plateau_idx {
             print!(" {:>14.6}", traj.x[k][i]);
         }

@@ -43,7 +43,8 @@ impl RunDefaults for Rww<f64> {
     const DT: f64 = 0.1;
     const STIM: &'static str = "none";
     const TIME_UNIT: &'static str = "ms";
-    const ABOUT: &'static str = "Reduced Wong-Wang, Deco et al. 2014 (S_E, S_I); noise sigma on both";
+    const ABOUT: &'static str =
+        "Reduced Wong-Wang, Deco et al. 2014 (S_E, S_I); noise sigma on both";
 }
 
 impl RunDefaults for RwwGriffiths<f64> {
@@ -51,7 +52,8 @@ impl RunDefaults for RwwGriffiths<f64> {
     const DT: f64 = 0.1;
     const STIM: &'static str = "none";
     const TIME_UNIT: &'static str = "ms";
-    const ABOUT: &'static str = "Reduced Wong-Wang in the gain form of Griffiths et al. 2022 (tanh-squashed currents)";
+    const ABOUT: &'static str =
+        "Reduced Wong-Wang in the gain form of Griffiths et al. 2022 (tanh-squashed currents)";
 }
 
 /// Calls `$body` with `$M` bound to the model type named `$name` and `$N` to its state size.
@@ -88,7 +90,9 @@ macro_rules! with_model {
 /// One subcommand per model, with a `--NAME` flag for each of its parameters (help shows unit,
 /// default and valid range), plus the arguments `common` adds.
 pub fn model_subcommands(common: impl Fn(Command) -> Command) -> Vec<Command> {
-    fn one<M: Model<f64, N> + RunDefaults, const N: usize>(common: &dyn Fn(Command) -> Command) -> Command {
+    fn one<M: Model<f64, N> + RunDefaults, const N: usize>(
+        common: &dyn Fn(Command) -> Command,
+    ) -> Command {
         let mut c = Command::new(M::NAME).about(M::ABOUT);
         for p in M::PARAMS {
             let range = if p.min == f64::MIN_POSITIVE {
@@ -98,7 +102,10 @@ pub fn model_subcommands(common: impl Fn(Command) -> Command) -> Vec<Command> {
             };
             c = c.arg(float_arg(
                 p.name,
-                format!("{} [{}] (default {}; valid {range})", p.doc, p.unit, p.default),
+                format!(
+                    "{} [{}] (default {}; valid {range})",
+                    p.doc, p.unit, p.default
+                ),
             ));
         }
         common(c)
@@ -116,7 +123,9 @@ pub fn model_from_args<M: Model<f64, N> + Default, const N: usize>(m: &ArgMatche
     let mut model = M::default();
     for p in M::PARAMS {
         if let Some(v) = m.get_one::<f64>(p.name) {
-            model.set(p.name, *v).with_context(|| format!("--{}", p.name))?;
+            model
+                .set(p.name, *v)
+                .with_context(|| format!("--{}", p.name))?;
         }
     }
     model.validate()?;
@@ -136,15 +145,25 @@ pub fn params_json<M: Model<f64, N>, const N: usize>(model: &M) -> (Value, Value
 
 /// Parses `name=value,name=value` for the state variables `names`; unspecified ones keep
 /// `default`.
-pub fn parse_state<const N: usize>(spec: &str, names: &[&str; N], default: [f64; N]) -> Result<[f64; N]> {
+pub fn parse_state<const N: usize>(
+    spec: &str,
+    names: &[&str; N],
+    default: [f64; N],
+) -> Result<[f64; N]> {
     let mut x = default;
     for item in spec.split(',').filter(|s| !s.trim().is_empty()) {
         let Some((k, v)) = item.split_once('=') else {
-            bail!("--init: expected NAME=VALUE, got {item:?} (variables: {})", names.join(", "));
+            bail!(
+                "--init: expected NAME=VALUE, got {item:?} (variables: {})",
+                names.join(", ")
+            );
         };
         let k = k.trim();
         let Some(i) = names.iter().position(|n| *n == k) else {
-            bail!("--init: unknown state variable {k:?} (variables: {})", names.join(", "));
+            bail!(
+                "--init: unknown state variable {k:?} (variables: {})",
+                names.join(", ")
+            );
         };
         let v: f64 = v
             .trim()

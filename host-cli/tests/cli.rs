@@ -8,7 +8,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn nmm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nmm")).args(args).output().expect("nmm runs")
+    Command::new(env!("CARGO_BIN_EXE_nmm"))
+        .args(args)
+        .output()
+        .expect("nmm runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -56,10 +59,19 @@ fn mf_mpr_defaults_write_npz_with_metadata() {
     assert_eq!(eta[()], -5.0);
 
     let model = nmm_core::models::Mpr::<f64>::default();
-    let high_on = *nmm_core::models::mpr::fixed_points(&model, 3.0).last().unwrap();
-    let high_off = *nmm_core::models::mpr::fixed_points(&model, 0.0).last().unwrap();
+    let high_on = *nmm_core::models::mpr::fixed_points(&model, 3.0)
+        .last()
+        .unwrap();
+    let high_off = *nmm_core::models::mpr::fixed_points(&model, 0.0)
+        .last()
+        .unwrap();
     let k = 2999; // t = 29.99, just before the step ends
-    assert!((r[k] - high_on[0]).abs() < 1e-2 && (v[k] - high_on[1]).abs() < 1e-2, "plateau {} {}", r[k], v[k]);
+    assert!(
+        (r[k] - high_on[0]).abs() < 1e-2 && (v[k] - high_on[1]).abs() < 1e-2,
+        "plateau {} {}",
+        r[k],
+        v[k]
+    );
     assert!((r[8000] - high_off[0]).abs() < 1e-3, "end {}", r[8000]);
 }
 
@@ -68,8 +80,24 @@ fn mf_flags_init_and_every() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cc.npz");
     let o = nmm(&[
-        "mf", "cc", "--eta", "0.25", "--init", "r=0.1,v=-0.5", "--t-end", "10", "--dt", "0.001", "--every", "100",
-        "--integrator", "rk4", "--stim", "const:0", "--out", out.to_str().unwrap(),
+        "mf",
+        "cc",
+        "--eta",
+        "0.25",
+        "--init",
+        "r=0.1,v=-0.5",
+        "--t-end",
+        "10",
+        "--dt",
+        "0.001",
+        "--every",
+        "100",
+        "--integrator",
+        "rk4",
+        "--stim",
+        "const:0",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let t = read1(&out, "t");
@@ -87,7 +115,16 @@ fn mf_noise_is_reproducible_from_the_seed() {
     let dir = tempfile::tempdir().unwrap();
     let run = |seed: &str, name: &str| {
         let out = dir.path().join(name);
-        let o = nmm(&["mf", "rww", "--t-end", "200", "--seed", seed, "--out", out.to_str().unwrap()]);
+        let o = nmm(&[
+            "mf",
+            "rww",
+            "--t-end",
+            "200",
+            "--seed",
+            seed,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         read1(&out, "S_E")
     };
@@ -113,17 +150,39 @@ fn bad_input_gives_clear_errors_and_no_output() {
         (&["mf", "mpr", "--init", "q=1", "--out", o_str], "q"),
         (&["mf", "mpr", "--t-end", "-1", "--out", o_str], "t-end"),
         (&["mf", "mpr", "--dt", "0", "--out", o_str], "dt"),
-        (&["mf", "mpr", "--dt", "1", "--stim", "const:1000", "--out", o_str], "non-finite"),
+        (
+            &[
+                "mf",
+                "mpr",
+                "--dt",
+                "1",
+                "--stim",
+                "const:1000",
+                "--out",
+                o_str,
+            ],
+            "non-finite",
+        ),
         (&["mf", "rww", "--integrator", "rk4", "--out", o_str], "rk4"),
-        (&["mf", "mpr", "--out", "/nonexistent-dir/x.npz"], "nonexistent-dir"),
+        (
+            &["mf", "mpr", "--out", "/nonexistent-dir/x.npz"],
+            "nonexistent-dir",
+        ),
     ];
     for (args, needle) in cases {
         let o = nmm(args);
         assert!(!o.status.success(), "{args:?} should fail");
         let e = stderr(&o);
-        assert!(e.contains(needle), "{args:?}: message {e:?} should mention {needle:?}");
+        assert!(
+            e.contains(needle),
+            "{args:?}: message {e:?} should mention {needle:?}"
+        );
         assert!(!out.exists(), "{args:?} left {o_str}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?} left a temporary file");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{args:?} left a temporary file"
+        );
     }
 }
 
@@ -132,10 +191,146 @@ fn help_lists_parameters_with_units() {
     let o = nmm(&["mf", "mpr", "--help"]);
     assert!(o.status.success());
     let s = String::from_utf8_lossy(&o.stdout);
-    assert!(s.contains("--eta") && s.contains("--J") && s.contains("[ms]"), "{s}");
+    assert!(
+        s.contains("--eta") && s.contains("--J") && s.contains("[ms]"),
+        "{s}"
+    );
 }
 
-/// Writes a .npy for the `bold` tests.
-pub fn write_input(path: &Path, a: &Array2<f64>) {
-    write_npy(path, a).unwrap();
+/// `nmm bold`: shapes, metadata, and every bad input rejected with no output left behind.
+#[test]
+fn bold_outputs_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("z.npy");
+    write_npy(
+        &good,
+        &Array1::from_shape_fn(
+            10_000,
+            |t| if (1000..2000).contains(&t) { 1.0 } else { 0.0 },
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("b.npz");
+    let o = nmm(&[
+        "bold",
+        "--input",
+        good.to_str().unwrap(),
+        "--dt-ms",
+        "1",
+        "--tr-ms",
+        "500",
+        "--param",
+        "tau_s=0.65",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut r = NpzReader::new(File::open(&out).unwrap()).unwrap();
+    let bold: Array2<f64> = r.by_name("bold").unwrap();
+    assert_eq!(bold.dim(), (20, 1));
+    let m = meta(&out);
+    assert_eq!(m["preset"], "stephan2007");
+    assert_eq!(m["params"]["tau_s"], 0.65);
+    std::fs::remove_file(&out).unwrap();
+
+    let nan = dir.path().join("nan.npy");
+    let mut a = Array2::<f64>::zeros((3000, 2));
+    a[[17, 1]] = f64::NAN;
+    write_npy(&nan, &a).unwrap();
+    let cube = dir.path().join("cube.npy");
+    write_npy(&cube, &ndarray::Array3::<f64>::zeros((2, 2, 2))).unwrap();
+    let ints = dir.path().join("ints.npy");
+    write_npy(&ints, &Array1::<i32>::zeros(5)).unwrap();
+    let empty = dir.path().join("empty.npy");
+    write_npy(&empty, &Array1::<f64>::zeros(0)).unwrap();
+    let text = dir.path().join("text.npy");
+    std::fs::write(&text, "not an array").unwrap();
+    let o_str = out.to_str().unwrap();
+    let g = good.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--input", nan.to_str().unwrap(), "--dt-ms", "1"],
+            "time index 17, region 1",
+        ),
+        (
+            vec!["--input", cube.to_str().unwrap(), "--dt-ms", "1"],
+            "3-D",
+        ),
+        (
+            vec!["--input", ints.to_str().unwrap(), "--dt-ms", "1"],
+            "float32/float64",
+        ),
+        (
+            vec!["--input", empty.to_str().unwrap(), "--dt-ms", "1"],
+            "empty",
+        ),
+        (
+            vec!["--input", text.to_str().unwrap(), "--dt-ms", "1"],
+            "text.npy",
+        ),
+        (
+            vec!["--input", "/no/such.npy", "--dt-ms", "1"],
+            "/no/such.npy",
+        ),
+        (
+            vec!["--input", g, "--dt-ms", "0.3", "--tr-ms", "1000"],
+            "whole multiple",
+        ),
+        (vec!["--input", g, "--dt-ms", "-1"], "dt"),
+        (
+            vec!["--input", g, "--dt-ms", "1", "--tr-ms", "20000"],
+            "shorter than one TR",
+        ),
+        (
+            vec!["--input", g, "--dt-ms", "1", "--param", "nope=1"],
+            "nope",
+        ),
+        (
+            vec!["--input", g, "--dt-ms", "1", "--param", "alpha=-1"],
+            "alpha",
+        ),
+        (
+            vec!["--input", g, "--dt-ms", "1", "--preset", "balloon"],
+            "balloon",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut full = vec!["bold"];
+        full.extend(args.iter());
+        full.extend(["--out", o_str]);
+        let o = nmm(&full);
+        assert!(!o.status.success(), "{full:?} should fail");
+        let e = stderr(&o);
+        assert!(
+            e.contains(needle),
+            "{full:?}: message {e:?} should mention {needle:?}"
+        );
+        assert!(!out.exists(), "{full:?} left output");
+    }
+}
+
+#[test]
+fn fixed_points_table_and_errors() {
+    let o = nmm(&["fixed-points", "mpr"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("3 equilibria") && s.contains("saddle") && s.contains("stable focus"),
+        "{s}"
+    );
+    let o = nmm(&["fixed-points", "cc", "--eta", "0.25", "--grid", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (args, needle) in [
+        (vec!["fixed-points", "mpr", "--box", "r=3:1"], "LO < HI"),
+        (vec!["fixed-points", "mpr", "--box", "q=0:1"], "q"),
+        (vec!["fixed-points", "mpr", "--grid", "0"], "grid"),
+        (
+            vec!["fixed-points", "cc", "--grid", "1000"],
+            "Newton starts",
+        ),
+    ] {
+        let o = nmm(&args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
 }

@@ -81,7 +81,12 @@ impl fmt::Display for ParamError {
         match *self {
             ParamError::Unknown => f.write_str("unknown parameter"),
             ParamError::NotFinite { name } => write!(f, "parameter {name} must be finite"),
-            ParamError::OutOfRange { name, value, min, max } => {
+            ParamError::OutOfRange {
+                name,
+                value,
+                min,
+                max,
+            } => {
                 write!(f, "parameter {name} = {value} is outside its valid range ")?;
                 if min == f64::MIN_POSITIVE {
                     f.write_str("(0, ")?;

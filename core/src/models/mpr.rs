@@ -143,11 +143,15 @@ pub fn fixed_points<T: Real>(m: &Mpr<T>, input: T) -> heapless::Vec<[T; 2], 3> {
     // g(r) = r^2 * (right-hand side): a polynomial, sign changes bracket the roots.
     let g = |r: f64| {
         let r2 = r * r;
-        pi2 * tau * tau * r2 * r2 - j * tau * r2 * r - drive * r2 - delta * delta / (4.0 * pi2 * tau * tau)
+        pi2 * tau * tau * r2 * r2
+            - j * tau * r2 * r
+            - drive * r2
+            - delta * delta / (4.0 * pi2 * tau * tau)
     };
     let mut out = heapless::Vec::new();
     // Roots lie in (0, r_max]: for r beyond r_max the quartic term dominates.
-    let r_max = 10.0 * (1.0 + j.abs() / (pi2 * tau) + libm::sqrt(drive.abs()) / (core::f64::consts::PI * tau));
+    let r_max = 10.0
+        * (1.0 + j.abs() / (pi2 * tau) + libm::sqrt(drive.abs()) / (core::f64::consts::PI * tau));
     let n = 4000;
     let (lo, hi) = (1e-9_f64.ln(), r_max.ln());
     let mut a = libm::exp(lo);

@@ -162,8 +162,12 @@ impl<T: Real> Model<T, 2> for RwwGriffiths<T> {
     #[inline]
     fn deriv(&self, x: &[T; 2], input: T) -> [T; 2] {
         let [se, si] = *x;
-        let xe = (self.w_e * self.i_0 + self.g_ee * se - self.g_ie * si + input).max(T::ZERO).tanh();
-        let xi = (self.w_i * self.i_0 + self.g_ei * se - si).max(T::ZERO).tanh();
+        let xe = (self.w_e * self.i_0 + self.g_ee * se - self.g_ie * si + input)
+            .max(T::ZERO)
+            .tanh();
+        let xi = (self.w_i * self.i_0 + self.g_ei * se - si)
+            .max(T::ZERO)
+            .tanh();
         let he = transfer(self.a_e, self.b_e, self.d_e, xe);
         let hi = transfer(self.a_i, self.b_i, self.d_i, xi);
         [

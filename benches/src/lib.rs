@@ -1,0 +1,1 @@
+//! Benchmarks of nmm live in `benches/`; this library is empty.
