@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
 if command -v rustup >/dev/null 2>&1; then
   step "toolchain components and targets"
@@ -23,11 +25,14 @@ cargo build -p nmm-core --locked --target thumbv7em-none-eabihf
 cargo build -p nmm-core --locked --target wasm32-unknown-unknown
 cargo build -p nmm-core --locked --target thumbv7em-none-eabihf --features fast-math
 
-step "tests (unit, integration, doc)"
-cargo test --workspace --locked
-
-step "core tests with fast-math (f32 accuracy under micromath)"
-cargo test -p nmm-core --locked --features fast-math --lib --test models
-
 step "rustdoc (missing docs and broken links are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p nmm-core --no-deps --locked
+
+step "tests (unit, integration, doc)"
+cargo test --workspace --locked 2>&1 | tee -a "$log"
+
+step "core tests with fast-math (f32 accuracy under micromath)"
+cargo test -p nmm-core --locked --features fast-math --lib --test models 2>&1 | tee -a "$log"
+
+# One closing line over every test binary above (cargo prints one line per binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "\nsummary: %d passed, %d failed\n", p, f }' "$log"
