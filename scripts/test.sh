@@ -31,6 +31,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p nmm-core --no-deps --locked
 step "tests (unit, integration, doc)"
 cargo test --workspace --locked 2>&1 | tee -a "$log"
 
+step "spiking networks vs mean fields (release mode)"
+cargo test --release --locked -p nmm-tests --test network_vs_mean_field 2>&1 | tee -a "$log"
+
 step "core tests with fast-math (f32 accuracy under micromath)"
 cargo test -p nmm-core --locked --features fast-math --lib --test models 2>&1 | tee -a "$log"
 

@@ -10,6 +10,7 @@
 //! - [`rng`]: xoshiro256++ streams and Gaussian draws.
 //! - [`models`]: MPR, Chen-Campbell, reduced Wong-Wang (Deco 2014, Griffiths 2022).
 //! - [`sim`]: single-node runs on a time grid with a drive and noise.
+//! - [`spiking`]: QIF and Izhikevich single-neuron updates and Lorentzian heterogeneity.
 //! - [`stim`]: constant, step, sine and coloured-noise drives.
 //! - [`bold`]: Balloon-Windkessel BOLD with three parameter presets, and a TR monitor.
 //! - [`fc`]: streaming mean, covariance, Pearson FC and FCD in caller buffers.
@@ -37,6 +38,7 @@ pub mod models;
 pub mod real;
 pub mod rng;
 pub mod sim;
+pub mod spiking;
 pub mod stim;
 
 pub use models::{Model, ParamError, ParamSpec};

@@ -6,7 +6,10 @@ pub mod fixed_points;
 pub mod io;
 pub mod mf;
 pub mod models;
+pub mod network;
 pub mod plot;
+pub mod spiking;
+pub mod sweep;
 
 use anyhow::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
@@ -25,6 +28,7 @@ pub fn cli() -> Command {
         .subcommand(mf::command())
         .subcommand(bold::command())
         .subcommand(fixed_points::command())
+        .subcommand(spiking::command())
 }
 
 /// Parses `args` (including the program name) and runs the chosen command.
@@ -41,6 +45,7 @@ where
         Some(("mf", m)) => mf::run(m),
         Some(("bold", m)) => bold::run(m),
         Some(("fixed-points", m)) => fixed_points::run(m),
+        Some(("spiking", m)) => spiking::run(m),
         _ => unreachable!("clap requires a subcommand"),
     }
 }

@@ -1,0 +1,889 @@
+//! Spiking networks at full scale: QIF neurons (Montbrio et al. 2015; the sparse setup of
+//! Woodman/Breyton et al. 2025) and Izhikevich neurons with adaptation (Chen and Campbell 2022),
+//! all-to-all or Erdos-Renyi. The single-neuron updates are `nmm_core::spiking`; this module
+//! owns the population: connectivity, spike delivery, parallel stepping and the observables.
+//!
+//! Determinism: neurons are grouped in fixed blocks of [`BLOCK`] (independent of the thread
+//! count); within a block, spikes of the previous step are delivered in ascending source order,
+//! and block results are combined in block order. The same seed therefore gives bit-identical
+//! output on any number of threads.
+//!
+//! Connectivity: the targets of source `j` inside block `b` are Bernoulli(p) draws from an
+//! xoshiro256++ generator seeded by a hash of (seed, j, b). Stored connectivity keeps them as
+//! 16-bit block-local indices (2 bytes per synapse plus an 8-byte offset per source and
+//! block); procedural connectivity regenerates them at each spike (no per-synapse memory).
+//! Both give the same network for a seed. Autapses follow the same Bernoulli rule (with p = 1,
+//! all-to-all, every neuron also excites itself, as in the mean-field derivation).
+//!
+//! Memory per neuron: QIF 36 bytes plus, for the pulse synapse, 8 bytes per ring slot
+//! (`(delay + width) / dt + 1` slots); Izhikevich 40 bytes.
+
+use anyhow::{Result, bail};
+use nmm_core::rng::{Gaussian, Rng, SeedableRng, Xoshiro256PlusPlus, uniform_open0};
+use nmm_core::spiking::{Izhikevich, Qif, lorentzian_draw, lorentzian_quantile};
+use nmm_core::stim::{StimSpec, Stimulus};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
+
+/// Neurons per block: the unit of parallel work and of connectivity generation.
+pub const BLOCK: usize = 1024;
+
+/// How the excitabilities `eta_j` are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heterogeneity {
+    /// Deterministic Lorentzian quantiles (REFERENCE 1).
+    Quantiles,
+    /// Independent Lorentzian draws from the seed.
+    Random,
+}
+
+/// Network connectivity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Connectivity {
+    /// Every neuron projects to every neuron (p = 1).
+    AllToAll,
+    /// Erdos-Renyi with connection probability `p`.
+    Random {
+        /// Connection probability.
+        p: f64,
+        /// Regenerate targets at each spike instead of storing them.
+        procedural: bool,
+    },
+}
+
+impl Connectivity {
+    /// Connection probability.
+    pub fn p(&self) -> f64 {
+        match *self {
+            Connectivity::AllToAll => 1.0,
+            Connectivity::Random { p, .. } => p,
+        }
+    }
+}
+
+/// QIF synapse.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Synapse {
+    /// Each emitted spike adds `w` to `v` of every non-refractory target at the next step.
+    Instant,
+    /// Each spike delivers a current pulse of unit area and width `width`, starting `delay`
+    /// after the threshold crossing (time units of tau).
+    Pulse {
+        /// Delay from the threshold crossing (at least tau/V_peak, when the spike is emitted).
+        delay: f64,
+        /// Pulse width.
+        width: f64,
+    },
+}
+
+/// Settings shared by both neuron types.
+#[derive(Clone, Debug)]
+pub struct Common {
+    /// Number of neurons.
+    pub n: usize,
+    /// Euler step (model time unit).
+    pub dt: f64,
+    /// Start time.
+    pub t0: f64,
+    /// End time.
+    pub t_end: f64,
+    /// Width of the bins of the population rate (model time unit); a multiple of `dt`.
+    pub bin: f64,
+    /// Connectivity.
+    pub conn: Connectivity,
+    /// Divide weights by p (`J/(pN)`) so the mean drive does not depend on p.
+    pub normalise: bool,
+    /// Excitabilities.
+    pub hetero: Heterogeneity,
+    /// External drive, common to all neurons.
+    pub stim: StimSpec,
+    /// Seed of every draw (connectivity, heterogeneity, initial state, stimulus noise).
+    pub seed: u64,
+    /// Record the spike times of neurons `0..record`.
+    pub record: usize,
+    /// Worker threads (0: rayon's default).
+    pub threads: usize,
+    /// Initial population state (r0, v0): membrane potentials are drawn from the Lorentzian
+    /// of centre v0 and half-width pi tau r0 (the mean-field ansatz).
+    pub init: (f64, f64),
+}
+
+/// QIF network parameters (REFERENCE 1-2).
+#[derive(Clone, Copy, Debug)]
+pub struct QifParams {
+    /// Membrane time constant.
+    pub tau: f64,
+    /// Centre of the excitabilities.
+    pub eta_bar: f64,
+    /// Half-width of the excitabilities.
+    pub delta: f64,
+    /// Coupling.
+    pub j: f64,
+    /// Threshold.
+    pub v_peak: f64,
+    /// Reset.
+    pub v_reset: f64,
+    /// Synapse.
+    pub synapse: Synapse,
+}
+
+/// Izhikevich network parameters: the Chen-Campbell mean field's values plus threshold and reset.
+#[derive(Clone, Copy, Debug)]
+pub struct IzhParams {
+    /// Mean-field parameters (alpha, g, e_r, a, b, w_jump, s_jump, tau_s, delta, eta).
+    pub mf: nmm_core::models::ChenCampbell<f64>,
+    /// Threshold.
+    pub v_peak: f64,
+    /// Reset.
+    pub v_reset: f64,
+}
+
+/// What a run produced: binned population observables and recorded spikes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Output {
+    /// Bin centres.
+    pub t: Vec<f64>,
+    /// Population rate in each bin (spikes per neuron per time unit).
+    pub r: Vec<f64>,
+    /// Mean membrane potential over non-refractory neurons, averaged over the bin.
+    pub v: Vec<f64>,
+    /// Mean adaptation (Izhikevich only).
+    pub w: Vec<f64>,
+    /// Mean synaptic gating (Izhikevich only).
+    pub s: Vec<f64>,
+    /// Drive at the bin centres.
+    pub input: Vec<f64>,
+    /// Times of recorded spikes.
+    pub spike_t: Vec<f64>,
+    /// Neuron of each recorded spike.
+    pub spike_i: Vec<u32>,
+    /// Synapses in the network (expected count for procedural connectivity).
+    pub synapses: u64,
+    /// Bytes held for connectivity.
+    pub conn_bytes: u64,
+    /// Bytes held for neuron state.
+    pub state_bytes: u64,
+    /// Total spikes emitted.
+    pub spikes: u64,
+    /// Total synaptic events delivered (spike x target).
+    pub events: u64,
+}
+
+/// SplitMix64 finaliser: a well-mixed 64-bit hash.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Connectivity graph in blocks.
+pub struct Graph {
+    n: usize,
+    nblocks: usize,
+    /// Bernoulli threshold on a u64 draw (p * 2^64, saturating).
+    thresh: u64,
+    all: bool,
+    seed: u64,
+    stored: Option<(Vec<u64>, Vec<u16>)>,
+}
+
+impl Graph {
+    /// Builds the graph (stored connectivity is generated here, in parallel over sources).
+    pub fn new(n: usize, conn: Connectivity, seed: u64) -> Result<Self> {
+        let nblocks = n.div_ceil(BLOCK);
+        let p = conn.p();
+        if !(p > 0.0 && p <= 1.0) {
+            bail!("connection probability p must be in (0, 1], got {p}");
+        }
+        let thresh = if p >= 1.0 {
+            u64::MAX
+        } else {
+            (p * 2f64.powi(64)) as u64
+        };
+        let mut g = Graph {
+            n,
+            nblocks,
+            thresh,
+            all: p >= 1.0,
+            seed: mix(seed ^ 0x636f_6e6e),
+            stored: None,
+        };
+        if let Connectivity::Random {
+            procedural: false, ..
+        } = conn
+        {
+            // Per source: its targets block by block (ascending), and the count in each block.
+            let rows: Vec<(Vec<u16>, Vec<u32>)> = (0..n)
+                .into_par_iter()
+                .map(|src| {
+                    let mut row = Vec::with_capacity((p * n as f64 * 1.1) as usize + 16);
+                    let mut counts = Vec::with_capacity(nblocks);
+                    for b in 0..nblocks {
+                        let before = row.len();
+                        g.generate(src, b, |i| row.push(i as u16));
+                        counts.push((row.len() - before) as u32);
+                    }
+                    (row, counts)
+                })
+                .collect();
+            // offsets[src * nblocks + b] .. offsets[src * nblocks + b + 1]: targets of src in b.
+            let mut offsets = Vec::with_capacity(n * nblocks + 1);
+            let mut targets = Vec::with_capacity(rows.iter().map(|(r, _)| r.len()).sum());
+            offsets.push(0u64);
+            for (row, counts) in rows {
+                targets.extend_from_slice(&row);
+                for c in counts {
+                    let last = *offsets.last().unwrap_or(&0);
+                    offsets.push(last + c as u64);
+                }
+            }
+            g.stored = Some((offsets, targets));
+        }
+        Ok(g)
+    }
+
+    fn block_len(&self, b: usize) -> usize {
+        BLOCK.min(self.n - b * BLOCK)
+    }
+
+    /// Calls `f` with the block-local index of every target of `src` in block `b`, ascending.
+    #[inline]
+    fn generate(&self, src: usize, b: usize, mut f: impl FnMut(usize)) {
+        let len = self.block_len(b);
+        if self.all {
+            (0..len).for_each(f);
+            return;
+        }
+        let mut rng =
+            Xoshiro256PlusPlus::seed_from_u64(mix(self.seed ^ mix((src as u64) << 20 ^ b as u64)));
+        for i in 0..len {
+            if rng.next_u64() < self.thresh {
+                f(i);
+            }
+        }
+    }
+
+    /// Calls `f` for every target of `src` in block `b` (block-local index).
+    #[inline]
+    pub fn targets(&self, src: usize, b: usize, mut f: impl FnMut(usize)) {
+        match &self.stored {
+            Some((offsets, targets)) => {
+                let k = src * self.nblocks + b;
+                for &i in &targets[offsets[k] as usize..offsets[k + 1] as usize] {
+                    f(i as usize);
+                }
+            }
+            None => self.generate(src, b, f),
+        }
+    }
+
+    /// True for all-to-all (delivery is a scalar).
+    pub fn all_to_all(&self) -> bool {
+        self.all
+    }
+
+    /// Synapses stored, or expected for procedural connectivity.
+    pub fn synapses(&self, p: f64) -> u64 {
+        match &self.stored {
+            Some((_, t)) => t.len() as u64,
+            None => (p * (self.n as f64) * (self.n as f64)) as u64,
+        }
+    }
+
+    /// Bytes held for connectivity.
+    pub fn bytes(&self) -> u64 {
+        match &self.stored {
+            Some((o, t)) => (o.len() * 8 + t.len() * 2) as u64,
+            None => 0,
+        }
+    }
+}
+
+/// Per-step sums a block reports.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sums {
+    v: f64,
+    w: f64,
+    s: f64,
+    active: usize,
+    events: u64,
+}
+
+/// A block of neurons of one type.
+trait Pop: Send {
+    /// Delivers the spikes of the previous step (global indices, ascending) to this block.
+    fn deliver(&mut self, graph: &Graph, b: usize, prev: &[u32], step: usize) -> u64;
+    /// Advances one Euler step with external input `input`; pushes emitted spikes.
+    fn advance(&mut self, input: f64, step: usize, spikes: &mut Vec<u32>) -> Sums;
+}
+
+/// A block with its spike buffer and sums, stepped in parallel.
+struct Slot<P> {
+    pop: P,
+    spikes: Vec<u32>,
+    sums: Sums,
+}
+
+/// `x / dt` when it is a whole number >= 1 (within 1e-6 relative).
+fn whole_multiple(x: f64, dt: f64) -> Option<usize> {
+    let ratio = x / dt;
+    let n = ratio.round();
+    (n.is_finite() && n >= 1.0 && (ratio - n).abs() <= 1e-6 * n).then_some(n as usize)
+}
+
+/// A thread's contiguous range of blocks: index of its first block, and the blocks.
+type Group<'a, P> = Mutex<(usize, &'a mut [Slot<P>])>;
+
+/// Time grid of a run: steps and bins.
+fn grid(c: &Common) -> Result<(usize, usize)> {
+    let Some(steps) = nmm_core::integrate::step_count(c.t0, c.t_end, c.dt) else {
+        bail!(
+            "need t0 < t-end and dt > 0, all finite (got t0 = {}, t-end = {}, dt = {})",
+            c.t0,
+            c.t_end,
+            c.dt
+        );
+    };
+    let Some(per_bin) = whole_multiple(c.bin, c.dt) else {
+        bail!(
+            "the rate bin ({}) must be a whole multiple of dt ({})",
+            c.bin,
+            c.dt
+        );
+    };
+    if c.n == 0 || c.n > u32::MAX as usize {
+        bail!("N must be between 1 and {}", u32::MAX);
+    }
+    Ok((steps, per_bin))
+}
+
+/// Accumulates the per-step results into bins and recorded spikes (runs on one thread).
+struct Recorder<'a> {
+    c: &'a Common,
+    per_bin: usize,
+    out: Output,
+    bin: (u64, f64, f64, f64, f64),
+}
+
+impl Recorder<'_> {
+    /// Merges the blocks' results of step `k` (in block order) into `prev` and the bins.
+    fn step<'s, P: 's>(
+        &mut self,
+        k: usize,
+        input: f64,
+        slots: impl Iterator<Item = &'s Slot<P>>,
+        prev: &mut Vec<u32>,
+    ) -> Result<()> {
+        let c = self.c;
+        prev.clear();
+        let mut sums = Sums::default();
+        for s in slots {
+            prev.extend_from_slice(&s.spikes);
+            sums.v += s.sums.v;
+            sums.w += s.sums.w;
+            sums.s += s.sums.s;
+            sums.active += s.sums.active;
+            self.out.events += s.sums.events;
+        }
+        let t = c.t0 + k as f64 * c.dt;
+        for &i in prev.iter().take_while(|&&i| (i as usize) < c.record) {
+            self.out.spike_t.push(t + c.dt);
+            self.out.spike_i.push(i);
+        }
+        let nf = c.n as f64;
+        let b = &mut self.bin;
+        b.0 += prev.len() as u64;
+        b.1 += if sums.active > 0 {
+            sums.v / sums.active as f64
+        } else {
+            f64::NAN
+        };
+        b.2 += sums.w / nf;
+        b.3 += sums.s / nf;
+        b.4 += input;
+        if (k + 1) % self.per_bin == 0 {
+            let pb = self.per_bin as f64;
+            let bin_t = pb * c.dt;
+            let m = self.out.t.len() as f64;
+            self.out.t.push(c.t0 + (m + 0.5) * bin_t);
+            self.out.r.push(b.0 as f64 / (nf * bin_t));
+            self.out.v.push(b.1 / pb);
+            self.out.w.push(b.2 / pb);
+            self.out.s.push(b.3 / pb);
+            self.out.input.push(b.4 / pb);
+            self.out.spikes += b.0;
+            *b = (0, 0.0, 0.0, 0.0, 0.0);
+            if !self.out.v.last().is_some_and(|v| v.is_finite()) && sums.active > 0 {
+                bail!("the network state became non-finite near t = {t}; reduce dt");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Advances one block by one step.
+fn work<P: Pop>(graph: &Graph, b: usize, s: &mut Slot<P>, prev: &[u32], input: f64, k: usize) {
+    s.spikes.clear();
+    let events = s.pop.deliver(graph, b, prev, k);
+    s.sums = s.pop.advance(input, k, &mut s.spikes);
+    s.sums.events = events;
+}
+
+/// A barrier that spins (then yields) instead of sleeping: a step at N = 10^4 takes tens of
+/// microseconds, and waking threads through the OS (std's Barrier, or rayon's fork-join per
+/// step) costs about as much again. Written here because it is a dozen lines and needs no
+/// dependency.
+struct SpinBarrier {
+    n: usize,
+    count: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn new(n: usize) -> Self {
+        Self {
+            n,
+            count: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+
+    fn wait(&self) {
+        let g = self.generation.load(Ordering::Acquire);
+        if self.count.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            self.count.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == g {
+            if spins < 20_000 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// Runs blocks of any neuron type on the common time grid and collects the observables.
+///
+/// With several threads, each owns a fixed contiguous range of blocks for the whole run and
+/// the threads meet at a spin barrier twice per step; thread 0 evaluates the drive and merges
+/// the blocks' spikes in block order, so results do not depend on the thread count.
+fn drive<P: Pop>(
+    c: &Common,
+    graph: &Graph,
+    pops: Vec<P>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Output> {
+    let (steps, per_bin) = grid(c)?;
+    let nblocks = pops.len();
+    let mut slots: Vec<Slot<P>> = pops
+        .into_iter()
+        .map(|pop| Slot {
+            pop,
+            spikes: Vec::new(),
+            sums: Sums::default(),
+        })
+        .collect();
+    let mut stim = Stimulus::<f64>::new(c.stim, c.seed, c.t0);
+    let mut rec = Recorder {
+        c,
+        per_bin,
+        out: Output::default(),
+        bin: (0, 0.0, 0.0, 0.0, 0.0),
+    };
+    let threads = match c.threads {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        t => t,
+    }
+    .min(nblocks)
+    .max(1);
+    let report = |k: usize| {
+        if (k + 1) % per_bin == 0 {
+            progress((k + 1) as u64, steps as u64);
+        }
+    };
+    if threads == 1 {
+        let mut prev: Vec<u32> = Vec::new();
+        for k in 0..steps {
+            let input = stim.value(c.t0 + k as f64 * c.dt);
+            for (b, s) in slots.iter_mut().enumerate() {
+                work(graph, b, s, &prev, input, k);
+            }
+            rec.step(k, input, slots.iter(), &mut prev)?;
+            report(k);
+        }
+    } else {
+        // Contiguous block ranges per thread, as even as possible.
+        let mut groups: Vec<Group<P>> = Vec::with_capacity(threads);
+        let mut rest: &mut [Slot<P>] = &mut slots;
+        let mut first = 0;
+        for g in 0..threads {
+            let take = (nblocks - first) / (threads - g);
+            let (head, tail) = rest.split_at_mut(take);
+            groups.push(Mutex::new((first, head)));
+            first += take;
+            rest = tail;
+        }
+        let prev = RwLock::new(Vec::<u32>::new());
+        let input_bits = AtomicU64::new(0);
+        let stop = AtomicBool::new(false);
+        let barrier = SpinBarrier::new(threads);
+        let step_group = |g: usize, k: usize| {
+            let input = f64::from_bits(input_bits.load(Ordering::Acquire));
+            let prev = prev.read().unwrap_or_else(|e| e.into_inner());
+            let mut guard = groups[g].lock().unwrap_or_else(|e| e.into_inner());
+            let (first, group) = &mut *guard;
+            for (i, s) in group.iter_mut().enumerate() {
+                work(graph, *first + i, s, &prev, input, k);
+            }
+        };
+        let result = std::thread::scope(|scope| -> Result<()> {
+            for g in 1..threads {
+                let (barrier, stop, step_group) = (&barrier, &stop, &step_group);
+                scope.spawn(move || {
+                    for k in 0..steps {
+                        barrier.wait(); // inputs of step k are ready
+                        if stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                        step_group(g, k);
+                        barrier.wait(); // step k is done
+                    }
+                });
+            }
+            let mut outcome = Ok(());
+            for k in 0..steps {
+                input_bits.store(
+                    stim.value(c.t0 + k as f64 * c.dt).to_bits(),
+                    Ordering::Release,
+                );
+                barrier.wait();
+                step_group(0, k);
+                barrier.wait();
+                let input = f64::from_bits(input_bits.load(Ordering::Acquire));
+                let guards: Vec<_> = groups
+                    .iter()
+                    .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+                    .collect();
+                let mut prev = prev.write().unwrap_or_else(|e| e.into_inner());
+                outcome = rec.step(k, input, guards.iter().flat_map(|g| g.1.iter()), &mut prev);
+                drop(guards);
+                report(k);
+                if outcome.is_err() && k + 1 < steps {
+                    stop.store(true, Ordering::Release);
+                    barrier.wait(); // release the workers, which see `stop` and return
+                    break;
+                }
+            }
+            outcome
+        });
+        result?;
+    }
+    let mut out = rec.out;
+    out.synapses = graph.synapses(c.conn.p());
+    out.conn_bytes = graph.bytes();
+    Ok(out)
+}
+
+/// Excitabilities: quantiles in index order, or draws from stream 2 of the seed.
+fn etas(c: &Common, eta_bar: f64, delta: f64) -> Vec<f64> {
+    match c.hetero {
+        Heterogeneity::Quantiles => (0..c.n)
+            .map(|j| lorentzian_quantile(eta_bar, delta, j, c.n))
+            .collect(),
+        Heterogeneity::Random => {
+            let mut g = Gaussian::<f64>::new(c.seed, 2);
+            (0..c.n)
+                .map(|_| lorentzian_draw(eta_bar, delta, uniform_open0(g.rng_mut()) - 1e-17))
+                .collect()
+        }
+    }
+}
+
+/// Initial potentials from stream 3 of the seed: Lorentzian with centre v0 and half-width
+/// `width`, kept inside [v_reset, v_peak).
+fn initial_v(c: &Common, width: f64, v_reset: f64, v_peak: f64) -> Vec<f64> {
+    let mut g = Gaussian::<f64>::new(c.seed, 3);
+    (0..c.n)
+        .map(|_| {
+            lorentzian_draw(c.init.1, width, uniform_open0(g.rng_mut()) - 1e-17)
+                .clamp(v_reset, v_peak - 1e-9)
+        })
+        .collect()
+}
+
+fn weight_scale(c: &Common) -> f64 {
+    if c.normalise { 1.0 / c.conn.p() } else { 1.0 }
+}
+
+struct QifBlock {
+    neuron: Qif<f64>,
+    v: Vec<f64>,
+    hold: Vec<u32>,
+    eta: Vec<f64>,
+    kick: Vec<f64>,
+    kick_all: f64,
+    /// Pulse synapse: per-neuron current level and ring of level changes (slot-major).
+    level: Vec<f64>,
+    ring: Vec<f64>,
+    level_all: f64,
+    ring_all: Vec<f64>,
+    slots: usize,
+    onset: usize,
+    width_steps: usize,
+    pulse: bool,
+    all: bool,
+    w: f64,
+    start: u32,
+}
+
+impl Pop for QifBlock {
+    fn deliver(&mut self, graph: &Graph, b: usize, prev: &[u32], step: usize) -> u64 {
+        if prev.is_empty() {
+            return 0;
+        }
+        let len = self.v.len();
+        let w = self.w;
+        if self.all {
+            let amount = w * prev.len() as f64;
+            if self.pulse {
+                let on = (step + self.onset) % self.slots;
+                let off = (step + self.onset + self.width_steps) % self.slots;
+                self.ring_all[on] += amount;
+                self.ring_all[off] -= amount;
+            } else {
+                self.kick_all += amount;
+            }
+            return (prev.len() * len) as u64;
+        }
+        let mut events = 0u64;
+        if self.pulse {
+            let on = (step + self.onset) % self.slots * len;
+            let off = (step + self.onset + self.width_steps) % self.slots * len;
+            for &src in prev {
+                graph.targets(src as usize, b, |i| {
+                    self.ring[on + i] += w;
+                    self.ring[off + i] -= w;
+                    events += 1;
+                });
+            }
+        } else {
+            let kick = &mut self.kick;
+            for &src in prev {
+                graph.targets(src as usize, b, |i| {
+                    kick[i] += w;
+                    events += 1;
+                });
+            }
+        }
+        events
+    }
+
+    fn advance(&mut self, input: f64, step: usize, spikes: &mut Vec<u32>) -> Sums {
+        let mut sums = Sums::default();
+        let len = self.v.len();
+        let kick_all = std::mem::take(&mut self.kick_all);
+        if self.pulse {
+            let slot = step % self.slots;
+            self.level_all += std::mem::take(&mut self.ring_all[slot]);
+            let ring = &mut self.ring[slot * len..(slot + 1) * len];
+            for (l, d) in self.level.iter_mut().zip(ring.iter_mut()) {
+                *l += std::mem::take(d);
+            }
+        }
+        let base = input + self.level_all;
+        for i in 0..len {
+            let current = base + self.level[i];
+            let kick = self.kick[i] + kick_all;
+            self.kick[i] = 0.0;
+            if self.neuron.step(
+                &mut self.v[i],
+                &mut self.hold[i],
+                self.eta[i],
+                current,
+                kick,
+            ) {
+                spikes.push(self.start + i as u32);
+            }
+            if self.hold[i] == 0 {
+                sums.v += self.v[i];
+                sums.active += 1;
+            }
+        }
+        sums
+    }
+}
+
+/// Simulates a QIF network.
+pub fn run_qif(c: &Common, p: &QifParams, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Output> {
+    grid(c)?;
+    if !(p.tau > 0.0 && p.delta >= 0.0 && p.v_peak > 0.0 && p.v_reset < p.v_peak) {
+        bail!("need tau > 0, delta >= 0, V_peak > 0 and V_reset < V_peak");
+    }
+    let neuron = Qif::<f64>::new(p.tau, p.v_peak, p.v_reset, c.dt);
+    let emit_delay = (neuron.hold_steps - neuron.emit_at) as usize;
+    let (pulse, onset, width_steps, slots) = match p.synapse {
+        Synapse::Instant => (false, 0, 0, 1),
+        Synapse::Pulse { delay, width } => {
+            let Some(ws) = whole_multiple(width, c.dt) else {
+                bail!(
+                    "the pulse width ({width}) must be a whole multiple of dt ({})",
+                    c.dt
+                );
+            };
+            let d = (delay / c.dt).round() as usize;
+            if d < emit_delay {
+                bail!(
+                    "the pulse delay ({delay}) must be at least tau/V_peak = {} (the spike is emitted then)",
+                    p.tau / p.v_peak
+                );
+            }
+            let onset = d - emit_delay;
+            (true, onset, ws, onset + ws + 1)
+        }
+    };
+    let graph = Graph::new(c.n, c.conn, c.seed)?;
+    let nf = c.n as f64;
+    let w = weight_scale(c)
+        * match p.synapse {
+            Synapse::Instant => p.j / nf,
+            Synapse::Pulse { width, .. } => p.j * p.tau / (nf * width),
+        };
+    let eta = etas(c, p.eta_bar, p.delta);
+    let v0 = initial_v(
+        c,
+        std::f64::consts::PI * p.tau * c.init.0,
+        p.v_reset,
+        p.v_peak,
+    );
+    let all = graph.all_to_all();
+    let pops: Vec<QifBlock> = (0..c.n.div_ceil(BLOCK))
+        .map(|b| {
+            let r = b * BLOCK..((b + 1) * BLOCK).min(c.n);
+            let len = r.len();
+            QifBlock {
+                neuron,
+                v: v0[r.clone()].to_vec(),
+                hold: vec![0; len],
+                eta: eta[r.clone()].to_vec(),
+                kick: vec![0.0; len],
+                kick_all: 0.0,
+                level: vec![0.0; len],
+                ring: vec![0.0; if pulse && !all { len * slots } else { 0 }],
+                level_all: 0.0,
+                ring_all: vec![0.0; slots],
+                slots,
+                onset,
+                width_steps,
+                pulse,
+                all,
+                w,
+                start: r.start as u32,
+            }
+        })
+        .collect();
+    let state_bytes = pops
+        .iter()
+        .map(|b| (b.v.len() * 36 + b.ring.len() * 8) as u64)
+        .sum();
+    let mut out = drive(c, &graph, pops, progress)?;
+    out.state_bytes = state_bytes;
+    Ok(out)
+}
+
+struct IzhBlock {
+    neuron: Izhikevich<f64>,
+    v: Vec<f64>,
+    w: Vec<f64>,
+    s: Vec<f64>,
+    eta: Vec<f64>,
+    kick_all: f64,
+    all: bool,
+    jump: f64,
+    start: u32,
+}
+
+impl Pop for IzhBlock {
+    fn deliver(&mut self, graph: &Graph, b: usize, prev: &[u32], _step: usize) -> u64 {
+        if prev.is_empty() {
+            return 0;
+        }
+        if self.all {
+            self.kick_all += self.jump * prev.len() as f64;
+            return (prev.len() * self.v.len()) as u64;
+        }
+        let (s, jump) = (&mut self.s, self.jump);
+        let mut events = 0;
+        for &src in prev {
+            graph.targets(src as usize, b, |i| {
+                s[i] += jump;
+                events += 1;
+            });
+        }
+        events
+    }
+
+    fn advance(&mut self, input: f64, _step: usize, spikes: &mut Vec<u32>) -> Sums {
+        let mut sums = Sums::default();
+        let kick = std::mem::take(&mut self.kick_all);
+        for i in 0..self.v.len() {
+            self.s[i] += kick;
+            if self.neuron.step(
+                &mut self.v[i],
+                &mut self.w[i],
+                &mut self.s[i],
+                self.eta[i],
+                input,
+            ) {
+                spikes.push(self.start + i as u32);
+            }
+            sums.v += self.v[i];
+            sums.w += self.w[i];
+            sums.s += self.s[i];
+        }
+        sums.active = self.v.len();
+        sums
+    }
+}
+
+/// Simulates an Izhikevich network with adaptation.
+pub fn run_izh(c: &Common, p: &IzhParams, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Output> {
+    grid(c)?;
+    if p.v_reset >= p.v_peak {
+        bail!("need v_reset < v_peak");
+    }
+    let neuron = Izhikevich::from_mean_field(&p.mf, p.v_peak, p.v_reset, c.dt);
+    let graph = Graph::new(c.n, c.conn, c.seed)?;
+    let jump = weight_scale(c) * p.mf.s_jump / c.n as f64;
+    let eta = etas(c, p.mf.eta, p.mf.delta);
+    let v0 = initial_v(c, std::f64::consts::PI * c.init.0, p.v_reset, p.v_peak);
+    let all = graph.all_to_all();
+    let pops: Vec<IzhBlock> = (0..c.n.div_ceil(BLOCK))
+        .map(|b| {
+            let r = b * BLOCK..((b + 1) * BLOCK).min(c.n);
+            let len = r.len();
+            IzhBlock {
+                neuron,
+                v: v0[r.clone()].to_vec(),
+                w: vec![0.0; len],
+                s: vec![0.0; len],
+                eta: eta[r.clone()].to_vec(),
+                kick_all: 0.0,
+                all,
+                jump,
+                start: r.start as u32,
+            }
+        })
+        .collect();
+    let state_bytes = pops.iter().map(|b| (b.v.len() * 32) as u64).sum();
+    let mut out = drive(c, &graph, pops, progress)?;
+    out.state_bytes = state_bytes;
+    Ok(out)
+}

@@ -1,0 +1,358 @@
+//! `nmm spiking qif|izh|sweep`: spiking-network runs and parameter sweeps.
+
+use crate::io::{NpzEntry, write_npz};
+use crate::models::{model_from_args, params_json, parse_state};
+use crate::network::{
+    Common, Connectivity, Heterogeneity, IzhParams, Output, QifParams, Synapse, run_izh, run_qif,
+};
+use crate::{command_line, float_arg, get_f64, out_arg, plot, seed_arg};
+use anyhow::{Context, Result, bail};
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array1;
+use nmm_core::Model;
+use nmm_core::models::{ChenCampbell, Mpr};
+use nmm_core::stim::StimSpec;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// The `spiking` command.
+pub fn command() -> Command {
+    Command::new("spiking")
+        .about("Spiking-network simulations (QIF, Izhikevich with adaptation) and parameter sweeps")
+        .subcommand_required(true)
+        .subcommand(with_common(param_flags::<Mpr<f64>, 2>(Command::new("qif")).about(
+            "QIF network (Montbrio 2015; sparse setup of the 2025 paper); parameters as for `nmm mf mpr`",
+        ))
+        .arg(float_arg("v-peak", "Threshold V_peak (default 100)".into()))
+        .arg(float_arg("v-reset", "Reset V_reset (default -V_peak)".into()))
+        .arg(
+            Arg::new("synapse")
+                .long("synapse")
+                .value_parser(["instant", "pulse"])
+                .default_value("instant")
+                .help("instant: each spike adds J/N to v of non-refractory targets (Montbrio 2015); pulse: a current pulse of unit area (2025 paper)"),
+        )
+        .arg(float_arg("delay", "Pulse delay after the threshold crossing [time unit] (default 0.01; at least tau/V_peak)".into()))
+        .arg(float_arg("width", "Pulse width [time unit] (default 0.001)".into())))
+        .subcommand(with_common(param_flags::<ChenCampbell<f64>, 4>(Command::new("izh")).about(
+            "Izhikevich network with adaptation (Chen-Campbell 2022, dimensionless); parameters as for `nmm mf cc`",
+        ))
+        .arg(float_arg("v-peak", "Threshold v_peak (default 200)".into()))
+        .arg(float_arg("v-reset", "Reset v_reset (default -v_peak)".into())))
+        .subcommand(crate::sweep::command())
+}
+
+fn param_flags<M: Model<f64, N>, const N: usize>(mut c: Command) -> Command {
+    for p in M::PARAMS {
+        c = c.arg(float_arg(
+            p.name,
+            format!("{} [{}] (default {})", p.doc, p.unit, p.default),
+        ));
+    }
+    c
+}
+
+fn with_common(c: Command) -> Command {
+    c.arg(
+        Arg::new("N")
+            .long("N")
+            .value_parser(value_parser!(u64).range(1..=4_000_000_000))
+            .default_value("10000")
+            .help("Number of neurons"),
+    )
+    .arg(float_arg("p", "Erdos-Renyi connection probability (default 1: all-to-all)".into()))
+    .arg(Arg::new("procedural").long("procedural").action(ArgAction::SetTrue).help(
+        "Regenerate each source's targets at every spike instead of storing p N^2 synapse indices (for N >= 1e5)",
+    ))
+    .arg(Arg::new("normalise").long("normalise").action(ArgAction::SetTrue).help(
+        "Divide weights by p (J/(pN)); default: no normalisation (mean drive ~ J p r, as in the 2025 paper)",
+    ))
+    .arg(
+        Arg::new("hetero")
+            .long("hetero")
+            .value_parser(["quantiles", "random"])
+            .default_value("quantiles")
+            .help("Lorentzian excitabilities: deterministic quantiles or random draws from the seed"),
+    )
+    .arg(float_arg("dt", "Euler step [time unit] (default 0.001)".into()))
+    .arg(float_arg("t0", "Start time [time unit] (default 0)".into()))
+    .arg(float_arg("t-end", "End time [time unit] (default 80 for qif, 300 for izh)".into()))
+    .arg(float_arg("bin", "Rate bin width [time unit] (default 0.01 for qif, 0.1 for izh)".into()))
+    .arg(Arg::new("stim").long("stim").value_name("SPEC").allow_hyphen_values(true).help(
+        "Drive I(t) common to all neurons, as for `nmm mf` (default: step:3:0:30 for qif, none for izh)",
+    ))
+    .arg(seed_arg())
+    .arg(Arg::new("init").long("init").value_name("r=R,v=V").help(
+        "Initial population state: potentials drawn from a Lorentzian of centre v and half-width pi tau r (default: the mean field's quiescent state)",
+    ))
+    .arg(
+        Arg::new("record")
+            .long("record")
+            .value_name("K")
+            .value_parser(value_parser!(u64))
+            .default_value("0")
+            .help("Record the spike times of neurons 0..K"),
+    )
+    .arg(
+        Arg::new("threads")
+            .long("threads")
+            .value_parser(value_parser!(u64))
+            .default_value("0")
+            .help("Worker threads (0: all cores); the output does not depend on it"),
+    )
+    .arg(out_arg("Write .npz: t, r, v (and w, s for izh), input, spike_t, spike_i, parameters, seed"))
+    .arg(Arg::new("plot").long("plot").value_name("FILE.svg").value_parser(value_parser!(PathBuf)).help("Also draw r(t), v(t)"))
+}
+
+/// Runs `spiking`.
+pub fn run(m: &ArgMatches) -> Result<()> {
+    match m.subcommand() {
+        Some(("qif", sub)) => {
+            let (c, p, meta) = qif_from_args(sub)?;
+            let out = run_qif(&c, &p, &progress_bar())?;
+            finish(sub, "qif", &c, &out, meta)
+        }
+        Some(("izh", sub)) => {
+            let (c, p, meta) = izh_from_args(sub)?;
+            let out = run_izh(&c, &p, &progress_bar())?;
+            finish(sub, "izh", &c, &out, meta)
+        }
+        Some(("sweep", sub)) => crate::sweep::run(sub),
+        _ => unreachable!("clap requires a subcommand"),
+    }
+}
+
+/// A progress callback drawing a bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar() -> impl Fn(u64, u64) + Sync {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})")
+    {
+        bar.set_style(style);
+    }
+    move |done, total| {
+        if bar.length() != Some(total) {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+        if done == total {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn common_from_args(
+    m: &ArgMatches,
+    t_end: f64,
+    bin: f64,
+    stim_default: &str,
+    init: (f64, f64),
+) -> Result<Common> {
+    let n = *m.get_one::<u64>("N").expect("default") as usize;
+    let p = get_f64(m, "p").unwrap_or(1.0);
+    if !(p > 0.0 && p <= 1.0) {
+        bail!("--p must be in (0, 1], got {p}");
+    }
+    let procedural = m.get_flag("procedural");
+    let conn = if p >= 1.0 && !procedural {
+        Connectivity::AllToAll
+    } else {
+        Connectivity::Random { p, procedural }
+    };
+    let stim_text = m
+        .get_one::<String>("stim")
+        .map(String::as_str)
+        .unwrap_or(stim_default);
+    let stim: StimSpec = stim_text
+        .parse()
+        .with_context(|| format!("--stim {stim_text}"))?;
+    let init = match m.get_one::<String>("init") {
+        Some(s) => {
+            let x = parse_state(s, &["r", "v"], [init.0, init.1])?;
+            if x[0] < 0.0 {
+                bail!("--init: r must be >= 0");
+            }
+            (x[0], x[1])
+        }
+        None => init,
+    };
+    Ok(Common {
+        n,
+        dt: get_f64(m, "dt").unwrap_or(1e-3),
+        t0: get_f64(m, "t0").unwrap_or(0.0),
+        t_end: get_f64(m, "t-end").unwrap_or(t_end),
+        bin: get_f64(m, "bin").unwrap_or(bin),
+        conn,
+        normalise: m.get_flag("normalise"),
+        hetero: if m.get_one::<String>("hetero").map(String::as_str) == Some("random") {
+            Heterogeneity::Random
+        } else {
+            Heterogeneity::Quantiles
+        },
+        stim,
+        seed: *m.get_one::<u64>("seed").expect("default"),
+        record: *m.get_one::<u64>("record").expect("default") as usize,
+        threads: *m.get_one::<u64>("threads").expect("default") as usize,
+        init,
+    })
+}
+
+/// QIF settings from the command line; the default initial state is MPR's quiescent fixed
+/// point with the effective coupling the network sees (J p without normalisation).
+pub fn qif_from_args(m: &ArgMatches) -> Result<(Common, QifParams, Value)> {
+    let mf: Mpr<f64> = model_from_args(m)?;
+    let p_conn = get_f64(m, "p").unwrap_or(1.0);
+    let eff = Mpr {
+        j: if m.get_flag("normalise") {
+            mf.j
+        } else {
+            mf.j * p_conn.clamp(0.0, 1.0)
+        },
+        ..mf
+    };
+    let x0 = eff.initial_state();
+    let c = common_from_args(m, 80.0, 0.01, "step:3:0:30", (x0[0], x0[1]))?;
+    let v_peak = get_f64(m, "v-peak").unwrap_or(100.0);
+    let synapse = match m.get_one::<String>("synapse").map(String::as_str) {
+        Some("pulse") => Synapse::Pulse {
+            delay: get_f64(m, "delay").unwrap_or(0.01),
+            width: get_f64(m, "width").unwrap_or(1e-3),
+        },
+        _ => Synapse::Instant,
+    };
+    let p = QifParams {
+        tau: mf.tau,
+        eta_bar: mf.eta,
+        delta: mf.delta,
+        j: mf.j,
+        v_peak,
+        v_reset: get_f64(m, "v-reset").unwrap_or(-v_peak),
+        synapse,
+    };
+    let (params, units) = params_json(&mf);
+    let syn = match synapse {
+        Synapse::Instant => json!({"kind": "instant", "weight": "J/N per spike added to v"}),
+        Synapse::Pulse { delay, width } => json!({"kind": "pulse", "delay": delay, "width": width}),
+    };
+    let meta = json!({"params": params, "units": units, "V_peak": p.v_peak, "V_reset": p.v_reset, "synapse": syn});
+    Ok((c, p, meta))
+}
+
+/// Izhikevich settings from the command line.
+pub fn izh_from_args(m: &ArgMatches) -> Result<(Common, IzhParams, Value)> {
+    let mf: ChenCampbell<f64> = model_from_args(m)?;
+    let c = common_from_args(m, 300.0, 0.1, "none", (0.0, 0.0))?;
+    let v_peak = get_f64(m, "v-peak").unwrap_or(200.0);
+    let p = IzhParams {
+        mf,
+        v_peak,
+        v_reset: get_f64(m, "v-reset").unwrap_or(-v_peak),
+    };
+    let (params, units) = params_json(&mf);
+    let meta = json!({"params": params, "units": units, "v_peak": p.v_peak, "v_reset": p.v_reset});
+    Ok((c, p, meta))
+}
+
+/// The metadata every network output records.
+pub fn run_meta(kind: &str, c: &Common, out: &Output, extra: Value) -> Value {
+    let (conn, p, procedural) = match c.conn {
+        Connectivity::AllToAll => ("all-to-all", 1.0, false),
+        Connectivity::Random { p, procedural } => ("erdos-renyi", p, procedural),
+    };
+    let mut meta = json!({
+        "nmm_version": crate::VERSION,
+        "command": command_line(),
+        "network": kind,
+        "N": c.n, "p": p, "connectivity": conn, "procedural": procedural,
+        "normalisation": if c.normalise { "J/(pN)" } else { "J/N (mean drive ~ J p r)" },
+        "heterogeneity": format!("{:?}", c.hetero).to_lowercase(),
+        "dt": c.dt, "t0": c.t0, "t_end": c.t_end,
+        "rate_bin": c.bin,
+        "rate": "spikes per neuron per time unit in each bin; t = bin centre",
+        "v": "mean membrane potential over non-refractory neurons, averaged over the bin",
+        "stim": c.stim.to_string(),
+        "seed": c.seed,
+        "init": {"r": c.init.0, "v": c.init.1},
+        "synapses": out.synapses,
+        "spikes": out.spikes,
+        "synaptic_events": out.events,
+        "connectivity_bytes": out.conn_bytes,
+        "state_bytes": out.state_bytes,
+    });
+    if let (Value::Object(m), Value::Object(e)) = (&mut meta, extra) {
+        m.extend(e);
+    }
+    meta
+}
+
+/// Writes a network run's `.npz`.
+pub fn write_output(path: &Path, kind: &str, out: &Output, meta: &Value) -> Result<()> {
+    let mut entries = vec![
+        ("t".to_string(), NpzEntry::F1(Array1::from(out.t.clone()))),
+        ("r".to_string(), NpzEntry::F1(Array1::from(out.r.clone()))),
+        ("v".to_string(), NpzEntry::F1(Array1::from(out.v.clone()))),
+    ];
+    if kind == "izh" {
+        entries.push(("w".into(), NpzEntry::F1(Array1::from(out.w.clone()))));
+        entries.push(("s".into(), NpzEntry::F1(Array1::from(out.s.clone()))));
+    }
+    entries.push((
+        "input".into(),
+        NpzEntry::F1(Array1::from(out.input.clone())),
+    ));
+    entries.push((
+        "spike_t".into(),
+        NpzEntry::F1(Array1::from(out.spike_t.clone())),
+    ));
+    entries.push((
+        "spike_i".into(),
+        NpzEntry::F1(out.spike_i.iter().map(|&i| i as f64).collect()),
+    ));
+    entries.push((
+        "seed".into(),
+        NpzEntry::U64(meta["seed"].as_u64().unwrap_or(0)),
+    ));
+    entries.push((
+        "meta".into(),
+        NpzEntry::Text(serde_json::to_string_pretty(meta)?),
+    ));
+    write_npz(path, &entries)
+}
+
+fn finish(m: &ArgMatches, kind: &str, c: &Common, out: &Output, extra: Value) -> Result<()> {
+    let meta = run_meta(kind, c, out, extra);
+    let n = out.r.len();
+    let mean_r = out.r.iter().sum::<f64>() / n.max(1) as f64;
+    println!(
+        "{kind}: N = {}, p = {}, {} bins of {}; mean rate {mean_r:.4}; {} spikes, {} synaptic events; connectivity {:.1} MB, state {:.1} MB",
+        c.n,
+        c.conn.p(),
+        n,
+        c.bin,
+        out.spikes,
+        out.events,
+        out.conn_bytes as f64 / 1e6,
+        out.state_bytes as f64 / 1e6
+    );
+    if let Some(path) = m.get_one::<PathBuf>("out") {
+        write_output(path, kind, out, &meta)?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = m.get_one::<PathBuf>("plot") {
+        let mut series = vec![("r", out.r.clone()), ("v", out.v.clone())];
+        if kind == "izh" {
+            series.push(("w", out.w.clone()));
+        }
+        series.push(("input", out.input.clone()));
+        plot::time_series(
+            path,
+            &format!("nmm spiking {kind}, N = {}, p = {}", c.n, c.conn.p()),
+            "t",
+            &out.t,
+            &series,
+        )?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
