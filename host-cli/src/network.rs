@@ -98,8 +98,10 @@ pub struct Common {
     pub hetero: Heterogeneity,
     /// External drive, common to all neurons.
     pub stim: StimSpec,
-    /// Seed of every draw (connectivity, heterogeneity, initial state, stimulus noise).
+    /// Seed of the network's draws (connectivity, heterogeneity, initial state).
     pub seed: u64,
+    /// Seed of the stimulus noise (stream 0 of it, as in `nmm mf`).
+    pub stim_seed: u64,
     /// Record the spike times of neurons `0..record`.
     pub record: usize,
     /// Worker threads (0: rayon's default).
@@ -489,7 +491,7 @@ fn drive<P: Pop>(
             sums: Sums::default(),
         })
         .collect();
-    let mut stim = Stimulus::<f64>::new(c.stim, c.seed, c.t0);
+    let mut stim = Stimulus::<f64>::new(c.stim, c.stim_seed, c.t0);
     let mut rec = Recorder {
         c,
         per_bin,
@@ -693,9 +695,11 @@ impl Pop for QifBlock {
         if self.pulse {
             let slot = step % self.slots;
             self.level_all += std::mem::take(&mut self.ring_all[slot]);
-            let ring = &mut self.ring[slot * len..(slot + 1) * len];
-            for (l, d) in self.level.iter_mut().zip(ring.iter_mut()) {
-                *l += std::mem::take(d);
+            if !self.all {
+                let ring = &mut self.ring[slot * len..(slot + 1) * len];
+                for (l, d) in self.level.iter_mut().zip(ring.iter_mut()) {
+                    *l += std::mem::take(d);
+                }
             }
         }
         let base = input + self.level_all;

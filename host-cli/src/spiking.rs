@@ -83,6 +83,13 @@ fn with_common(c: Command) -> Command {
         "Drive I(t) common to all neurons, as for `nmm mf` (default: step:3:0:30 for qif, none for izh)",
     ))
     .arg(seed_arg())
+    .arg(
+        Arg::new("stim-seed")
+            .long("stim-seed")
+            .value_name("U64")
+            .value_parser(value_parser!(u64))
+            .help("Seed of the stimulus noise (default: --seed; the same seed gives `nmm mf` the same drive)"),
+    )
     .arg(Arg::new("init").long("init").value_name("r=R,v=V").help(
         "Initial population state: potentials drawn from a Lorentzian of centre v and half-width pi tau r (default: the mean field's quiescent state)",
     ))
@@ -192,6 +199,10 @@ fn common_from_args(
         },
         stim,
         seed: *m.get_one::<u64>("seed").expect("default"),
+        stim_seed: m
+            .get_one::<u64>("stim-seed")
+            .copied()
+            .unwrap_or(*m.get_one::<u64>("seed").expect("default")),
         record: *m.get_one::<u64>("record").expect("default") as usize,
         threads: *m.get_one::<u64>("threads").expect("default") as usize,
         init,
@@ -273,6 +284,7 @@ pub fn run_meta(kind: &str, c: &Common, out: &Output, extra: Value) -> Value {
         "v": "mean membrane potential over non-refractory neurons, averaged over the bin",
         "stim": c.stim.to_string(),
         "seed": c.seed,
+        "stim_seed": c.stim_seed,
         "init": {"r": c.init.0, "v": c.init.1},
         "synapses": out.synapses,
         "spikes": out.spikes,

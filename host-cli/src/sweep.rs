@@ -1,11 +1,568 @@
-//! `nmm spiking sweep` (to be written).
-use anyhow::Result;
-use clap::{ArgMatches, Command};
-/// The command.
+//! `nmm spiking sweep --grid GRID.toml --out DIR`: a parameter grid of network runs, as training
+//! data for the data-driven mean field.
+//!
+//! - The grid is the product J x eta x p x seeds x stimulus seeds (in that nesting order), each
+//!   axis a list or `{ start, stop, num }` (inclusive, evenly spaced); run `i` of the product
+//!   is written to `DIR/run_{i:06}.npz`.
+//! - Resumable: a run is done when its file exists; files are written atomically, so a killed
+//!   sweep loses only the runs in flight, and running the same command again skips the rest.
+//! - Shardable: `--shard K/N` (K = 1..N) takes runs i with i mod N = K - 1; inside a Slurm array
+//!   job it reads K and N from SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN and
+//!   SLURM_ARRAY_TASK_COUNT.
+//! - `DIR/manifest.csv` lists every run of the grid (id, parameters, seeds, file), written at
+//!   the start (identical for every shard), and `DIR/grid.toml` the grid itself; a sweep into a
+//!   directory holding another grid is refused.
+//!
+//! Example grid (QIF, the 2025 paper's setup):
+//! ```toml
+//! network = "qif"      # or "izh"
+//! N = 10000
+//! dt = 1e-4
+//! t_end = 60.0
+//! bin = 0.01
+//! synapse = "pulse"    # qif: "instant" or "pulse" (delay 0.01, width 0.001 by default)
+//! stim = "noise:1:1.1"
+//! [params]             # fixed model parameters (names as for `nmm mf mpr` / `cc`)
+//! delta = 1.0
+//! [grid]
+//! J = { start = 0.0, stop = 20.0, num = 11 }
+//! eta = { start = -10.0, stop = 0.0, num = 11 }
+//! p = [0.6, 0.8, 1.0]
+//! seeds = [1, 2]
+//! stim_seeds = [1, 2, 3]
+//! ```
+
+use crate::io::{atomic_write, write_csv};
+use crate::network::{
+    Common, Connectivity, Heterogeneity, IzhParams, QifParams, Synapse, run_izh, run_qif,
+};
+use crate::spiking::{run_meta, write_output};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Arg, ArgMatches, Command, value_parser};
+use indicatif::{ProgressBar, ProgressStyle};
+use nmm_core::Model;
+use nmm_core::models::{ChenCampbell, Mpr};
+use rayon::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// One axis of the grid: explicit values or an inclusive linear range.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Axis {
+    /// Explicit values.
+    List(Vec<f64>),
+    /// `num` values from `start` to `stop` inclusive.
+    Range {
+        /// First value.
+        start: f64,
+        /// Last value.
+        stop: f64,
+        /// Number of values (>= 1).
+        num: usize,
+    },
+}
+
+impl Axis {
+    fn values(&self, name: &str) -> Result<Vec<f64>> {
+        let v = match self {
+            Axis::List(v) => v.clone(),
+            Axis::Range { start, stop, num } => match num {
+                0 => bail!("grid.{name}: num must be >= 1"),
+                1 => vec![*start],
+                n => (0..*n)
+                    .map(|k| start + (stop - start) * k as f64 / (*n - 1) as f64)
+                    .collect(),
+            },
+        };
+        if v.is_empty() {
+            bail!("grid.{name} is empty");
+        }
+        if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+            bail!("grid.{name} holds a non-finite value {x}");
+        }
+        Ok(v)
+    }
+}
+
+/// The axes of the grid.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridAxes {
+    /// Coupling J.
+    #[serde(rename = "J")]
+    pub j: Axis,
+    /// Centre of the excitabilities (eta_bar).
+    pub eta: Axis,
+    /// Connection probability.
+    #[serde(default = "one")]
+    pub p: Axis,
+    /// Network seeds (connectivity, heterogeneity, initial state).
+    #[serde(default = "seed_one")]
+    pub seeds: Vec<u64>,
+    /// Stimulus seeds.
+    #[serde(default = "seed_one")]
+    pub stim_seeds: Vec<u64>,
+}
+
+fn one() -> Axis {
+    Axis::List(vec![1.0])
+}
+fn seed_one() -> Vec<u64> {
+    vec![1]
+}
+
+/// A sweep configuration (`GRID.toml`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// "qif" or "izh".
+    pub network: String,
+    /// Neurons per run.
+    #[serde(rename = "N", default = "default_n")]
+    pub n: usize,
+    /// Euler step (time unit).
+    #[serde(default = "default_dt")]
+    pub dt: f64,
+    /// Start time.
+    #[serde(default)]
+    pub t0: f64,
+    /// End time.
+    pub t_end: f64,
+    /// Rate bin (time unit).
+    #[serde(default = "default_bin")]
+    pub bin: f64,
+    /// Drive of every run (noise draws from the run's stimulus seed).
+    #[serde(default = "default_stim")]
+    pub stim: String,
+    /// QIF synapse: "instant" or "pulse".
+    #[serde(default = "default_synapse")]
+    pub synapse: String,
+    /// Pulse delay after the threshold crossing.
+    #[serde(default = "default_delay")]
+    pub delay: f64,
+    /// Pulse width.
+    #[serde(default = "default_width")]
+    pub width: f64,
+    /// Divide weights by p.
+    #[serde(default)]
+    pub normalise: bool,
+    /// Procedural connectivity.
+    #[serde(default)]
+    pub procedural: bool,
+    /// "quantiles" or "random".
+    #[serde(default = "default_hetero")]
+    pub hetero: String,
+    /// Threshold (default 100 for qif, 200 for izh); reset is minus it.
+    pub v_peak: Option<f64>,
+    /// Fixed model parameters by name.
+    #[serde(default)]
+    pub params: BTreeMap<String, f64>,
+    /// The axes.
+    pub grid: GridAxes,
+}
+
+fn default_n() -> usize {
+    10_000
+}
+fn default_dt() -> f64 {
+    1e-4
+}
+fn default_bin() -> f64 {
+    0.01
+}
+fn default_stim() -> String {
+    "noise:1:1.1".into()
+}
+fn default_synapse() -> String {
+    "pulse".into()
+}
+fn default_delay() -> f64 {
+    0.01
+}
+fn default_width() -> f64 {
+    1e-3
+}
+fn default_hetero() -> String {
+    "quantiles".into()
+}
+
+/// One run of the grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    /// Index in the grid.
+    pub id: usize,
+    /// Coupling.
+    pub j: f64,
+    /// eta_bar.
+    pub eta: f64,
+    /// Connection probability.
+    pub p: f64,
+    /// Network seed.
+    pub seed: u64,
+    /// Stimulus seed.
+    pub stim_seed: u64,
+}
+
+impl Run {
+    /// The run's file name.
+    pub fn file(&self) -> String {
+        format!("run_{:06}.npz", self.id)
+    }
+}
+
+impl Grid {
+    /// Parses and checks a grid file.
+    pub fn load(path: &Path) -> Result<(Grid, String)> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let grid: Grid = toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        grid.check()
+            .with_context(|| format!("{}", path.display()))?;
+        Ok((grid, text))
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.network != "qif" && self.network != "izh" {
+            bail!("network must be \"qif\" or \"izh\", got {:?}", self.network);
+        }
+        if self.synapse != "instant" && self.synapse != "pulse" {
+            bail!(
+                "synapse must be \"instant\" or \"pulse\", got {:?}",
+                self.synapse
+            );
+        }
+        if self.hetero != "quantiles" && self.hetero != "random" {
+            bail!(
+                "hetero must be \"quantiles\" or \"random\", got {:?}",
+                self.hetero
+            );
+        }
+        self.stim
+            .parse::<nmm_core::stim::StimSpec>()
+            .map_err(|e| anyhow!("stim {:?}: {e}", self.stim))?;
+        for p in self.grid.p.values("p")? {
+            if !(p > 0.0 && p <= 1.0) {
+                bail!("grid.p: {p} is not in (0, 1]");
+            }
+        }
+        let known: Vec<&str> = if self.network == "qif" {
+            Mpr::<f64>::SPECS.iter().map(|s| s.name).collect()
+        } else {
+            ChenCampbell::<f64>::SPECS.iter().map(|s| s.name).collect()
+        };
+        for k in self.params.keys() {
+            if !known.contains(&k.as_str()) || k == "J" || k == "eta" {
+                bail!(
+                    "params.{k}: not a fixed parameter of {} (allowed: {})",
+                    self.network,
+                    known.join(", ")
+                );
+            }
+        }
+        if self.grid.seeds.is_empty() || self.grid.stim_seeds.is_empty() {
+            bail!("grid.seeds and grid.stim_seeds must not be empty");
+        }
+        self.runs().map(|_| ())
+    }
+
+    /// Every run of the grid, in order.
+    pub fn runs(&self) -> Result<Vec<Run>> {
+        let (js, etas, ps) = (
+            self.grid.j.values("J")?,
+            self.grid.eta.values("eta")?,
+            self.grid.p.values("p")?,
+        );
+        let mut runs = Vec::new();
+        for &j in &js {
+            for &eta in &etas {
+                for &p in &ps {
+                    for &seed in &self.grid.seeds {
+                        for &stim_seed in &self.grid.stim_seeds {
+                            runs.push(Run {
+                                id: runs.len(),
+                                j,
+                                eta,
+                                p,
+                                seed,
+                                stim_seed,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    fn common(&self, run: &Run) -> Result<Common> {
+        Ok(Common {
+            n: self.n,
+            dt: self.dt,
+            t0: self.t0,
+            t_end: self.t_end,
+            bin: self.bin,
+            conn: if run.p >= 1.0 && !self.procedural {
+                Connectivity::AllToAll
+            } else {
+                Connectivity::Random {
+                    p: run.p,
+                    procedural: self.procedural,
+                }
+            },
+            normalise: self.normalise,
+            hetero: if self.hetero == "random" {
+                Heterogeneity::Random
+            } else {
+                Heterogeneity::Quantiles
+            },
+            stim: self.stim.parse().map_err(|e| anyhow!("stim: {e}"))?,
+            seed: run.seed,
+            stim_seed: run.stim_seed,
+            record: 0,
+            threads: 1,
+            init: (0.0, 0.0),
+        })
+    }
+
+    /// Runs one grid point and writes its file atomically.
+    fn execute(&self, run: &Run, dir: &Path) -> Result<()> {
+        let mut c = self.common(run)?;
+        let (out, extra) = if self.network == "qif" {
+            let mut mf = Mpr::<f64>::default();
+            for (k, v) in &self.params {
+                mf.set(k, *v).with_context(|| format!("params.{k}"))?;
+            }
+            mf.set("J", run.j).context("grid.J")?;
+            mf.set("eta", run.eta).context("grid.eta")?;
+            let eff = Mpr {
+                j: if self.normalise { mf.j } else { mf.j * run.p },
+                ..mf
+            };
+            let x0 = eff.initial_state();
+            c.init = (x0[0], x0[1]);
+            let v_peak = self.v_peak.unwrap_or(100.0);
+            let synapse = if self.synapse == "pulse" {
+                Synapse::Pulse {
+                    delay: self.delay,
+                    width: self.width,
+                }
+            } else {
+                Synapse::Instant
+            };
+            let p = QifParams {
+                tau: mf.tau,
+                eta_bar: mf.eta,
+                delta: mf.delta,
+                j: mf.j,
+                v_peak,
+                v_reset: -v_peak,
+                synapse,
+            };
+            let (params, units) = crate::models::params_json(&mf);
+            (
+                run_qif(&c, &p, &|_, _| {})?,
+                json!({"params": params, "units": units, "V_peak": v_peak}),
+            )
+        } else {
+            let mut mf = ChenCampbell::<f64>::default();
+            for (k, v) in &self.params {
+                mf.set(k, *v).with_context(|| format!("params.{k}"))?;
+            }
+            mf.set("eta", run.eta).context("grid.eta")?;
+            // The Izhikevich network's coupling strength is its synaptic conductance g.
+            mf.set("g", run.j).context("grid.J (g for izh)")?;
+            let v_peak = self.v_peak.unwrap_or(200.0);
+            let (params, units) = crate::models::params_json(&mf);
+            (
+                run_izh(
+                    &c,
+                    &IzhParams {
+                        mf,
+                        v_peak,
+                        v_reset: -v_peak,
+                    },
+                    &|_, _| {},
+                )?,
+                json!({"params": params, "units": units, "v_peak": v_peak}),
+            )
+        };
+        let mut meta = run_meta(&self.network, &c, &out, extra);
+        meta["sweep"] = json!({"run": run.id, "J": run.j, "eta": run.eta, "p": run.p, "seed": run.seed, "stim_seed": run.stim_seed});
+        write_output(&dir.join(run.file()), &self.network, &out, &meta)
+    }
+}
+
+/// Parses `K/N` (1 <= K <= N).
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow!("--shard: expected K/N, got {s:?}"))?;
+    let k: usize = k
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard: K in {s:?} is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard: N in {s:?} is not a number"))?;
+    if n == 0 || k == 0 || k > n {
+        bail!("--shard: need 1 <= K <= N, got {k}/{n}");
+    }
+    Ok((k, n))
+}
+
+/// The shard of a Slurm array task, from its environment: K = ID - MIN + 1, N = COUNT.
+pub fn slurm_shard(get: impl Fn(&str) -> Option<String>) -> Result<Option<(usize, usize)>> {
+    let Some(id) = get("SLURM_ARRAY_TASK_ID") else {
+        return Ok(None);
+    };
+    let num = |name: &str| -> Result<usize> {
+        let v = get(name).ok_or_else(|| anyhow!("SLURM_ARRAY_TASK_ID is set but {name} is not"))?;
+        v.trim()
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a number"))
+    };
+    let id: usize = id
+        .trim()
+        .parse()
+        .with_context(|| format!("SLURM_ARRAY_TASK_ID={id:?} is not a number"))?;
+    let (min, count) = (num("SLURM_ARRAY_TASK_MIN")?, num("SLURM_ARRAY_TASK_COUNT")?);
+    if id < min || id - min >= count {
+        bail!("SLURM_ARRAY_TASK_ID={id} is outside MIN={min}, COUNT={count}");
+    }
+    Ok(Some((id - min + 1, count)))
+}
+
+/// The `sweep` command.
 pub fn command() -> Command {
     Command::new("sweep")
+        .about("Run a parameter grid of networks (J x eta x p x seeds x stimulus seeds): resumable, shardable")
+        .arg(
+            Arg::new("grid")
+                .long("grid")
+                .value_name("GRID.toml")
+                .required(true)
+                .value_parser(value_parser!(PathBuf))
+                .help("Grid configuration (see `nmm spiking sweep --help` and the README)"),
+        )
+        .arg(
+            Arg::new("out")
+                .long("out")
+                .value_name("DIR")
+                .required(true)
+                .value_parser(value_parser!(PathBuf))
+                .help("Output directory: run_NNNNNN.npz files, manifest.csv, grid.toml"),
+        )
+        .arg(Arg::new("shard").long("shard").value_name("K/N").help(
+            "Run only shard K of N (runs i with i mod N = K-1); default: from SLURM_ARRAY_TASK_ID/MIN/COUNT when set, else everything",
+        ))
+        .arg(
+            Arg::new("jobs")
+                .long("jobs")
+                .value_parser(value_parser!(u64))
+                .default_value("0")
+                .help("Runs in parallel, one thread each (0: one per core)"),
+        )
 }
-/// Runs it.
-pub fn run(_m: &ArgMatches) -> Result<()> {
+
+/// Runs `sweep`.
+pub fn run(m: &ArgMatches) -> Result<()> {
+    let path = m.get_one::<PathBuf>("grid").expect("required");
+    let dir = m.get_one::<PathBuf>("out").expect("required");
+    let shard = match m.get_one::<String>("shard") {
+        Some(s) => Some(parse_shard(s)?),
+        None => slurm_shard(|k| std::env::var(k).ok())?,
+    };
+    let (grid, text) = Grid::load(path)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let saved = dir.join("grid.toml");
+    if saved.exists() {
+        let old = std::fs::read_to_string(&saved)
+            .with_context(|| format!("cannot read {}", saved.display()))?;
+        if old != text {
+            bail!(
+                "{} already holds a sweep of another grid ({}); use a new directory",
+                dir.display(),
+                saved.display()
+            );
+        }
+    } else {
+        atomic_write(&saved, |w| Ok(w.write_all(text.as_bytes())?))?;
+    }
+    let runs = grid.runs()?;
+    let header: Vec<String> = ["run", "J", "eta", "p", "seed", "stim_seed", "file"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.j.to_string(),
+                r.eta.to_string(),
+                r.p.to_string(),
+                r.seed.to_string(),
+                r.stim_seed.to_string(),
+                r.file(),
+            ]
+        })
+        .collect();
+    write_csv(&dir.join("manifest.csv"), &header, &rows)?;
+
+    let (k, n) = shard.unwrap_or((1, 1));
+    let mine: Vec<&Run> = runs.iter().filter(|r| r.id % n == k - 1).collect();
+    let todo: Vec<&Run> = mine
+        .iter()
+        .copied()
+        .filter(|r| !dir.join(r.file()).exists())
+        .collect();
+    println!(
+        "sweep: {} runs in the grid, {} in shard {k}/{n}, {} already done, {} to run",
+        runs.len(),
+        mine.len(),
+        mine.len() - todo.len(),
+        todo.len()
+    );
+    let bar = ProgressBar::new(todo.len() as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})  {msg}")
+    {
+        bar.set_style(style);
+    }
+    let failures = Mutex::new(Vec::new());
+    let jobs = *m.get_one::<u64>("jobs").expect("default") as usize;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
+    pool.install(|| {
+        todo.par_iter().for_each(|r| {
+            if let Err(e) = grid.execute(r, dir) {
+                bar.println(format!(
+                    "run {} (J = {}, eta = {}, p = {}): {e:#}",
+                    r.id, r.j, r.eta, r.p
+                ));
+                failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(r.id);
+            }
+            bar.inc(1);
+        })
+    });
+    bar.finish_and_clear();
+    let failed = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs failed (ids {:?}); rerun the same command to retry them",
+            failed.len(),
+            todo.len(),
+            failed
+        );
+    }
+    println!("sweep: done; {} files in {}", mine.len(), dir.display());
     Ok(())
 }

@@ -334,3 +334,188 @@ fn fixed_points_table_and_errors() {
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// `nmm spiking`: outputs with metadata, and errors for impossible settings.
+#[test]
+fn spiking_runs_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.npz");
+    let o = nmm(&[
+        "spiking",
+        "qif",
+        "--N",
+        "500",
+        "--p",
+        "0.5",
+        "--t-end",
+        "2",
+        "--synapse",
+        "pulse",
+        "--record",
+        "500",
+        "--seed",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read1(&out, "r");
+    assert_eq!(r.len(), 200); // 2 time units in bins of 0.01
+    assert!(!read1(&out, "spike_t").is_empty());
+    let m = meta(&out);
+    assert_eq!(
+        (m["N"].as_u64(), m["p"].as_f64(), m["seed"].as_u64()),
+        (Some(500), Some(0.5), Some(4))
+    );
+    assert_eq!(m["synapse"]["kind"], "pulse");
+    let izh = dir.path().join("i.npz");
+    let o = nmm(&[
+        "spiking",
+        "izh",
+        "--N",
+        "300",
+        "--t-end",
+        "5",
+        "--out",
+        izh.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read1(&izh, "w").len(), 50);
+    std::fs::remove_file(&out).unwrap();
+    for (args, needle) in [
+        (vec!["--p", "0"], "--p"),
+        (vec!["--p", "1.5"], "--p"),
+        (vec!["--bin", "0.0105"], "whole multiple"),
+        (vec!["--synapse", "pulse", "--delay", "0.001"], "tau/V_peak"),
+        (
+            vec!["--synapse", "pulse", "--width", "0.00015"],
+            "whole multiple",
+        ),
+        (vec!["--tau", "-1"], "tau"),
+        (vec!["--init", "r=-1"], "r must be"),
+    ] {
+        let mut full = vec!["spiking", "qif", "--N", "100", "--t-end", "1"];
+        full.extend(args);
+        full.extend(["--out", out.to_str().unwrap()]);
+        let o = nmm(&full);
+        assert!(!o.status.success(), "{full:?} should fail");
+        assert!(stderr(&o).contains(needle), "{full:?}: {}", stderr(&o));
+        assert!(!out.exists());
+    }
+}
+
+/// `nmm spiking sweep`: shards, resumption (finished runs are skipped, not rewritten), the
+/// manifest, Slurm's environment, and a changed grid refused.
+#[test]
+fn sweep_is_shardable_and_resumable() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("grid.toml");
+    std::fs::write(
+        &grid,
+        "network = \"qif\"\nN = 200\ndt = 1e-3\nt_end = 1.0\nstim = \"noise:1:1.1\"\n[params]\ndelta = 1.0\n[grid]\nJ = { start = 10.0, stop = 15.0, num = 2 }\neta = [-5.0]\np = [0.6, 1.0]\nstim_seeds = [1, 2]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("sweep");
+    let (g, o) = (grid.to_str().unwrap(), out.to_str().unwrap());
+    let first = nmm(&[
+        "spiking", "sweep", "--grid", g, "--out", o, "--shard", "2/3",
+    ]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let files = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    // 8 runs; shard 2/3 takes ids 1, 4, 7.
+    assert_eq!(
+        files(&out),
+        [
+            "grid.toml",
+            "manifest.csv",
+            "run_000001.npz",
+            "run_000004.npz",
+            "run_000007.npz"
+        ]
+    );
+    let stamp = std::fs::metadata(out.join("run_000004.npz"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let slurm = Command::new(env!("CARGO_BIN_EXE_nmm"))
+        .args(["spiking", "sweep", "--grid", g, "--out", o])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_MIN", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .output()
+        .unwrap();
+    assert!(slurm.status.success(), "{}", stderr(&slurm));
+    assert!(out.join("run_000000.npz").exists() && out.join("run_000006.npz").exists());
+    assert!(!out.join("run_000002.npz").exists());
+    let all = nmm(&["spiking", "sweep", "--grid", g, "--out", o]);
+    assert!(all.status.success(), "{}", stderr(&all));
+    let said = String::from_utf8_lossy(&all.stdout);
+    assert!(said.contains("6 already done, 2 to run"), "{said}");
+    assert_eq!(files(&out).len(), 10);
+    assert_eq!(
+        std::fs::metadata(out.join("run_000004.npz"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        stamp
+    );
+    let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+    assert_eq!(manifest.lines().count(), 9);
+    assert!(
+        manifest
+            .lines()
+            .nth(4)
+            .unwrap()
+            .starts_with("3,10,-5,1,1,2,run_000003.npz"),
+        "{manifest}"
+    );
+    let m = meta(&out.join("run_000003.npz"));
+    assert_eq!(
+        (
+            m["sweep"]["J"].as_f64(),
+            m["p"].as_f64(),
+            m["stim_seed"].as_u64()
+        ),
+        (Some(10.0), Some(1.0), Some(2))
+    );
+    // Another grid into the same directory is refused.
+    std::fs::write(
+        &grid,
+        std::fs::read_to_string(&grid)
+            .unwrap()
+            .replace("N = 200", "N = 300"),
+    )
+    .unwrap();
+    let again = nmm(&["spiking", "sweep", "--grid", g, "--out", o]);
+    assert!(!again.status.success() && stderr(&again).contains("another grid"));
+    // Bad grids name the field.
+    std::fs::write(
+        &grid,
+        "network = \"qif\"\nt_end = 1.0\n[grid]\nJ = [1.0]\neta = [0.0]\np = [1.5]\n",
+    )
+    .unwrap();
+    let bad = nmm(&[
+        "spiking",
+        "sweep",
+        "--grid",
+        g,
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("grid.p"),
+        "{}",
+        stderr(&bad)
+    );
+    let bad = nmm(&[
+        "spiking", "sweep", "--grid", g, "--out", o, "--shard", "4/3",
+    ]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--shard"));
+}

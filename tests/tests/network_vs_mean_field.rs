@@ -49,6 +49,7 @@ fn common(
         hetero: Heterogeneity::Quantiles,
         stim: stim.parse().unwrap(),
         seed: 1,
+        stim_seed: 1,
         record: 0,
         threads: 0,
         init: (init[0], init[1]),
@@ -358,6 +359,7 @@ fn deterministic_across_threads_and_connectivity_storage() {
     );
     assert!(!a.spike_t.is_empty());
     c.seed = 2;
+    c.stim_seed = 2;
     let e = run_qif(&c, &qif(15.0), &|_, _| {}).unwrap();
     assert_ne!(a.r, e.r);
     // Pulse synapses: same protocol, independent of the thread count too.
