@@ -104,6 +104,124 @@ impl<T: Real> Qif<T> {
     }
 }
 
+/// What [`Qif::advance_block`] saw in a block of neurons.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BlockSums<T> {
+    /// Sum of the new `v` over every neuron of the block.
+    pub v: T,
+    /// Number of neurons whose new `v` is at or above `V_peak`.
+    pub above: u32,
+}
+
+impl<T: Real> Qif<T> {
+    /// The Euler step of every neuron of a block, as straight-line arithmetic that vectorises:
+    /// `x = v[i] + kick[i] + kick_all`, `v[i] = x + dt/tau (x^2 + eta[i] + current + level[i])`,
+    /// `kick[i] = 0`, with four fixed partial sums (so the order of the reduction, and the result,
+    /// do not depend on the machine).
+    ///
+    /// Refractory neurons are stepped too and must be put back by the caller: it parks them at
+    /// `V_reset` during their hold (so they never reach `V_peak` in one step), subtracts their
+    /// stepped value from the sum and writes `V_reset` back; neurons found at or above `V_peak`
+    /// start their hold. The host network does exactly this; per neuron the result is
+    /// bit-identical to [`Qif::step`] (tested in the host).
+    ///
+    /// `level` is the per-neuron synaptic current (empty for none).
+    ///
+    /// # Panics
+    /// If `eta`, `kick` (and a non-empty `level`) are not as long as `v`.
+    ///
+    /// ```
+    /// use nmm_core::spiking::Qif;
+    /// let q = Qif::<f64>::new(1.0, 100.0, -100.0, 1e-3);
+    /// let (mut v, eta, mut kick) = ([0.0, 99.9], [1.0; 2], [0.5; 2]);
+    /// let s = q.advance_block(&mut v, &eta, &mut kick, 0.0, 0.0, &[]);
+    /// assert_eq!(s.above, 1);
+    /// assert_eq!(v[0], 0.5 + 1e-3 * (0.25 + 1.0));
+    /// assert_eq!(kick, [0.0; 2]);
+    /// ```
+    #[inline]
+    pub fn advance_block(
+        &self,
+        v: &mut [T],
+        eta: &[T],
+        kick: &mut [T],
+        kick_all: T,
+        current: T,
+        level: &[T],
+    ) -> BlockSums<T> {
+        let n = v.len();
+        if eta.len() != n || kick.len() != n || !(level.is_empty() || level.len() == n) {
+            block_length_mismatch();
+        }
+        if level.is_empty() {
+            self.lanes::<false>(v, eta, kick, kick_all, current, level)
+        } else {
+            self.lanes::<true>(v, eta, kick, kick_all, current, level)
+        }
+    }
+
+    #[inline(always)]
+    fn lanes<const LEVEL: bool>(
+        &self,
+        v: &mut [T],
+        eta: &[T],
+        kick: &mut [T],
+        kick_all: T,
+        current: T,
+        level: &[T],
+    ) -> BlockSums<T> {
+        const L: usize = 4;
+        let (dtt, vp) = (self.dt_over_tau, self.v_peak);
+        let mut acc = [T::ZERO; L];
+        let mut above = [0u32; L];
+        let zeros = [T::ZERO; L];
+        let mut one = |l: usize, v: &mut T, e: T, k: &mut T, lv: T| {
+            let x = *v + *k + kick_all;
+            let c = current + lv;
+            let xn = x + dtt * (x * x + e + c);
+            *v = xn;
+            *k = T::ZERO;
+            acc[l] += xn;
+            above[l] += (xn >= vp) as u32;
+        };
+        let mut vc = v.chunks_exact_mut(L);
+        let mut ec = eta.chunks_exact(L);
+        let mut kc = kick.chunks_exact_mut(L);
+        let mut lc = level.chunks_exact(L);
+        for ((vs, es), ks) in (&mut vc).zip(&mut ec).zip(&mut kc) {
+            let ls: &[T] = if LEVEL {
+                lc.next().unwrap_or(&zeros)
+            } else {
+                &zeros
+            };
+            for l in 0..L {
+                one(l, &mut vs[l], es[l], &mut ks[l], ls[l]);
+            }
+        }
+        let lr = lc.remainder();
+        for (i, ((v, e), k)) in vc
+            .into_remainder()
+            .iter_mut()
+            .zip(ec.remainder())
+            .zip(kc.into_remainder())
+            .enumerate()
+        {
+            let lv = if LEVEL { lr[i] } else { T::ZERO };
+            one(0, v, *e, k, lv);
+        }
+        BlockSums {
+            v: (acc[0] + acc[1]) + (acc[2] + acc[3]),
+            above: above.iter().sum(),
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn block_length_mismatch() -> ! {
+    panic!("Qif::advance_block: eta, kick and level must be as long as v")
+}
+
 /// Parameters of the dimensionless Izhikevich neuron of Chen and Campbell (REFERENCE 3):
 /// `v' = v (v - alpha) - w + eta + I + g (e_r - v) s`, `w' = a (b v - w)`; at `v >= v_peak`:
 /// `v <- v_reset`, `w <- w + w_jump`; synaptic gating `s' = -s/tau_s` plus the jumps the network
