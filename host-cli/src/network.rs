@@ -435,11 +435,38 @@ impl Recorder<'_> {
 }
 
 /// Advances one block by one step.
-fn work<P: Pop>(graph: &Graph, b: usize, s: &mut Slot<P>, prev: &[u32], input: f64, k: usize) {
-    s.spikes.clear();
-    let events = s.pop.deliver(graph, b, prev, k);
-    s.sums = s.pop.advance(input, k, &mut s.spikes);
-    s.sums.events = events;
+///
+/// A contiguous group of blocks (`first` is the index of the first) takes the spikes in order
+/// and, for each spike, its targets block by block: the stored targets of one source are
+/// contiguous across blocks, so each spike's row is read once, front to back. Each neuron
+/// still receives its jumps in spike order, whatever the grouping (and thread count).
+fn work<P: Pop>(
+    graph: &Graph,
+    first: usize,
+    group: &mut [Slot<P>],
+    prev: &[u32],
+    input: f64,
+    k: usize,
+) {
+    let mut events = [0u64; 64];
+    let many = group.len() > events.len();
+    for &src in prev {
+        let one = std::slice::from_ref(&src);
+        for (o, s) in group.iter_mut().enumerate() {
+            let e = s.pop.deliver(graph, first + o, one, k);
+            if many {
+                s.sums.events += e;
+            } else {
+                events[o] += e;
+            }
+        }
+    }
+    for (o, s) in group.iter_mut().enumerate() {
+        let e = if many { s.sums.events } else { events[o] };
+        s.spikes.clear();
+        s.sums = s.pop.advance(input, k, &mut s.spikes);
+        s.sums.events = e;
+    }
 }
 
 /// A barrier that spins (then yields) instead of sleeping: a step at N = 10^4 takes tens of
@@ -525,9 +552,7 @@ fn drive<P: Pop>(
         let mut prev: Vec<u32> = Vec::new();
         for k in 0..steps {
             let input = stim.value(c.t0 + k as f64 * c.dt);
-            for (b, s) in slots.iter_mut().enumerate() {
-                work(graph, b, s, &prev, input, k);
-            }
+            work(graph, 0, &mut slots, &prev, input, k);
             rec.step(k, input, slots.iter(), &mut prev)?;
             report(k);
         }
@@ -552,9 +577,7 @@ fn drive<P: Pop>(
             let prev = prev.read().unwrap_or_else(|e| e.into_inner());
             let mut guard = groups[g].lock().unwrap_or_else(|e| e.into_inner());
             let (first, group) = &mut *guard;
-            for (i, s) in group.iter_mut().enumerate() {
-                work(graph, *first + i, s, &prev, input, k);
-            }
+            work(graph, *first, group, &prev, input, k);
         };
         let result = std::thread::scope(|scope| -> Result<()> {
             for g in 1..threads {
@@ -972,9 +995,13 @@ mod tests {
     fn block_update_equals_scalar_qif_step() {
         let n = 700; // not a multiple of the 4 lanes
         let neuron = Qif::<f64>::new(1.0, 100.0, -100.0, 1e-3);
-        let eta: Vec<f64> = (0..n).map(|j| lorentzian_quantile(-2.0, 1.0, j, n)).collect();
+        let eta: Vec<f64> = (0..n)
+            .map(|j| lorentzian_quantile(-2.0, 1.0, j, n))
+            .collect();
         let mut g = Gaussian::<f64>::new(5, 0);
-        let v0: Vec<f64> = (0..n).map(|_| (g.next() * 3.0).clamp(-100.0, 99.0)).collect();
+        let v0: Vec<f64> = (0..n)
+            .map(|_| (g.next() * 3.0).clamp(-100.0, 99.0))
+            .collect();
         let mut block = QifBlock {
             neuron,
             v: v0.clone(),
@@ -1016,6 +1043,9 @@ mod tests {
                 }
             }
         }
-        assert!(total_spikes > 500, "the test must exercise spikes: {total_spikes}");
+        assert!(
+            total_spikes > 500,
+            "the test must exercise spikes: {total_spikes}"
+        );
     }
 }
