@@ -15,8 +15,9 @@
 //! Both give the same network for a seed. Autapses follow the same Bernoulli rule (with p = 1,
 //! all-to-all, every neuron also excites itself, as in the mean-field derivation).
 //!
-//! Memory per neuron: QIF 36 bytes plus, for the pulse synapse, 8 bytes per ring slot
-//! (`(delay + width) / dt + 1` slots); Izhikevich 40 bytes.
+//! Memory per neuron: QIF 32 bytes (potential, excitability, jump accumulator, synaptic level)
+//! plus, for the pulse synapse, 8 bytes per ring slot (`(delay + width) / dt + 1` slots);
+//! Izhikevich 32 bytes (v, w, s, excitability).
 
 use anyhow::{Result, bail};
 use nmm_core::rng::{Gaussian, Rng, SeedableRng, Xoshiro256PlusPlus, uniform_open0};
@@ -887,7 +888,7 @@ pub fn run_qif(c: &Common, p: &QifParams, progress: &(dyn Fn(u64, u64) + Sync)) 
         .collect();
     let state_bytes = pops
         .iter()
-        .map(|b| (b.v.len() * 36 + b.ring.len() * 8) as u64)
+        .map(|b| ((b.v.len() + b.eta.len() + b.level.len() + b.ring.len() + BLOCK) * 8) as u64)
         .sum();
     let mut out = drive(c, &graph, pops, progress)?;
     out.state_bytes = state_bytes;
