@@ -184,7 +184,7 @@ fn mix(mut z: u64) -> u64 {
 pub struct Graph {
     n: usize,
     nblocks: usize,
-    /// Bernoulli threshold on a u64 draw (p * 2^64, saturating).
+    /// Bernoulli threshold on 32 random bits (p * 2^32).
     thresh: u64,
     all: bool,
     seed: u64,
@@ -199,11 +199,8 @@ impl Graph {
         if !(p > 0.0 && p <= 1.0) {
             bail!("connection probability p must be in (0, 1], got {p}");
         }
-        let thresh = if p >= 1.0 {
-            u64::MAX
-        } else {
-            (p * 2f64.powi(64)) as u64
-        };
+        // Each candidate takes 32 random bits (two per draw): p is used to a precision of 2^-32.
+        let thresh = (p * 2f64.powi(32)).round() as u64;
         let mut g = Graph {
             n,
             nblocks,
@@ -260,9 +257,13 @@ impl Graph {
         }
         let mut rng =
             Xoshiro256PlusPlus::seed_from_u64(mix(self.seed ^ mix((src as u64) << 20 ^ b as u64)));
-        for i in 0..len {
-            if rng.next_u64() < self.thresh {
+        for i in (0..len).step_by(2) {
+            let r = rng.next_u64();
+            if (r & 0xffff_ffff) < self.thresh {
                 f(i);
+            }
+            if i + 1 < len && (r >> 32) < self.thresh {
+                f(i + 1);
             }
         }
     }
@@ -846,7 +847,7 @@ pub fn run_qif(c: &Common, p: &QifParams, progress: &(dyn Fn(u64, u64) + Sync)) 
             (true, onset, ws, onset + ws + 1)
         }
     };
-    let graph = Graph::new(c.n, c.conn, c.seed)?;
+    let graph = with_threads(c.threads, || Graph::new(c.n, c.conn, c.seed))?;
     let nf = c.n as f64;
     let w = weight_scale(c)
         * match p.synapse {
@@ -957,7 +958,7 @@ pub fn run_izh(c: &Common, p: &IzhParams, progress: &(dyn Fn(u64, u64) + Sync)) 
         bail!("need v_reset < v_peak");
     }
     let neuron = Izhikevich::from_mean_field(&p.mf, p.v_peak, p.v_reset, c.dt);
-    let graph = Graph::new(c.n, c.conn, c.seed)?;
+    let graph = with_threads(c.threads, || Graph::new(c.n, c.conn, c.seed))?;
     let jump = weight_scale(c) * p.mf.s_jump / c.n as f64;
     let eta = etas(c, p.mf.eta, p.mf.delta);
     let v0 = initial_v(c, std::f64::consts::PI * c.init.0, p.v_reset, p.v_peak);
@@ -983,6 +984,17 @@ pub fn run_izh(c: &Common, p: &IzhParams, progress: &(dyn Fn(u64, u64) + Sync)) 
     let mut out = drive(c, &graph, pops, progress)?;
     out.state_bytes = state_bytes;
     Ok(out)
+}
+
+/// Runs `f` (which may use rayon) on `threads` workers (0: rayon's global pool).
+fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    if threads == 0 {
+        return f();
+    }
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
 }
 
 #[cfg(test)]
