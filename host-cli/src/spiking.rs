@@ -91,7 +91,7 @@ fn with_common(c: Command) -> Command {
             .help("Seed of the stimulus noise (default: --seed; the same seed gives `nmm mf` the same drive)"),
     )
     .arg(Arg::new("init").long("init").value_name("r=R,v=V").help(
-        "Initial population state: potentials drawn from a Lorentzian of centre v and half-width pi tau r (default: the mean field's quiescent state)",
+        "Initial population state: potentials drawn from a Lorentzian of centre v and half-width pi tau r (default: qif, MPR's quiescent fixed point; izh, r = 0, v = 0)",
     ))
     .arg(
         Arg::new("record")
@@ -99,7 +99,7 @@ fn with_common(c: Command) -> Command {
             .value_name("K")
             .value_parser(value_parser!(u64))
             .default_value("0")
-            .help("Record the spike times of neurons 0..K"),
+            .help("Record the spike times of neurons 0..K (with quantile heterogeneity, index order is excitability order: neuron 0 is the least excitable)"),
     )
     .arg(
         Arg::new("threads")

@@ -7,8 +7,8 @@
 //! - Resumable: a run is done when its file exists; files are written atomically, so a killed
 //!   sweep loses only the runs in flight, and running the same command again skips the rest.
 //! - Shardable: `--shard K/N` (K = 1..N) takes runs i with i mod N = K - 1; inside a Slurm array
-//!   job it reads K and N from SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN and
-//!   SLURM_ARRAY_TASK_COUNT.
+//!   job it reads K and N from SLURM_ARRAY_TASK_ID, _MIN, _STEP and _COUNT (evenly spaced
+//!   arrays such as `--array=0-15` or `--array=0-30:2`).
 //! - `DIR/manifest.csv` lists every run of the grid (id, parameters, seeds, file), written at
 //!   the start (identical for every shard), and `DIR/grid.toml` the grid itself; a sweep into a
 //!   directory holding another grid is refused.
@@ -256,7 +256,9 @@ impl Grid {
             ChenCampbell::<f64>::SPECS.iter().map(|s| s.name).collect()
         };
         for k in self.params.keys() {
-            if !known.contains(&k.as_str()) || k == "J" || k == "eta" {
+            // J and eta come from the grid (for izh, J sets the conductance g).
+            let from_grid = k == "J" || k == "eta" || (self.network == "izh" && k == "g");
+            if !known.contains(&k.as_str()) || from_grid {
                 bail!(
                     "params.{k}: not a fixed parameter of {} (allowed: {})",
                     self.network,
@@ -432,10 +434,16 @@ pub fn slurm_shard(get: impl Fn(&str) -> Option<String>) -> Result<Option<(usize
         .parse()
         .with_context(|| format!("SLURM_ARRAY_TASK_ID={id:?} is not a number"))?;
     let (min, count) = (num("SLURM_ARRAY_TASK_MIN")?, num("SLURM_ARRAY_TASK_COUNT")?);
-    if id < min || id - min >= count {
-        bail!("SLURM_ARRAY_TASK_ID={id} is outside MIN={min}, COUNT={count}");
+    let step = match get("SLURM_ARRAY_TASK_STEP") {
+        Some(_) => num("SLURM_ARRAY_TASK_STEP")?.max(1),
+        None => 1,
+    };
+    if id < min || (id - min) % step != 0 || (id - min) / step >= count {
+        bail!(
+            "SLURM_ARRAY_TASK_ID={id} does not fit MIN={min}, STEP={step}, COUNT={count} (use an evenly spaced --array, e.g. 0-15 or 0-30:2)"
+        );
     }
-    Ok(Some((id - min + 1, count)))
+    Ok(Some(((id - min) / step + 1, count)))
 }
 
 /// The `sweep` command.
@@ -513,7 +521,16 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             ]
         })
         .collect();
-    write_csv(&dir.join("manifest.csv"), &header, &rows)?;
+    // Every shard computes the same manifest; write it only when it is missing or differs, so
+    // shards starting together on several hosts do not race on it.
+    let manifest = dir.join("manifest.csv");
+    let mut text = header.join(",") + "\n";
+    for r in &rows {
+        text += &(r.join(",") + "\n");
+    }
+    if std::fs::read_to_string(&manifest).ok().as_deref() != Some(text.as_str()) {
+        write_csv(&manifest, &header, &rows)?;
+    }
 
     let (k, n) = shard.unwrap_or((1, 1));
     let mine: Vec<&Run> = runs.iter().filter(|r| r.id % n == k - 1).collect();

@@ -78,7 +78,7 @@ fn mean_field_at<M: Model<f64, N>, const N: usize>(
     let sub = 20;
     let dt = c.bin / sub as f64;
     let steps = ((c.t_end - c.t0) / dt).round() as usize;
-    let mut stim = Stimulus::<f64>::new(c.stim, c.seed, c.t0);
+    let mut stim = Stimulus::<f64>::new(c.stim, c.stim_seed, c.t0);
     let mut samples = Vec::new();
     simulate(
         m,
@@ -350,8 +350,8 @@ fn deterministic_across_threads_and_connectivity_storage() {
     };
     let d = run_qif(&c, &qif(15.0), &|_, _| {}).unwrap();
     assert_eq!(
-        (a.r.clone(), a.v.clone(), a.spike_t.clone()),
-        (b.r.clone(), b.v.clone(), b.spike_t.clone())
+        (a.r.clone(), a.v.clone(), a.spike_t.clone(), a.events),
+        (b.r.clone(), b.v.clone(), b.spike_t.clone(), b.events)
     );
     assert_eq!(
         (a.r.clone(), a.v.clone(), a.spike_i.clone()),
@@ -372,6 +372,6 @@ fn deterministic_across_threads_and_connectivity_storage() {
     let f = run_qif(&c, &p, &|_, _| {}).unwrap();
     c.threads = 2;
     let g = run_qif(&c, &p, &|_, _| {}).unwrap();
-    assert_eq!(f.r, g.r);
+    assert_eq!((f.r, f.v, f.events), (g.r, g.v, g.events));
     let _ = StimSpec::None;
 }
