@@ -132,12 +132,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
 
 /// A progress callback drawing a bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar() -> impl Fn(u64, u64) + Sync {
-    let bar = ProgressBar::new(0);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})")
-    {
-        bar.set_style(style);
-    }
+    let bar = styled_bar(0, "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})");
     move |done, total| {
         if bar.length() != Some(total) {
             bar.set_length(total);
@@ -209,21 +204,32 @@ fn common_from_args(
     })
 }
 
-/// QIF settings from the command line; the default initial state is MPR's quiescent fixed
-/// point with the effective coupling the network sees (J p without normalisation).
+/// MPR's quiescent fixed point with the effective coupling a QIF network of connection
+/// probability `p` sees (J p without normalisation): the default initial state of QIF runs.
+pub fn quiescent_state(mf: &Mpr<f64>, p: f64, normalise: bool) -> (f64, f64) {
+    let eff = Mpr {
+        j: if normalise { mf.j } else { mf.j * p },
+        ..*mf
+    };
+    let x0 = eff.initial_state();
+    (x0[0], x0[1])
+}
+
+/// A progress bar on stderr with the given template (hidden when stderr is not a terminal).
+pub fn styled_bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// QIF settings from the command line; the default initial state is [`quiescent_state`].
 pub fn qif_from_args(m: &ArgMatches) -> Result<(Common, QifParams, Value)> {
     let mf: Mpr<f64> = model_from_args(m)?;
     let p_conn = get_f64(m, "p").unwrap_or(1.0);
-    let eff = Mpr {
-        j: if m.get_flag("normalise") {
-            mf.j
-        } else {
-            mf.j * p_conn.clamp(0.0, 1.0)
-        },
-        ..mf
-    };
-    let x0 = eff.initial_state();
-    let c = common_from_args(m, 80.0, 0.01, "step:3:0:30", (x0[0], x0[1]))?;
+    let init = quiescent_state(&mf, p_conn.clamp(0.0, 1.0), m.get_flag("normalise"));
+    let c = common_from_args(m, 80.0, 0.01, "step:3:0:30", init)?;
     let v_peak = get_f64(m, "v-peak").unwrap_or(100.0);
     let synapse = match m.get_one::<String>("synapse").map(String::as_str) {
         Some("pulse") => Synapse::Pulse {

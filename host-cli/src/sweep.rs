@@ -36,11 +36,9 @@ use crate::io::{atomic_write, write_csv};
 use crate::network::{
     Common, Connectivity, Heterogeneity, IzhParams, QifParams, Synapse, run_izh, run_qif,
 };
-use crate::spiking::{run_meta, write_output};
+use crate::spiking::{quiescent_state, run_meta, styled_bar, write_output};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Arg, ArgMatches, Command, value_parser};
-use indicatif::{ProgressBar, ProgressStyle};
-use nmm_core::Model;
 use nmm_core::models::{ChenCampbell, Mpr};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -341,12 +339,7 @@ impl Grid {
             }
             mf.set("J", run.j).context("grid.J")?;
             mf.set("eta", run.eta).context("grid.eta")?;
-            let eff = Mpr {
-                j: if self.normalise { mf.j } else { mf.j * run.p },
-                ..mf
-            };
-            let x0 = eff.initial_state();
-            c.init = (x0[0], x0[1]);
+            c.init = quiescent_state(&mf, run.p, self.normalise);
             let v_peak = self.v_peak.unwrap_or(100.0);
             let synapse = if self.synapse == "pulse" {
                 Synapse::Pulse {
@@ -546,12 +539,10 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         mine.len() - todo.len(),
         todo.len()
     );
-    let bar = ProgressBar::new(todo.len() as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})  {msg}")
-    {
-        bar.set_style(style);
-    }
+    let bar = styled_bar(
+        todo.len() as u64,
+        "{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})  {msg}",
+    );
     let failures = Mutex::new(Vec::new());
     let jobs = *m.get_one::<u64>("jobs").expect("default") as usize;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
