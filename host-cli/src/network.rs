@@ -331,8 +331,9 @@ struct Sums {
 
 /// A block of neurons of one type.
 trait Pop: Send {
-    /// Delivers the spikes of the previous step (global indices, ascending) to this block.
-    fn deliver(&mut self, graph: &Graph, b: usize, prev: &[u32], step: usize) -> u64;
+    /// Delivers one spike of the previous step (source `src`, global index) to this block;
+    /// returns the number of targets it reached here.
+    fn deliver(&mut self, graph: &Graph, b: usize, src: usize, step: usize) -> u64;
     /// Advances one Euler step with external input `input`; pushes emitted spikes.
     fn advance(&mut self, input: f64, step: usize, spikes: &mut Vec<u32>) -> Sums;
 }
@@ -467,9 +468,8 @@ fn work<P: Pop>(
         s.sums.events = 0;
     }
     for &src in prev {
-        let one = std::slice::from_ref(&src);
         for (o, s) in group.iter_mut().enumerate() {
-            s.sums.events += s.pop.deliver(graph, first + o, one, k);
+            s.sums.events += s.pop.deliver(graph, first + o, src as usize, k);
         }
     }
     for s in group.iter_mut() {
@@ -747,52 +747,44 @@ struct QifBlock {
 }
 
 impl Pop for QifBlock {
-    fn deliver(&mut self, graph: &Graph, b: usize, prev: &[u32], step: usize) -> u64 {
-        if prev.is_empty() {
-            return 0;
-        }
+    fn deliver(&mut self, graph: &Graph, b: usize, src: usize, step: usize) -> u64 {
         let len = self.v.len();
         let w = self.w;
         if self.all {
-            let amount = w * prev.len() as f64;
             if self.pulse {
                 let on = (step + self.onset) % self.slots;
                 let off = (step + self.onset + self.width_steps) % self.slots;
-                self.ring_all[on] += amount;
-                self.ring_all[off] -= amount;
+                self.ring_all[on] += w;
+                self.ring_all[off] -= w;
             } else {
-                self.kick_all += amount;
+                self.kick_all += w;
             }
-            return (prev.len() * len) as u64;
+            return len as u64;
         }
         let mut events = 0u64;
         if self.pulse {
             let on = (step + self.onset) % self.slots * len;
             let off = (step + self.onset + self.width_steps) % self.slots * len;
-            for &src in prev {
-                graph.targets(src as usize, b, |i| {
-                    self.ring[on + i] += w;
-                    self.ring[off + i] -= w;
-                    events += 1;
-                });
-            }
+            graph.targets(src, b, |i| {
+                self.ring[on + i] += w;
+                self.ring[off + i] -= w;
+                events += 1;
+            });
         } else {
             let kick: &mut [f64; BLOCK] = &mut self.kick;
-            for &src in prev {
-                match graph.stored(src as usize, b) {
-                    // The hot path: a contiguous run of 16-bit targets; the mask proves the
-                    // index in bounds of the fixed-size block array (no bounds check).
-                    Some(targets) => {
-                        for &i in targets {
-                            kick[i as usize & (BLOCK - 1)] += w;
-                        }
-                        events += targets.len() as u64;
+            match graph.stored(src, b) {
+                // The hot path: a contiguous run of 16-bit targets; the mask proves the index in
+                // bounds of the fixed-size block array (no bounds check).
+                Some(targets) => {
+                    for &i in targets {
+                        kick[i as usize & (BLOCK - 1)] += w;
                     }
-                    None => graph.targets(src as usize, b, |i| {
-                        kick[i & (BLOCK - 1)] += w;
-                        events += 1;
-                    }),
+                    events += targets.len() as u64;
                 }
+                None => graph.targets(src, b, |i| {
+                    kick[i & (BLOCK - 1)] += w;
+                    events += 1;
+                }),
             }
         }
         events
@@ -986,22 +978,17 @@ struct IzhBlock {
 }
 
 impl Pop for IzhBlock {
-    fn deliver(&mut self, graph: &Graph, b: usize, prev: &[u32], _step: usize) -> u64 {
-        if prev.is_empty() {
-            return 0;
-        }
+    fn deliver(&mut self, graph: &Graph, b: usize, src: usize, _step: usize) -> u64 {
         if self.all {
-            self.kick_all += self.jump * prev.len() as f64;
-            return (prev.len() * self.v.len()) as u64;
+            self.kick_all += self.jump;
+            return self.v.len() as u64;
         }
         let (s, jump) = (&mut self.s, self.jump);
         let mut events = 0;
-        for &src in prev {
-            graph.targets(src as usize, b, |i| {
-                s[i] += jump;
-                events += 1;
-            });
-        }
+        graph.targets(src, b, |i| {
+            s[i] += jump;
+            events += 1;
+        });
         events
     }
 

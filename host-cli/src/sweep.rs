@@ -460,7 +460,7 @@ pub fn command() -> Command {
                 .help("Output directory: run_NNNNNN.npz files, manifest.csv, grid.toml"),
         )
         .arg(Arg::new("shard").long("shard").value_name("K/N").help(
-            "Run only shard K of N (runs i with i mod N = K-1); default: from SLURM_ARRAY_TASK_ID/MIN/COUNT when set, else everything",
+            "Run only shard K of N (runs i with i mod N = K-1); default: from SLURM_ARRAY_TASK_ID/MIN/STEP/COUNT when set, else everything",
         ))
         .arg(
             Arg::new("jobs")
