@@ -78,9 +78,30 @@ pub fn euler_maruyama<T: Real, const N: usize, F>(
 where
     F: FnMut(T, &[T; N]) -> [T; N],
 {
+    euler_maruyama_in(f, t, x, dt, sigma, z, &|x| x)
+}
+
+/// [`euler_maruyama`] followed by a projection onto the model's domain
+/// ([`crate::Model::project`]).
+#[inline]
+pub fn euler_maruyama_in<T: Real, const N: usize, F, P>(
+    f: &mut F,
+    t: T,
+    x: &[T; N],
+    dt: T,
+    sigma: &[T; N],
+    z: &[T; N],
+    project: &P,
+) -> [T; N]
+where
+    F: FnMut(T, &[T; N]) -> [T; N],
+    P: Fn([T; N]) -> [T; N],
+{
     let d = f(t, x);
     let sq = dt.sqrt();
-    core::array::from_fn(|i| x[i] + dt * d[i] + sigma[i] * sq * z[i])
+    project(core::array::from_fn(|i| {
+        x[i] + dt * d[i] + sigma[i] * sq * z[i]
+    }))
 }
 
 /// One stochastic Heun step for additive noise; the same increment enters predictor and corrector.
@@ -96,13 +117,35 @@ pub fn stochastic_heun<T: Real, const N: usize, F>(
 where
     F: FnMut(T, &[T; N]) -> [T; N],
 {
+    stochastic_heun_in(f, t, x, dt, sigma, z, &|x| x)
+}
+
+/// [`stochastic_heun`] with predictor and corrector projected onto the model's domain
+/// ([`crate::Model::project`]), as TVB applies state-variable boundaries after each stage.
+///
+/// The network stepper in [`crate::brain`] performs exactly these operations in this order, so a
+/// network node without coupling reproduces a single-node run bit for bit.
+#[inline]
+pub fn stochastic_heun_in<T: Real, const N: usize, F, P>(
+    f: &mut F,
+    t: T,
+    x: &[T; N],
+    dt: T,
+    sigma: &[T; N],
+    z: &[T; N],
+    project: &P,
+) -> [T; N]
+where
+    F: FnMut(T, &[T; N]) -> [T; N],
+    P: Fn([T; N]) -> [T; N],
+{
     let sq = dt.sqrt();
     let dw: [T; N] = core::array::from_fn(|i| sigma[i] * sq * z[i]);
     let k1 = f(t, x);
-    let xp: [T; N] = core::array::from_fn(|i| x[i] + dt * k1[i] + dw[i]);
+    let xp = project(core::array::from_fn(|i| x[i] + dt * k1[i] + dw[i]));
     let k2 = f(t + dt, &xp);
     let h = dt * T::HALF;
-    core::array::from_fn(|i| x[i] + h * (k1[i] + k2[i]) + dw[i])
+    project(core::array::from_fn(|i| x[i] + h * (k1[i] + k2[i]) + dw[i]))
 }
 
 /// Choice of ODE stepper, for hosts that pick it at run time.
@@ -186,9 +229,30 @@ impl SdeMethod {
     where
         F: FnMut(T, &[T; N]) -> [T; N],
     {
+        self.step_in(f, t, x, dt, sigma, z, &|x| x)
+    }
+
+    /// [`SdeMethod::step`] with each stage projected onto a model's domain
+    /// ([`crate::Model::project`]).
+    #[inline]
+    #[allow(clippy::too_many_arguments)] // the step's inputs, as in `step`, plus the projection
+    pub fn step_in<T: Real, const N: usize, F, P>(
+        self,
+        f: &mut F,
+        t: T,
+        x: &[T; N],
+        dt: T,
+        sigma: &[T; N],
+        z: &[T; N],
+        project: &P,
+    ) -> [T; N]
+    where
+        F: FnMut(T, &[T; N]) -> [T; N],
+        P: Fn([T; N]) -> [T; N],
+    {
         match self {
-            SdeMethod::EulerMaruyama => euler_maruyama(f, t, x, dt, sigma, z),
-            SdeMethod::Heun => stochastic_heun(f, t, x, dt, sigma, z),
+            SdeMethod::EulerMaruyama => euler_maruyama_in(f, t, x, dt, sigma, z, project),
+            SdeMethod::Heun => stochastic_heun_in(f, t, x, dt, sigma, z, project),
         }
     }
 }

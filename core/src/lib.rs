@@ -15,6 +15,10 @@
 //! - [`bold`]: Balloon-Windkessel BOLD with three parameter presets, and a TR monitor.
 //! - [`fc`]: streaming mean, covariance, Pearson FC and FCD in caller buffers.
 //! - [`equilibria`]: fixed points, Jacobians, eigenvalues and stability of small systems.
+//! - [`continuation`]: pseudo-arclength continuation of equilibria (folds, Hopf points) and
+//!   of fold curves in two parameters (cusps, Bogdanov-Takens points).
+//! - [`brain`]: whole-brain networks of mean-field nodes with delays and noise.
+//! - [`connectome`]: connectome normalisations and a built-in synthetic connectome.
 //!
 //! ```
 //! use nmm_core::{Model, integrate::OdeMethod, models::Mpr};
@@ -31,6 +35,9 @@
 #![forbid(unsafe_code)]
 
 pub mod bold;
+pub mod brain;
+pub mod connectome;
+pub mod continuation;
 pub mod equilibria;
 pub mod fc;
 pub mod integrate;

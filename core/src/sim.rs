@@ -123,7 +123,7 @@ where
         let f = &mut |t: T, x: &[T; N]| model.deriv(x, stim.value(t));
         let next = if noisy {
             let z: [T; N] = noise.array();
-            sde.step(f, t, &x, grid.dt, &sigma, &z)
+            sde.step_in(f, t, &x, grid.dt, &sigma, &z, &|x| model.project(x))
         } else {
             method.step(f, t, &x, grid.dt)
         };

@@ -71,4 +71,10 @@ impl<T: Real> Model<T, 4> for ChenCampbell<T> {
     fn initial_state(&self) -> [T; 4] {
         [T::ZERO; 4]
     }
+
+    /// `r >= 0` and `s >= 0`.
+    #[inline]
+    fn project(&self, x: [T; 4]) -> [T; 4] {
+        [x[0].max(T::ZERO), x[1], x[2], x[3].max(T::ZERO)]
+    }
 }

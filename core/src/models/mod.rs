@@ -123,6 +123,22 @@ pub trait Model<T: Real, const N: usize> {
     /// A sensible initial state (rest or the literature's initial condition).
     fn initial_state(&self) -> [T; N];
 
+    /// Factor between the network coupling `G sum_j W_ij x_j` and this model's input: 1 for
+    /// most models; `J_N` for reduced Wong-Wang (Deco 2014), whose long-range current is
+    /// `G J_N sum_j C_ij S_E,j` (REFERENCE section 5).
+    #[inline]
+    fn coupling_gain(&self) -> T {
+        T::ONE
+    }
+
+    /// Projects a state onto the model's domain (a rate stays `>= 0`, a gating variable in
+    /// `[0, 1]`), as TVB's state-variable boundaries do. The deterministic flow never leaves the
+    /// domain; additive noise can, so stochastic steppers apply this after each stage.
+    #[inline]
+    fn project(&self, x: [T; N]) -> [T; N] {
+        x
+    }
+
     /// Value of the parameter called `name`.
     fn get(&self, name: &str) -> Option<T>;
 

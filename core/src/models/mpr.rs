@@ -55,6 +55,12 @@ impl<T: Real> Model<T, 2> for Mpr<T> {
         [dr, dv]
     }
 
+    /// `r >= 0`.
+    #[inline]
+    fn project(&self, x: [T; 2]) -> [T; 2] {
+        [x[0].max(T::ZERO), x[1]]
+    }
+
     /// The lowest-rate fixed point at zero input (the quiescent state that the protocol of
     /// REFERENCE section 1 starts from), or `(0.01, 0)` when there is none (`Delta = 0` with
     /// no positive-rate fixed point).

@@ -104,12 +104,24 @@ impl<T: Real> Model<T, 2> for Rww<T> {
         ]
     }
 
+    /// `J_N`: the long-range current is `G J_N sum_j C_ij S_E,j`.
+    #[inline]
+    fn coupling_gain(&self) -> T {
+        self.j_n
+    }
+
     fn diffusion(&self) -> [T; 2] {
         [self.sigma; 2]
     }
 
     fn initial_state(&self) -> [T; 2] {
         [T::from_f64(0.1); 2]
+    }
+
+    /// Gating variables in `[0, 1]`.
+    #[inline]
+    fn project(&self, x: [T; 2]) -> [T; 2] {
+        x.map(|s| s.max(T::ZERO).min(T::ONE))
     }
 }
 
@@ -182,5 +194,11 @@ impl<T: Real> Model<T, 2> for RwwGriffiths<T> {
 
     fn initial_state(&self) -> [T; 2] {
         [T::from_f64(0.1); 2]
+    }
+
+    /// Gating variables in `[0, 1]`.
+    #[inline]
+    fn project(&self, x: [T; 2]) -> [T; 2] {
+        x.map(|s| s.max(T::ZERO).min(T::ONE))
     }
 }

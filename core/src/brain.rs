@@ -1,0 +1,507 @@
+//! Whole-brain networks: mean-field nodes coupled through a connectome, with conduction delays,
+//! additive noise and stochastic Heun steps, on buffers that the caller owns.
+//!
+//! Node `i` receives the input
+//!
+//! ```text
+//! c_i(t) = G g_i sum_j W_ij x_j(t - d_ij)
+//! ```
+//!
+//! where `x_j` is node `j`'s coupling variable ([`Model::COUPLING_VAR`]: the rate `r` of MPR,
+//! Chen-Campbell and the MLP, `S_E` of reduced Wong-Wang), `G` the global coupling,
+//! `g_i` the model's [`Model::coupling_gain`] (`J_N` for RWW, else 1), `W` the (normalised)
+//! weights with `W_ij` the link from `j` to `i`, and `d_ij` a delay in whole steps (tract length
+//! over conduction speed, rounded to the nearest step, as TVB does). Every state variable gets
+//! additive noise `sigma_k dW`.
+//!
+//! ## Storage
+//!
+//! [`Connectome::build`] turns a dense `n x n` weight matrix and delay matrix into two
+//! compressed-row lists of the non-zero links, one for links without delay and one for delayed
+//! links, in slices the caller sizes with [`count_links`]. Only the coupling variable's history
+//! is kept: a ring of `L = max_delay + 1` time slots of `n` values, stored twice in a row
+//! (`2 L n` values) so that every delayed read is one gather `history[base + offset]` with a
+//! per-link offset and no wrap-around test.
+//!
+//! ## Step
+//!
+//! One [`Brain::step`] is a stochastic Heun step of the whole network, exactly
+//! [`crate::integrate::stochastic_heun_in`] per node: predictor
+//! `p = P(x + dt f(x, c(t)) + sigma sqrt(dt) z)`, corrector
+//! `x' = P(x + dt/2 (f(x, c(t)) + f(p, c(t + dt))) + sigma sqrt(dt) z)`, `P` the model's
+//! [`Model::project`]. The corrector's coupling `c(t + dt)` uses the predictor for links without
+//! delay and the stored history for delayed ones (a delay of at least one step only reaches
+//! back to states already computed), so the scheme keeps its second order in the drift for any
+//! delays. The delayed part of `c(t + dt)` is also the delayed part of the next step's `c(t)`,
+//! so each step gathers the delayed links once.
+//!
+//! Node `i` draws its noise from stream `i + 1` of the run's seed ([`Gaussian::new`]), so with
+//! `G = 0` node `i` reproduces, bit for bit, [`crate::sim::simulate`] with
+//! `Gaussian::new(seed, i + 1)`, constant zero input and Heun.
+//!
+//! ```
+//! use nmm_core::brain::{Brain, Connectome, Link, count_links};
+//! use nmm_core::models::Mpr;
+//! use nmm_core::rng::Gaussian;
+//! use nmm_core::Model;
+//! // Two regions linked both ways, 5 steps of delay.
+//! let w = [0.0, 1.0, 1.0, 0.0];
+//! let d = [0, 5, 5, 0];
+//! let counts = count_links(2, &w, &d).unwrap();
+//! let (mut ir, mut il) = (vec![0; 3], vec![Link::default(); counts.instant]);
+//! let (mut dr, mut dl) = (vec![0; 3], vec![Link::default(); counts.delayed]);
+//! let conn = Connectome::build(2, &w, &d, &mut ir, &mut il, &mut dr, &mut dl).unwrap();
+//! let models = [Mpr::<f64>::default(); 2];
+//! let mut x = [models[0].initial_state(); 2];
+//! let mut hist = vec![0.0; Brain::<f64, Mpr<f64>, 2>::history_len(&conn)];
+//! let mut work = vec![[0.0; 2]; Brain::<f64, Mpr<f64>, 2>::work_len(2)];
+//! let mut coupling = vec![0.0; 2 * 2];
+//! let mut noise = [Gaussian::new(7, 1), Gaussian::new(7, 2)];
+//! let mut brain = Brain::new(
+//!     conn, &models, 0.1, [0.0, 0.0], 0.01, &mut x, &mut hist, &mut work, &mut coupling, &mut noise,
+//! ).unwrap();
+//! for _ in 0..1000 {
+//!     brain.step();
+//! }
+//! assert!(brain.state().iter().all(|s| s[0] > 0.0));
+//! ```
+
+use crate::Model;
+use crate::real::Real;
+use crate::rng::Gaussian;
+use core::fmt;
+
+/// One link of a [`Connectome`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Link<T> {
+    /// Weight `W_ij` after normalisation (dimensionless).
+    pub w: T,
+    /// For a link without delay, the source region `j`; for a delayed link, the offset of
+    /// `x_j(t + dt - d_ij)` in the mirrored history relative to the slot of `t + dt`:
+    /// `(L - d_ij) n + j`.
+    pub at: u32,
+}
+
+/// Sizes of the link lists of a connectome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkCounts {
+    /// Non-zero links without delay (the diagonal, and links shorter than half a step).
+    pub instant: usize,
+    /// Non-zero links with a delay of at least one step.
+    pub delayed: usize,
+    /// Longest delay of a non-zero link, in steps.
+    pub max_delay: usize,
+}
+
+/// A problem with a network's description or buffers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BrainError {
+    /// A buffer or matrix does not have the length the region count implies.
+    Length {
+        /// Which buffer.
+        what: &'static str,
+        /// Length required.
+        expected: usize,
+        /// Length given.
+        got: usize,
+    },
+    /// A weight is NaN or infinite.
+    NonFiniteWeight {
+        /// Target region.
+        i: usize,
+        /// Source region.
+        j: usize,
+    },
+    /// The history of the longest delay does not fit the 32-bit offsets.
+    TooLong,
+    /// The time step is not positive and finite.
+    BadStep,
+    /// A noise amplitude or the global coupling is NaN or infinite, or a noise amplitude is
+    /// negative.
+    BadConstant(&'static str),
+}
+
+impl fmt::Display for BrainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BrainError::Length {
+                what,
+                expected,
+                got,
+            } => write!(f, "{what} has length {got}, expected {expected}"),
+            BrainError::NonFiniteWeight { i, j } => {
+                write!(
+                    f,
+                    "weight W[{i}][{j}] (from region {j} to {i}) is not finite"
+                )
+            }
+            BrainError::TooLong => {
+                f.write_str("the delays are too long for this many regions (history over 2^32)")
+            }
+            BrainError::BadStep => f.write_str("the time step must be positive and finite"),
+            BrainError::BadConstant(what) => write!(f, "{what} must be finite (and >= 0)"),
+        }
+    }
+}
+
+impl core::error::Error for BrainError {}
+
+fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), BrainError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(BrainError::Length {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+/// Counts the non-zero links of an `n x n` row-major weight matrix (`weights[i n + j]` from `j`
+/// to `i`) and its delays in steps (`delays` of the same shape, or empty for no delays).
+///
+/// # Errors
+/// [`BrainError::Length`] for wrong shapes, [`BrainError::NonFiniteWeight`] for NaN or infinite
+/// weights, [`BrainError::TooLong`] if `2 (max_delay + 1) n` exceeds `u32::MAX`.
+pub fn count_links<T: Real>(
+    n: usize,
+    weights: &[T],
+    delays: &[u32],
+) -> Result<LinkCounts, BrainError> {
+    let nn = n.checked_mul(n).ok_or(BrainError::TooLong)?;
+    check_len("weights", nn, weights.len())?;
+    if !delays.is_empty() {
+        check_len("delays", nn, delays.len())?;
+    }
+    let mut c = LinkCounts {
+        instant: 0,
+        delayed: 0,
+        max_delay: 0,
+    };
+    for (k, &w) in weights.iter().enumerate() {
+        if !w.is_finite() {
+            return Err(BrainError::NonFiniteWeight { i: k / n, j: k % n });
+        }
+        if w == T::ZERO {
+            continue;
+        }
+        let d = delays.get(k).copied().unwrap_or(0) as usize;
+        if d == 0 {
+            c.instant += 1;
+        } else {
+            c.delayed += 1;
+            c.max_delay = c.max_delay.max(d);
+        }
+    }
+    let slots = c.max_delay + 1;
+    if slots
+        .checked_mul(2 * n)
+        .is_none_or(|h| h > u32::MAX as usize)
+    {
+        return Err(BrainError::TooLong);
+    }
+    Ok(c)
+}
+
+/// A connectome in compressed rows, borrowed from the caller's slices.
+#[derive(Clone, Copy, Debug)]
+pub struct Connectome<'a, T> {
+    n: usize,
+    slots: usize,
+    inst_rows: &'a [u32],
+    inst: &'a [Link<T>],
+    del_rows: &'a [u32],
+    del: &'a [Link<T>],
+}
+
+impl<'a, T: Real> Connectome<'a, T> {
+    /// Fills the link lists from a dense weight matrix and delays in steps (see
+    /// [`count_links`] for the layout) and returns the connectome that borrows them.
+    ///
+    /// `inst_rows` and `del_rows` need `n + 1` entries; `inst` and `del` the counts that
+    /// [`count_links`] returns.
+    ///
+    /// # Errors
+    /// As [`count_links`], and [`BrainError::Length`] if a buffer has the wrong length.
+    #[allow(clippy::too_many_arguments)] // the matrix and the four output buffers
+    pub fn build(
+        n: usize,
+        weights: &[T],
+        delays: &[u32],
+        inst_rows: &'a mut [u32],
+        inst: &'a mut [Link<T>],
+        del_rows: &'a mut [u32],
+        del: &'a mut [Link<T>],
+    ) -> Result<Self, BrainError> {
+        let c = count_links(n, weights, delays)?;
+        check_len("instant row index", n + 1, inst_rows.len())?;
+        check_len("delayed row index", n + 1, del_rows.len())?;
+        check_len("instant links", c.instant, inst.len())?;
+        check_len("delayed links", c.delayed, del.len())?;
+        let slots = c.max_delay + 1;
+        let (mut ki, mut kd) = (0usize, 0usize);
+        for i in 0..n {
+            inst_rows[i] = ki as u32;
+            del_rows[i] = kd as u32;
+            for j in 0..n {
+                let w = weights[i * n + j];
+                if w == T::ZERO {
+                    continue;
+                }
+                let d = delays.get(i * n + j).copied().unwrap_or(0) as usize;
+                if d == 0 {
+                    inst[ki] = Link { w, at: j as u32 };
+                    ki += 1;
+                } else {
+                    del[kd] = Link {
+                        w,
+                        at: ((slots - d) * n + j) as u32,
+                    };
+                    kd += 1;
+                }
+            }
+        }
+        inst_rows[n] = ki as u32;
+        del_rows[n] = kd as u32;
+        Ok(Self {
+            n,
+            slots,
+            inst_rows,
+            inst,
+            del_rows,
+            del,
+        })
+    }
+
+    /// Number of regions.
+    pub fn regions(&self) -> usize {
+        self.n
+    }
+
+    /// Number of stored (non-zero) links.
+    pub fn links(&self) -> usize {
+        self.inst.len() + self.del.len()
+    }
+
+    /// Longest delay in steps.
+    pub fn max_delay(&self) -> usize {
+        self.slots - 1
+    }
+}
+
+/// Sum of `w x_j` over a row of links without delay, `x_j` the coupling variable of region `j`.
+#[inline(always)]
+fn instant_sum<T: Real, const N: usize>(links: &[Link<T>], x: &[[T; N]], cv: usize) -> T {
+    let mut s = T::ZERO;
+    for l in links {
+        s += l.w * x[l.at as usize][cv];
+    }
+    s
+}
+
+/// Sum of `w h[base + at]` over a row of delayed links, in four partial sums so the gathers
+/// overlap (the order of additions is fixed, so results do not depend on the machine).
+#[inline(always)]
+fn delayed_sum<T: Real>(links: &[Link<T>], hist: &[T]) -> T {
+    let mut acc = [T::ZERO; 4];
+    let mut chunks = links.chunks_exact(4);
+    for c in &mut chunks {
+        for k in 0..4 {
+            acc[k] += c[k].w * hist[c[k].at as usize];
+        }
+    }
+    for (k, l) in chunks.remainder().iter().enumerate() {
+        acc[k] += l.w * hist[l.at as usize];
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
+}
+
+/// A network of `n` nodes of model `M` (`N` state variables each) on a [`Connectome`].
+#[derive(Debug)]
+pub struct Brain<'a, T, M, const N: usize> {
+    conn: Connectome<'a, T>,
+    models: &'a [M],
+    g: T,
+    sigma: [T; N],
+    dt: T,
+    x: &'a mut [[T; N]],
+    hist: &'a mut [T],
+    work: &'a mut [[T; N]],
+    coupling: &'a mut [T],
+    noise: &'a mut [Gaussian<T>],
+    step: u64,
+}
+
+impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
+    /// Length of the history buffer for `conn`: `2 (max_delay + 1) n`.
+    pub fn history_len(conn: &Connectome<'_, T>) -> usize {
+        2 * conn.slots * conn.n
+    }
+
+    /// Length of the per-node work buffer for `n` regions: `3 n` states.
+    pub const fn work_len(n: usize) -> usize {
+        3 * n
+    }
+
+    /// A network at state `x` (one state per region, kept as the constant past of every
+    /// delay), with per-region models (`models.len() == n`), global coupling `g`, noise
+    /// amplitudes `sigma` per state variable (unit of the variable per sqrt(time unit)) and step
+    /// `dt` (the models' time unit). `hist` needs [`Brain::history_len`] values, `work`
+    /// [`Brain::work_len`] states, `coupling` `2 n` values, `noise` one stream per region.
+    ///
+    /// # Errors
+    /// [`BrainError::Length`] for a buffer of the wrong length, [`BrainError::BadStep`],
+    /// [`BrainError::BadConstant`] for a non-finite `g` or a negative or non-finite `sigma`.
+    #[allow(clippy::too_many_arguments)] // constants plus the caller's buffers
+    pub fn new(
+        conn: Connectome<'a, T>,
+        models: &'a [M],
+        g: T,
+        sigma: [T; N],
+        dt: T,
+        x: &'a mut [[T; N]],
+        hist: &'a mut [T],
+        work: &'a mut [[T; N]],
+        coupling: &'a mut [T],
+        noise: &'a mut [Gaussian<T>],
+    ) -> Result<Self, BrainError> {
+        let n = conn.n;
+        check_len("models", n, models.len())?;
+        check_len("state", n, x.len())?;
+        check_len("history", Self::history_len(&conn), hist.len())?;
+        check_len("work", Self::work_len(n), work.len())?;
+        check_len("coupling", 2 * n, coupling.len())?;
+        check_len("noise streams", n, noise.len())?;
+        if !(dt.is_finite() && dt > T::ZERO) {
+            return Err(BrainError::BadStep);
+        }
+        if !g.is_finite() {
+            return Err(BrainError::BadConstant("the global coupling G"));
+        }
+        if sigma.iter().any(|s| !s.is_finite() || *s < T::ZERO) {
+            return Err(BrainError::BadConstant("every noise amplitude"));
+        }
+        let mut b = Self {
+            conn,
+            models,
+            g,
+            sigma,
+            dt,
+            x,
+            hist,
+            work,
+            coupling,
+            noise,
+            step: 0,
+        };
+        b.reset_history();
+        Ok(b)
+    }
+
+    /// Fills every history slot with the current state (a constant past) and recomputes the
+    /// delayed coupling; call after changing the state with [`Brain::state_mut`].
+    pub fn reset_history(&mut self) {
+        let n = self.conn.n;
+        let cv = M::COUPLING_VAR;
+        for slot in self.hist.chunks_exact_mut(n) {
+            for (h, x) in slot.iter_mut().zip(self.x.iter()) {
+                *h = x[cv];
+            }
+        }
+        self.step = 0;
+        let base = 0;
+        let (cd, _) = self.coupling.split_at_mut(n);
+        for (i, c) in cd.iter_mut().enumerate() {
+            let row =
+                &self.conn.del[self.conn.del_rows[i] as usize..self.conn.del_rows[i + 1] as usize];
+            *c = delayed_sum(row, &self.hist[base..]);
+        }
+    }
+
+    /// Number of regions.
+    pub fn regions(&self) -> usize {
+        self.conn.n
+    }
+
+    /// Steps taken since construction or the last [`Brain::reset_history`].
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The state of every region.
+    pub fn state(&self) -> &[[T; N]] {
+        self.x
+    }
+
+    /// Mutable state (follow with [`Brain::reset_history`] to restart the delays from it).
+    pub fn state_mut(&mut self) -> &mut [[T; N]] {
+        self.x
+    }
+
+    /// The input each region received at the start of the last step (`G g_i sum_j W_ij x_j`).
+    pub fn last_input(&self) -> &[T] {
+        &self.coupling[self.conn.n..]
+    }
+
+    /// Advances the network by one step (see the module docs). Returns `false`, leaving the
+    /// network in its new state, if any state variable became NaN or infinite.
+    pub fn step(&mut self) -> bool {
+        let n = self.conn.n;
+        let cv = M::COUPLING_VAR;
+        let dt = self.dt;
+        let sq = dt.sqrt();
+        let h = dt * T::HALF;
+        let g = self.g;
+        let conn = self.conn;
+        let (cd, c) = self.coupling.split_at_mut(n);
+        let (k1s, rest) = self.work.split_at_mut(n);
+        let (ps, dws) = rest.split_at_mut(n);
+
+        // Predictor, with c(t) = G g_i (delayed part + instant part at x(t)).
+        for i in 0..n {
+            let row = &conn.inst[conn.inst_rows[i] as usize..conn.inst_rows[i + 1] as usize];
+            let m = &self.models[i];
+            c[i] = g * m.coupling_gain() * (cd[i] + instant_sum(row, self.x, cv));
+            let z: [T; N] = self.noise[i].array();
+            let dw: [T; N] = core::array::from_fn(|k| self.sigma[k] * sq * z[k]);
+            let x = &self.x[i];
+            let k1 = m.deriv(x, c[i]);
+            ps[i] = m.project(core::array::from_fn(|k| x[k] + dt * k1[k] + dw[k]));
+            k1s[i] = k1;
+            dws[i] = dw;
+        }
+
+        // Delayed part of c(t + dt): slot of t + dt in the mirrored ring.
+        let next = self.step + 1;
+        let base = (next % conn.slots as u64) as usize * n;
+        let hist = &self.hist[base..];
+        for (i, cdi) in cd.iter_mut().enumerate() {
+            let row = &conn.del[conn.del_rows[i] as usize..conn.del_rows[i + 1] as usize];
+            *cdi = delayed_sum(row, hist);
+        }
+
+        // Corrector with c(t + dt) (the predictor for links without delay).
+        let mut finite = true;
+        for i in 0..n {
+            let row = &conn.inst[conn.inst_rows[i] as usize..conn.inst_rows[i + 1] as usize];
+            let m = &self.models[i];
+            let c2 = g * m.coupling_gain() * (cd[i] + instant_sum(row, ps, cv));
+            let k2 = m.deriv(&ps[i], c2);
+            let (x, k1, dw) = (&self.x[i], &k1s[i], &dws[i]);
+            let xn = m.project(core::array::from_fn(|k| x[k] + h * (k1[k] + k2[k]) + dw[k]));
+            finite &= xn.iter().all(|v| v.is_finite());
+            self.x[i] = xn;
+        }
+
+        // Store x(t + dt) in both copies of its slot.
+        let slot = base;
+        let mirror = base + conn.slots * n;
+        for (j, x) in self.x.iter().enumerate() {
+            self.hist[slot + j] = x[cv];
+            self.hist[mirror + j] = x[cv];
+        }
+        self.step = next;
+        finite
+    }
+}
