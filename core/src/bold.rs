@@ -277,8 +277,10 @@ impl<T: Real> BoldParams<T> {
         let floor = T::from_f64(POSITIVE_FLOOR);
         let fp = f.max(floor);
         let vp = v.max(floor);
-        let outflow = vp.powf(T::ONE / self.alpha);
-        let extraction = (T::ONE - (T::ONE - self.e_0).powf(T::ONE / fp)) / self.e_0;
+        // a^b as exp(b ln a): the same value to a few ulp, at about half the cost of a general
+        // power function; this is the hot spot of whole-brain runs with BOLD.
+        let outflow = (vp.ln() / self.alpha).exp();
+        let extraction = (T::ONE - ((T::ONE - self.e_0).ln() / fp).exp()) / self.e_0;
         [
             z - s / self.tau_s - (f - T::ONE) / self.tau_f,
             s,

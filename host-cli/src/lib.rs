@@ -2,6 +2,8 @@
 //! `nmm-core`. All numerics live in the core; this crate only reads, dispatches and writes.
 
 pub mod bold;
+pub mod brain;
+pub mod connectome;
 pub mod fixed_points;
 pub mod io;
 pub mod mf;
@@ -29,6 +31,7 @@ pub fn cli() -> Command {
         .subcommand(bold::command())
         .subcommand(fixed_points::command())
         .subcommand(spiking::command())
+        .subcommand(brain::command())
 }
 
 /// Parses `args` (including the program name) and runs the chosen command.
@@ -46,6 +49,7 @@ where
         Some(("bold", m)) => bold::run(m),
         Some(("fixed-points", m)) => fixed_points::run(m),
         Some(("spiking", m)) => spiking::run(m),
+        Some(("brain", m)) => brain::run_cli(m),
         _ => unreachable!("clap requires a subcommand"),
     }
 }

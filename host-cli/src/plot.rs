@@ -62,3 +62,149 @@ pub fn time_series(
     }
     atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))
 }
+
+/// Colour of `v` on a blue-white-red scale over `[-1, 1]` (values outside are clamped).
+fn diverging(v: f64) -> RGBColor {
+    let v = if v.is_finite() {
+        v.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
+    let (r, g, b) = if v < 0.0 {
+        let a = -v;
+        (1.0 - a * 0.85, 1.0 - a * 0.7, 1.0 - a * 0.2)
+    } else {
+        (1.0 - v * 0.15, 1.0 - v * 0.8, 1.0 - v * 0.85)
+    };
+    RGBColor((r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8)
+}
+
+/// Most cells per axis a heat map draws; larger matrices are block-averaged to this.
+const MAX_CELLS: usize = 200;
+
+/// Block-averages `m` (rows x cols) to at most [`MAX_CELLS`] per axis.
+fn coarsen(m: &ndarray::Array2<f64>) -> ndarray::Array2<f64> {
+    let (r, c) = m.dim();
+    let (br, bc) = (r.div_ceil(MAX_CELLS).max(1), c.div_ceil(MAX_CELLS).max(1));
+    if br == 1 && bc == 1 {
+        return m.clone();
+    }
+    ndarray::Array2::from_shape_fn((r.div_ceil(br), c.div_ceil(bc)), |(i, j)| {
+        let block = m.slice(ndarray::s![
+            i * br..((i + 1) * br).min(r),
+            j * bc..((j + 1) * bc).min(c)
+        ]);
+        block.mean().unwrap_or(f64::NAN)
+    })
+}
+
+/// Draws `m` as a heat map on `area` with values scaled by `scale` into [-1, 1].
+fn heatmap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    xlabel: &str,
+    ylabel: &str,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+    m: &ndarray::Array2<f64>,
+    scale: f64,
+) -> Result<()> {
+    let m = coarsen(m);
+    let (rows, cols) = m.dim();
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(50)
+        .build_cartesian_2d(x_range.0..x_range.1, y_range.1..y_range.0)
+        .map_err(|e| anyhow!("plot: {e:?}"))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(xlabel)
+        .y_desc(ylabel)
+        .draw()
+        .map_err(|e| anyhow!("plot: {e:?}"))?;
+    let (dx, dy) = (
+        (x_range.1 - x_range.0) / cols.max(1) as f64,
+        (y_range.1 - y_range.0) / rows.max(1) as f64,
+    );
+    chart
+        .draw_series(m.indexed_iter().map(|((i, j), v)| {
+            let x0 = x_range.0 + j as f64 * dx;
+            let y0 = y_range.0 + i as f64 * dy;
+            Rectangle::new(
+                [(x0, y0), (x0 + dx, y0 + dy)],
+                diverging(v * scale).filled(),
+            )
+        }))
+        .map_err(|e| anyhow!("plot: {e:?}"))?;
+    Ok(())
+}
+
+/// The whole-brain figure: FC matrix, BOLD carpet (each region z-scored), FCD matrix
+/// (colour scale: blue -1, white 0, red +1; the carpet in units of 3 standard deviations).
+pub fn brain_figure(
+    path: &Path,
+    title: &str,
+    fc: &ndarray::Array2<f64>,
+    bold: &ndarray::Array2<f64>,
+    t_ms: &[f64],
+    fcd: &ndarray::Array2<f64>,
+) -> Result<()> {
+    let n = fc.nrows();
+    // Carpet: regions x time, z-scored per region.
+    let (samples, regions) = bold.dim();
+    let mut carpet = ndarray::Array2::<f64>::zeros((regions, samples));
+    for r in 0..regions {
+        let col = bold.column(r);
+        let m = col.mean().unwrap_or(0.0);
+        let sd = col.std(1.0);
+        for t in 0..samples {
+            carpet[[r, t]] = if sd > 0.0 { (col[t] - m) / sd } else { 0.0 };
+        }
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1500, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+        let root = root
+            .titled(title, ("sans-serif", 22))
+            .map_err(|e| anyhow!("plot: {e}"))?;
+        let panels = root.split_evenly((1, 3));
+        heatmap(
+            &panels[0],
+            "FC (BOLD, Pearson)",
+            "region",
+            "region",
+            (0.0, n as f64),
+            (0.0, n as f64),
+            fc,
+            1.0,
+        )?;
+        let t_end = t_ms.last().copied().unwrap_or(1.0) / 1000.0;
+        heatmap(
+            &panels[1],
+            "BOLD carpet (z-scored)",
+            "t [s]",
+            "region",
+            (0.0, t_end.max(1e-9)),
+            (0.0, regions as f64),
+            &carpet,
+            1.0 / 3.0,
+        )?;
+        let w = fcd.nrows() as f64;
+        heatmap(
+            &panels[2],
+            "FCD (FC of windows, Pearson)",
+            "window",
+            "window",
+            (0.0, w.max(1.0)),
+            (0.0, w.max(1.0)),
+            fcd,
+            1.0,
+        )?;
+        root.present().map_err(|e| anyhow!("plot: {e}"))?;
+    }
+    atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))
+}

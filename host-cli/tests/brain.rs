@@ -1,0 +1,321 @@
+//! `nmm brain`: outputs, validation against `nmm bold`, FC of uncoupled nodes, real TVB data,
+//! batch runs and errors.
+
+use ndarray::{Array1, Array2};
+use ndarray_npy::{NpzReader, write_npy};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nmm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nmm"))
+        .args(args)
+        .output()
+        .expect("nmm runs")
+}
+
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "nmm failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn read2(npz: &Path, name: &str) -> Array2<f64> {
+    let mut r = NpzReader::new(File::open(npz).unwrap()).unwrap();
+    r.by_name(name).unwrap()
+}
+
+fn meta(npz: &Path) -> serde_json::Value {
+    let mut r = NpzReader::new(File::open(npz).unwrap()).unwrap();
+    let bytes: Array1<u8> = r.by_name("meta").unwrap();
+    serde_json::from_slice(bytes.as_slice().unwrap()).unwrap()
+}
+
+/// The TVB connectomes in ../shared/data/tvb. Tests that need them fail with this message when
+/// they are missing (they never pass silently without the data).
+fn tvb(n: usize) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/tvb")
+        .join(format!("connectivity_{n}.zip"));
+    assert!(
+        p.exists(),
+        "test data missing: {} (the TVB connectomes of ../shared/data/tvb are required)",
+        p.display()
+    );
+    p
+}
+
+/// BOLD of a whole-brain run equals `nmm bold` on the same drive: the run records the block
+/// means of r on the BOLD step (1 ms) that feed its BOLD monitor; `nmm bold` on that recording
+/// must give the same numbers (same monitor, same inputs; tolerance 1e-12 allows a different
+/// association order in any future refactor, while a shifted sample or a wrong TR fails).
+#[test]
+fn brain_bold_equals_nmm_bold_on_the_same_drive() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b.npz");
+    let fig = dir.path().join("b.svg");
+    ok(nmm(&[
+        "brain",
+        "--connectome",
+        "builtin:8",
+        "--duration",
+        "12000",
+        "--tr",
+        "1000",
+        "--record-every",
+        "1",
+        "--G",
+        "0.5",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--plot",
+        fig.to_str().unwrap(),
+    ]));
+    assert!(std::fs::read_to_string(&fig).unwrap().contains("<svg"));
+    let r = read2(&out, "state_r");
+    let bold = read2(&out, "bold");
+    assert_eq!(r.dim(), (12000, 8));
+    assert_eq!(bold.dim(), (12, 8));
+    let m = meta(&out);
+    assert_eq!(m["seed"], 3);
+    assert_eq!(m["bold_preset"], "stephan2007");
+    assert_eq!(m["config"]["connectome"]["path"], "builtin:8");
+    let rpath = dir.path().join("r.npy");
+    write_npy(&rpath, &r).unwrap();
+    let bout = dir.path().join("bold.npz");
+    ok(nmm(&[
+        "bold",
+        "--input",
+        rpath.to_str().unwrap(),
+        "--dt-ms",
+        "1",
+        "--tr-ms",
+        "1000",
+        "--out",
+        bout.to_str().unwrap(),
+    ]));
+    let reference = read2(&bout, "bold");
+    assert_eq!(reference.dim(), bold.dim());
+    let worst = (&reference - &bold)
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    println!("max |BOLD(brain) - BOLD(nmm bold)| = {worst:e}");
+    assert!(worst <= 1e-12, "BOLD differs by {worst:e}");
+    assert!(
+        bold.iter().any(|v| v.abs() > 1e-3),
+        "BOLD responds to the drive"
+    );
+}
+
+/// Uncoupled noisy RWW nodes: every BOLD FC entry off the diagonal is within sampling error of
+/// zero. The standard deviation of a sample correlation of two independent series with
+/// autocorrelation rho(k) is sqrt((1 + 2 sum_k rho(k)^2) / n) (Bartlett); rho is estimated from
+/// the BOLD itself. All 45 pairs must lie within 4.5 such deviations (two-sided p ~ 7e-6 each)
+/// and their mean within 4 / sqrt(45) of them. The same run with strong coupling fails both,
+/// which shows the test can fail.
+#[test]
+fn fc_of_uncoupled_noisy_nodes_is_identity_within_sampling_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |g: &str, name: &str| -> (Array2<f64>, Array2<f64>) {
+        let out = dir.path().join(name);
+        ok(nmm(&[
+            "brain",
+            "--model",
+            "rww",
+            "--connectome",
+            "builtin:10",
+            "--no-delays",
+            "--G",
+            g,
+            "--dt",
+            "1",
+            "--bold-dt",
+            "5",
+            "--tr",
+            "500",
+            "--duration",
+            "900000",
+            "--param",
+            "sigma=0.02",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        (read2(&out, "fc"), read2(&out, "bold"))
+    };
+    let check = |fc: &Array2<f64>, bold: &Array2<f64>| -> bool {
+        let (t, n) = bold.dim();
+        // Mean autocorrelation of the regions' BOLD, summed while it is positive.
+        let mut sum_rho2 = 0.0;
+        for lag in 1..t / 4 {
+            let mut rho = 0.0;
+            for i in 0..n {
+                let c = bold.column(i);
+                let m = c.mean().unwrap();
+                let v: f64 = c.iter().map(|x| (x - m) * (x - m)).sum();
+                let cov: f64 = (0..t - lag).map(|k| (c[k] - m) * (c[k + lag] - m)).sum();
+                rho += cov / v / n as f64;
+            }
+            if rho <= 0.0 {
+                break;
+            }
+            sum_rho2 += rho * rho;
+        }
+        // FC is computed after the 10 s transient: 20 samples fewer.
+        let sd = ((1.0 + 2.0 * sum_rho2) / (t - 20) as f64).sqrt();
+        let off: Vec<f64> = (0..n)
+            .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+            .map(|(i, j)| fc[[i, j]])
+            .collect();
+        let worst = off.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let mean = off.iter().sum::<f64>() / off.len() as f64;
+        println!(
+            "sd of r = {sd:.4}; max |r| = {worst:.4} ({:.2} sd); mean r = {mean:.4}",
+            worst / sd
+        );
+        worst < 4.5 * sd && mean.abs() < 4.0 * sd / (off.len() as f64).sqrt()
+    };
+    let (fc, bold) = run("0", "g0.npz");
+    for i in 0..10 {
+        assert!((fc[[i, i]] - 1.0).abs() < 1e-12);
+    }
+    assert!(check(&fc, &bold), "uncoupled FC is not the identity");
+    let (fc, bold) = run("2", "g2.npz");
+    assert!(!check(&fc, &bold), "strongly coupled FC should not pass");
+}
+
+/// Every TVB connectome of ../shared/data reads with its region count: plain text, a folder
+/// inside the zip (192) and bzip2 members (68); a whole-brain run on each works.
+#[test]
+fn reads_every_tvb_connectome_in_shared_data() {
+    for n in [66, 68, 76, 96, 192] {
+        let c = nmm_cli::connectome::load(tvb(n).to_str().unwrap(), None).unwrap();
+        assert_eq!(c.n, n);
+        assert_eq!(c.labels.len(), n);
+        let l = c.lengths_mm.as_ref().expect("tract lengths");
+        assert!(l.iter().all(|v| v.is_finite() && *v >= 0.0));
+        assert!(c.weights.iter().any(|v| *v > 0.0));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c68.npz");
+    let o = ok(nmm(&[
+        "brain",
+        "--connectome",
+        tvb(68).to_str().unwrap(),
+        "--duration",
+        "4000",
+        "--tr",
+        "500",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("68 regions"));
+    assert_eq!(read2(&out, "fc").dim(), (68, 68));
+}
+
+#[test]
+fn batch_runs_rows_in_shards_and_collects_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = dir.path().join("rows.csv");
+    std::fs::write(&rows, "G,eta\n0.0,-5\n0.3,-4.8\n0.6,-4.6\n").unwrap();
+    let out = dir.path().join("batch");
+    let run = |shard: &str| {
+        ok(nmm(&[
+            "brain",
+            "batch",
+            "--connectome",
+            "builtin:6",
+            "--duration",
+            "6000",
+            "--tr",
+            "200",
+            "--rows",
+            rows.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--shard",
+            shard,
+            "--jobs",
+            "2",
+        ]))
+    };
+    run("1/2");
+    run("2/2");
+    let one = std::fs::read_to_string(out.join("features-shard-1-of-2.csv")).unwrap();
+    let two = std::fs::read_to_string(out.join("features-shard-2-of-2.csv")).unwrap();
+    assert!(one.starts_with("row,seed_used,G,eta,fc_mean"), "{one}");
+    let rows_of = |s: &str| -> Vec<String> {
+        s.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(rows_of(&one), ["1", "3"]);
+    assert_eq!(rows_of(&two), ["2"]);
+    assert!(out.join("config.toml").exists());
+}
+
+#[test]
+fn bad_configs_give_clear_errors_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.npz");
+    let cfg = dir.path().join("run.toml");
+    let cases: &[(&str, &str)] = &[
+        ("couplng = 0.3\n", "unknown field `couplng`"),
+        (
+            "[params]\neta = [1.0, 2.0]\n",
+            "params.eta: 2 values for 68 regions",
+        ),
+        ("[params]\nbogus = 1.0\n", "mpr has no parameter \"bogus\""),
+        ("[connectome]\npath = \"nope.zip\"\n", "nope.zip"),
+        (
+            "[connectome]\nnormalise = [\"maxx\"]\n",
+            "unknown normalisation",
+        ),
+        (
+            "dt_ms = 0.1\n[bold]\ndt_ms = 0.25\n",
+            "bold.dt_ms = 0.25 must be a whole multiple",
+        ),
+        (
+            "noise = [0.1]\n",
+            "noise: 1 values for the 2 state variables",
+        ),
+    ];
+    for (text, msg) in cases {
+        std::fs::write(&cfg, text).unwrap();
+        let o = nmm(&[
+            "brain",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{text} should fail");
+        assert!(err.contains(msg), "for {text:?} expected {msg:?} in: {err}");
+        assert!(!out.exists());
+    }
+    // A bad matrix file names the file and the line.
+    let m = dir.path().join("w.csv");
+    std::fs::write(&m, "0,1\n1,x\n").unwrap();
+    let o = nmm(&[
+        "brain",
+        "--connectome",
+        m.to_str().unwrap(),
+        "--no-delays",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("w.csv") && err.contains("line 2, column 2"),
+        "{err}"
+    );
+}
