@@ -311,7 +311,7 @@ impl<T: Real> BoldParams<T> {
     /// use nmm_core::bold::BoldParams;
     /// let p = BoldParams::<f64>::default();
     /// let x = p.step(&BoldParams::REST, 0.0, 0.1);
-    /// assert_eq!(x, BoldParams::REST); // rest is a fixed point
+    /// assert_eq!(x, BoldParams::<f64>::REST); // rest is a fixed point
     /// ```
     #[inline]
     pub fn step(&self, x: &[T; 4], z: T, dt: T) -> [T; 4] {
@@ -456,7 +456,7 @@ impl<'a, T: Real> BoldMonitor<'a, T> {
     /// let mut mon = BoldMonitor::new(BoldParams::default(), &mut buf, 0.1, 0.2).unwrap();
     /// mon.step(&[5.0], &mut [0.0]);
     /// mon.reset();
-    /// assert_eq!(mon.state(), &[BoldParams::REST]);
+    /// assert_eq!(mon.state(), &[BoldParams::<f64>::REST]);
     /// ```
     pub fn reset(&mut self) {
         self.state.fill(BoldParams::REST);
@@ -543,7 +543,7 @@ impl<'a, T: Real> BoldMonitor<'a, T> {
     /// use nmm_core::bold::{BoldMonitor, BoldParams};
     /// let mut buf = [[0.0_f64; 4]; 2];
     /// let mon = BoldMonitor::new(BoldParams::default(), &mut buf, 0.1, 2.0).unwrap();
-    /// assert_eq!(mon.state(), &[BoldParams::REST; 2]);
+    /// assert_eq!(mon.state(), &[BoldParams::<f64>::REST; 2]);
     /// ```
     pub fn state(&self) -> &[[T; 4]] {
         self.state

@@ -19,9 +19,15 @@
 //! [`Connectome::build`] turns a dense `n x n` weight matrix and delay matrix into two
 //! compressed-row lists of the non-zero links, one for links without delay and one for delayed
 //! links, in slices the caller sizes with [`count_links`]. Only the coupling variable's history
-//! is kept: a ring of `L = max_delay + 1` time slots of `n` values, stored twice in a row
-//! (`2 L n` values) so that every delayed read is one gather `history[base + offset]` with a
-//! per-link offset and no wrap-around test.
+//! is kept: per region a ring of `L = max_delay + 1` time slots, stored twice in a row
+//! (`2 L n` values, region-major) so that a delayed read is `history[base + offset]` with a
+//! per-link offset and no wrap-around test, and consecutive times are contiguous.
+//!
+//! Delay blocking: a link with delay `d >= B` ([`BLOCK`] steps) only reaches back to states at
+//! least `B` steps old, so at the start of every block of `B` steps the delayed input of all
+//! `B` coming steps is summed at once, `B` contiguous history values per link (vectorised
+//! multiply-adds instead of `B` scattered gathers). Links with `1 <= d < B` are gathered step by
+//! step.
 //!
 //! ## Step
 //!
@@ -49,13 +55,13 @@
 //! let d = [0, 5, 5, 0];
 //! let counts = count_links(2, &w, &d).unwrap();
 //! let (mut ir, mut il) = (vec![0; 3], vec![Link::default(); counts.instant]);
-//! let (mut dr, mut dl) = (vec![0; 3], vec![Link::default(); counts.delayed]);
+//! let (mut dr, mut dl) = (vec![0; 5], vec![Link::default(); counts.delayed]);
 //! let conn = Connectome::build(2, &w, &d, &mut ir, &mut il, &mut dr, &mut dl).unwrap();
 //! let models = [Mpr::<f64>::default(); 2];
 //! let mut x = [models[0].initial_state(); 2];
 //! let mut hist = vec![0.0; Brain::<f64, Mpr<f64>, 2>::history_len(&conn)];
 //! let mut work = vec![[0.0; 2]; Brain::<f64, Mpr<f64>, 2>::work_len(2)];
-//! let mut coupling = vec![0.0; 2 * 2];
+//! let mut coupling = vec![0.0; Brain::<f64, Mpr<f64>, 2>::coupling_len(2)];
 //! let mut noise = [Gaussian::new(7, 1), Gaussian::new(7, 2)];
 //! let mut brain = Brain::new(
 //!     conn, &models, 0.1, [0.0, 0.0], 0.01, &mut x, &mut hist, &mut work, &mut coupling, &mut noise,
@@ -78,7 +84,7 @@ pub struct Link<T> {
     pub w: T,
     /// For a link without delay, the source region `j`; for a delayed link, the offset of
     /// `x_j(t + dt - d_ij)` in the mirrored history relative to the slot of `t + dt`:
-    /// `(L - d_ij) n + j`.
+    /// `2 L j + L - d_ij`.
     pub at: u32,
 }
 
@@ -89,6 +95,8 @@ pub struct LinkCounts {
     pub instant: usize,
     /// Non-zero links with a delay of at least one step.
     pub delayed: usize,
+    /// Of those, links with a delay of at least [`BLOCK`] steps (summed in blocks).
+    pub blocked: usize,
     /// Longest delay of a non-zero link, in steps.
     pub max_delay: usize,
 }
@@ -177,6 +185,7 @@ pub fn count_links<T: Real>(
     let mut c = LinkCounts {
         instant: 0,
         delayed: 0,
+        blocked: 0,
         max_delay: 0,
     };
     for (k, &w) in weights.iter().enumerate() {
@@ -191,6 +200,7 @@ pub fn count_links<T: Real>(
             c.instant += 1;
         } else {
             c.delayed += 1;
+            c.blocked += usize::from(d >= BLOCK);
             c.max_delay = c.max_delay.max(d);
         }
     }
@@ -219,8 +229,10 @@ impl<'a, T: Real> Connectome<'a, T> {
     /// Fills the link lists from a dense weight matrix and delays in steps (see
     /// [`count_links`] for the layout) and returns the connectome that borrows them.
     ///
-    /// `inst_rows` and `del_rows` need `n + 1` entries; `inst` and `del` the counts that
-    /// [`count_links`] returns.
+    /// `inst_rows` needs `n + 1` entries, `del_rows` `2 n + 1` (row `i`'s links with delays
+    /// below [`BLOCK`] are `del[del_rows[2i]..del_rows[2i+1]]`, the others
+    /// `del[del_rows[2i+1]..del_rows[2i+2]]`); `inst` and `del` the counts that [`count_links`]
+    /// returns.
     ///
     /// # Errors
     /// As [`count_links`], and [`BrainError::Length`] if a buffer has the wrong length.
@@ -236,34 +248,42 @@ impl<'a, T: Real> Connectome<'a, T> {
     ) -> Result<Self, BrainError> {
         let c = count_links(n, weights, delays)?;
         check_len("instant row index", n + 1, inst_rows.len())?;
-        check_len("delayed row index", n + 1, del_rows.len())?;
+        check_len("delayed row index", 2 * n + 1, del_rows.len())?;
         check_len("instant links", c.instant, inst.len())?;
         check_len("delayed links", c.delayed, del.len())?;
         let slots = c.max_delay + 1;
         let (mut ki, mut kd) = (0usize, 0usize);
         for i in 0..n {
             inst_rows[i] = ki as u32;
-            del_rows[i] = kd as u32;
-            for j in 0..n {
-                let w = weights[i * n + j];
-                if w == T::ZERO {
-                    continue;
+            del_rows[2 * i] = kd as u32;
+            // Short delays first, then blocked ones.
+            for blocked in [false, true] {
+                if blocked {
+                    del_rows[2 * i + 1] = kd as u32;
                 }
-                let d = delays.get(i * n + j).copied().unwrap_or(0) as usize;
-                if d == 0 {
-                    inst[ki] = Link { w, at: j as u32 };
-                    ki += 1;
-                } else {
-                    del[kd] = Link {
-                        w,
-                        at: ((slots - d) * n + j) as u32,
-                    };
-                    kd += 1;
+                for j in 0..n {
+                    let w = weights[i * n + j];
+                    if w == T::ZERO {
+                        continue;
+                    }
+                    let d = delays.get(i * n + j).copied().unwrap_or(0) as usize;
+                    if d == 0 {
+                        if !blocked {
+                            inst[ki] = Link { w, at: j as u32 };
+                            ki += 1;
+                        }
+                    } else if (d >= BLOCK) == blocked {
+                        del[kd] = Link {
+                            w,
+                            at: (2 * slots * j + slots - d) as u32,
+                        };
+                        kd += 1;
+                    }
                 }
             }
         }
         inst_rows[n] = ki as u32;
-        del_rows[n] = kd as u32;
+        del_rows[2 * n] = kd as u32;
         Ok(Self {
             n,
             slots,
@@ -317,6 +337,24 @@ fn delayed_sum<T: Real>(links: &[Link<T>], hist: &[T]) -> T {
     (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
+/// Steps per block of the delayed coupling (see the module docs).
+pub const BLOCK: usize = 8;
+
+/// Adds `w h[at + base .. + BLOCK]` of every link to `acc` (the delayed input of `BLOCK`
+/// consecutive steps), in link order.
+#[inline(always)]
+fn block_sum<T: Real>(links: &[Link<T>], hist: &[T], acc: &mut [T; BLOCK]) {
+    *acc = [T::ZERO; BLOCK];
+    for l in links {
+        let start = l.at as usize;
+        if let Some(h) = hist.get(start..start + BLOCK) {
+            for (a, &x) in acc.iter_mut().zip(h) {
+                *a += l.w * x;
+            }
+        }
+    }
+}
+
 /// A network of `n` nodes of model `M` (`N` state variables each) on a [`Connectome`].
 #[derive(Debug)]
 pub struct Brain<'a, T, M, const N: usize> {
@@ -344,11 +382,17 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
         3 * n
     }
 
+    /// Length of the coupling buffer for `n` regions: `(2 + BLOCK) n` values.
+    pub const fn coupling_len(n: usize) -> usize {
+        (2 + BLOCK) * n
+    }
+
     /// A network at state `x` (one state per region, kept as the constant past of every
     /// delay), with per-region models (`models.len() == n`), global coupling `g`, noise
     /// amplitudes `sigma` per state variable (unit of the variable per sqrt(time unit)) and step
     /// `dt` (the models' time unit). `hist` needs [`Brain::history_len`] values, `work`
-    /// [`Brain::work_len`] states, `coupling` `2 n` values, `noise` one stream per region.
+    /// [`Brain::work_len`] states, `coupling` [`Brain::coupling_len`] values, `noise` one
+    /// stream per region.
     ///
     /// # Errors
     /// [`BrainError::Length`] for a buffer of the wrong length, [`BrainError::BadStep`],
@@ -371,7 +415,7 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
         check_len("state", n, x.len())?;
         check_len("history", Self::history_len(&conn), hist.len())?;
         check_len("work", Self::work_len(n), work.len())?;
-        check_len("coupling", 2 * n, coupling.len())?;
+        check_len("coupling", Self::coupling_len(n), coupling.len())?;
         check_len("noise streams", n, noise.len())?;
         if !(dt.is_finite() && dt > T::ZERO) {
             return Err(BrainError::BadStep);
@@ -402,20 +446,17 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
     /// Fills every history slot with the current state (a constant past) and recomputes the
     /// delayed coupling; call after changing the state with [`Brain::state_mut`].
     pub fn reset_history(&mut self) {
-        let n = self.conn.n;
         let cv = M::COUPLING_VAR;
-        for slot in self.hist.chunks_exact_mut(n) {
-            for (h, x) in slot.iter_mut().zip(self.x.iter()) {
-                *h = x[cv];
-            }
+        let len = 2 * self.conn.slots;
+        for (ring, x) in self.hist.chunks_exact_mut(len).zip(self.x.iter()) {
+            ring.fill(x[cv]);
         }
         self.step = 0;
-        let base = 0;
-        let (cd, _) = self.coupling.split_at_mut(n);
+        let conn = self.conn;
+        let (cd, _) = self.coupling.split_at_mut(conn.n);
         for (i, c) in cd.iter_mut().enumerate() {
-            let row =
-                &self.conn.del[self.conn.del_rows[i] as usize..self.conn.del_rows[i + 1] as usize];
-            *c = delayed_sum(row, &self.hist[base..]);
+            let row = &conn.del[conn.del_rows[2 * i] as usize..conn.del_rows[2 * i + 2] as usize];
+            *c = delayed_sum(row, self.hist);
         }
     }
 
@@ -441,7 +482,7 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
 
     /// The input each region received at the start of the last step (`G g_i sum_j W_ij x_j`).
     pub fn last_input(&self) -> &[T] {
-        &self.coupling[self.conn.n..]
+        &self.coupling[self.conn.n..2 * self.conn.n]
     }
 
     /// Advances the network by one step (see the module docs). Returns `false`, leaving the
@@ -454,7 +495,8 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
         let h = dt * T::HALF;
         let g = self.g;
         let conn = self.conn;
-        let (cd, c) = self.coupling.split_at_mut(n);
+        let (cd, rest) = self.coupling.split_at_mut(n);
+        let (c, blocks) = rest.split_at_mut(n);
         let (k1s, rest) = self.work.split_at_mut(n);
         let (ps, dws) = rest.split_at_mut(n);
 
@@ -463,8 +505,14 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
             let row = &conn.inst[conn.inst_rows[i] as usize..conn.inst_rows[i + 1] as usize];
             let m = &self.models[i];
             c[i] = g * m.coupling_gain() * (cd[i] + instant_sum(row, self.x, cv));
-            let z: [T; N] = self.noise[i].array();
-            let dw: [T; N] = core::array::from_fn(|k| self.sigma[k] * sq * z[k]);
+            // Draws in variable order, as `Gaussian::array` in a single-node run; a plain loop
+            // keeps the draws in registers (an array built by a non-inlined `from_fn` went
+            // through memory and stalled the following vector load).
+            let gauss = &mut self.noise[i];
+            let mut dw = [T::ZERO; N];
+            for (d, s) in dw.iter_mut().zip(&self.sigma) {
+                *d = *s * sq * gauss.next();
+            }
             let x = &self.x[i];
             let k1 = m.deriv(x, c[i]);
             ps[i] = m.project(core::array::from_fn(|k| x[k] + dt * k1[k] + dw[k]));
@@ -472,13 +520,27 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
             dws[i] = dw;
         }
 
-        // Delayed part of c(t + dt): slot of t + dt in the mirrored ring.
+        // Delayed part of c(t + dt) = c at step `next`. Blocked links: at the start of each
+        // block, the sums for its BLOCK steps; short delays: gathered now.
         let next = self.step + 1;
-        let base = (next % conn.slots as u64) as usize * n;
+        let slots = conn.slots as u64;
+        let in_block = (self.step % BLOCK as u64) as usize;
+        if in_block == 0 {
+            let base = (next % slots) as usize;
+            let hist = &self.hist[base..];
+            for (i, acc) in blocks.chunks_exact_mut(BLOCK).enumerate() {
+                let row = &conn.del
+                    [conn.del_rows[2 * i + 1] as usize..conn.del_rows[2 * i + 2] as usize];
+                let mut a = [T::ZERO; BLOCK];
+                block_sum(row, hist, &mut a);
+                acc.copy_from_slice(&a);
+            }
+        }
+        let base = (next % slots) as usize;
         let hist = &self.hist[base..];
         for (i, cdi) in cd.iter_mut().enumerate() {
-            let row = &conn.del[conn.del_rows[i] as usize..conn.del_rows[i + 1] as usize];
-            *cdi = delayed_sum(row, hist);
+            let row = &conn.del[conn.del_rows[2 * i] as usize..conn.del_rows[2 * i + 1] as usize];
+            *cdi = delayed_sum(row, hist) + blocks[i * BLOCK + in_block];
         }
 
         // Corrector with c(t + dt) (the predictor for links without delay).
@@ -494,12 +556,11 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
             self.x[i] = xn;
         }
 
-        // Store x(t + dt) in both copies of its slot.
-        let slot = base;
-        let mirror = base + conn.slots * n;
-        for (j, x) in self.x.iter().enumerate() {
-            self.hist[slot + j] = x[cv];
-            self.hist[mirror + j] = x[cv];
+        // Store x(t + dt) in both copies of its slot of each region's ring.
+        let len = 2 * conn.slots;
+        for (ring, x) in self.hist.chunks_exact_mut(len).zip(self.x.iter()) {
+            ring[base] = x[cv];
+            ring[base + conn.slots] = x[cv];
         }
         self.step = next;
         finite

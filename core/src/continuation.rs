@@ -14,9 +14,9 @@
 //!   stability and three test functions; folds (limit points, [`Label::Fold`]) and Hopf points
 //!   ([`Label::Hopf`]) are detected from sign changes and located by regula falsi (Illinois)
 //!   along the curve, then refined by Newton's method on the extended system
-//!   `F = 0, psi(D_x F) = 0` (`psi` the normalised determinant for folds, the real part of the
-//!   critical complex pair for Hopf points).
-//! - [`continue_folds`]: the fold curve `F(x, l1, l2) = 0, det D_x F = 0` in `(x, l1, l2)`
+//!   `F = 0, psi(D_x F) = 0` (`psi` the fold test function `g` below for folds, the real part
+//!   of the critical complex pair for Hopf points).
+//! - [`continue_folds`]: the fold curve `F(x, l1, l2) = 0, g(D_x F) = 0` in `(x, l1, l2)`
 //!   (codimension-2 analysis), with cusp points ([`Label::Cusp`]: the normal-form coefficient
 //!   `a = p . D^2_x F(q, q)` changes sign) and Bogdanov-Takens points
 //!   ([`Label::BogdanovTakens`]: `p . q` changes sign, i.e. the zero eigenvalue becomes double).
@@ -28,6 +28,16 @@
 //! those units, unweighted: choose `ds_max` well below the scale on which the branch bends, in
 //! the units of the largest of the state and the parameter. Eigenvalues are rates in 1/(time
 //! unit of the model); the determinant test `det` has units 1/(time unit)^N.
+//!
+//! # Fold test function
+//!
+//! Folds are where `A = D_x F` is singular. Instead of `det A`, whose size scales with the
+//! product of all eigenvalues, the extended systems use
+//! `g(A) = det A / (||adj A||_F sqrt(1 + ||A||_F^2))`: since `adj A = det(A) A^-1`, the
+//! first factor is `+-1/||A^-1||_F`, between `sigma_min/sqrt(N)` and `sigma_min` in magnitude
+//! with the sign of `det A`, smooth wherever the rank of `A` is at least `N - 1` (also at a
+//! Bogdanov-Takens point, and for `N = 1`); the second makes `g` dimensionless. The adjugate
+//! costs `N^2` determinants, which is nothing for the small `N` this module is meant for.
 //!
 //! # Derivatives
 //!
@@ -49,7 +59,7 @@
 //! use nmm_core::continuation::{continue_equilibria, parameter_field, Label, Settings};
 //! use nmm_core::models::{mpr, Mpr};
 //! // MPR with J = 15, Delta = 1, tau = 1: the low-activity branch from eta = -10 folds back
-//! // at eta ~ -2.46 and again at eta ~ -5.79 (bistability in between).
+//! // at eta ~ -3.136 and again at eta ~ -5.744 (bistability in between).
 //! let m = Mpr::<f64>::default();
 //! let mut f = parameter_field(&m, "eta", 0.0).unwrap();
 //! let x0 = mpr::fixed_points(&Mpr { eta: -10.0, ..m }, 0.0)[0];
@@ -63,7 +73,7 @@
 //!     })
 //!     .unwrap();
 //! assert_eq!(folds.len(), 2);
-//! assert!((folds[0] + 2.46).abs() < 0.01 && (folds[1] + 5.79).abs() < 0.01);
+//! assert!((folds[0] + 3.136).abs() < 1e-3 && (folds[1] + 5.744).abs() < 1e-3);
 //! assert_eq!(summary.stop, nmm_core::continuation::Stop::Bound); // reached eta = 0
 //! ```
 
@@ -305,8 +315,8 @@ pub struct FoldCurvePoint<T, const N: usize> {
     pub x: [T; N],
     /// The two parameter values.
     pub lambda: [T; 2],
-    /// Largest of `||F||_inf` and `|det D_x F| / prod_i ||row_i D_x F||_2` (the defining
-    /// equations, the second scale-free).
+    /// Largest of `||F||_inf` and `|g|`, `g` the fold test function (the defining equations;
+    /// see the [module docs](self)).
     pub residual: f64,
     /// Eigenvalues `(re, im)` of `D_x F`, largest real part first; one of them is zero.
     pub eigenvalues: [(f64, f64); N],
@@ -452,12 +462,12 @@ where
         model.get(name).ok_or(ParamError::Unknown)?;
     }
     let mut m = model.clone();
-    Ok(move |x: &[T; N], l1: T, l2: T| {
-        match (m.set(names[0], l1), m.set(names[1], l2)) {
+    Ok(
+        move |x: &[T; N], l1: T, l2: T| match (m.set(names[0], l1), m.set(names[1], l2)) {
             (Ok(()), Ok(())) => m.deriv(x, input),
             _ => [T::from_f64(f64::NAN); N],
-        }
-    })
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,8 +495,12 @@ where
 ///
 /// then located by regula falsi on that test function along the curve (arclength resolved to
 /// `settings.tol`) and refined by Newton's method on `F = 0` with
-/// `det D_x F / prod_i ||row_i|| = 0` (fold) or `Re(critical pair) = 0` (Hopf). They are
+/// `g = 0` (fold; `g` the fold test function of the [module docs](self)) or
+/// `Re(critical pair) = 0` (Hopf). They are
 /// handed to `emit` in order along the branch, before the point that follows them.
+///
+/// Eigenvalues need `N <=` [`equilibria::MAX_EIG_DIM`]; for larger `N` they are NaN, the
+/// type is [`Kind::Unknown`] and Hopf points are not detected (folds still are).
 ///
 /// # Errors
 /// [`ContinuationError::InvalidSettings`] (also for bounds that are not finite, not
@@ -543,13 +557,7 @@ where
         tol: settings.tol,
     };
     let dir = direction_vector(N, settings.direction);
-    run(
-        &mut branch,
-        y0,
-        dir,
-        &[(N, bounds[0], bounds[1])],
-        settings,
-    )
+    run(&mut branch, y0, dir, &[(N, bounds[0], bounds[1])], settings)
 }
 
 /// Follows the curve of folds of `F(x, l1, l2)` in the plane of the two parameters, from a
@@ -558,7 +566,7 @@ where
 ///
 /// The start is refined by Newton's method on `F = 0, det D_x F = 0` in `(x, l1)` at fixed
 /// `l2`. The curve is the solution set of the `N + 1` equations
-/// `F(x, l1, l2) = 0`, `det D_x F / prod_i ||row_i D_x F||_2 = 0` in the `N + 2` unknowns
+/// `F(x, l1, l2) = 0`, `g(D_x F) = 0` (the fold test function) in the `N + 2` unknowns
 /// `(x, l1, l2)`, continued by pseudo-arclength exactly as in [`continue_equilibria`]; the
 /// run leaves the start in `settings.direction` of `l2`. The curve is smooth in
 /// `(x, l1, l2)` through a cusp, where its projection onto the parameter plane has the cusp.
@@ -643,7 +651,10 @@ where
         &mut branch,
         y0,
         dir,
-        &[(N, bounds[0][0], bounds[0][1]), (N + 1, bounds[1][0], bounds[1][1])],
+        &[
+            (N, bounds[0][0], bounds[0][1]),
+            (N + 1, bounds[1][0], bounds[1][1]),
+        ],
         settings,
     )
 }
@@ -908,46 +919,60 @@ fn det<T: Real, const N: usize>(mut a: [[T; N]; N]) -> T {
     d
 }
 
-/// `det(a) / prod_i ||row_i||_2`, in `[-1, 1]` (Hadamard), invariant under scaling of the
-/// equations; 0 when a row is zero.
-fn normalized_det<T: Real, const N: usize>(a: &[[T; N]; N]) -> T {
-    let mut s = T::ONE;
-    for row in a {
-        let n = row.iter().fold(T::ZERO, |s, &v| s + v * v).sqrt();
-        if n == T::ZERO {
-            return T::ZERO;
-        }
-        s *= n;
+/// Adjugate `adj(a) = det(a) a^-1`, entry `[j][i]` the determinant of `a` with row `i`
+/// replaced by the unit row `e_j`; defined (and smooth) for singular `a`. `N^2`
+/// determinants, for the small `N` this module is for.
+fn adjugate<T: Real, const N: usize>(a: &[[T; N]; N]) -> [[T; N]; N] {
+    core::array::from_fn(|j| {
+        core::array::from_fn(|i| {
+            let mut m = *a;
+            m[i] = [T::ZERO; N];
+            m[i][j] = T::ONE;
+            det(m)
+        })
+    })
+}
+
+fn frobenius<T: Real, const N: usize>(a: &[[T; N]; N]) -> T {
+    a.iter().flatten().fold(T::ZERO, |s, &v| s + v * v).sqrt()
+}
+
+/// The fold test `det(a) / (||adj(a)||_F sqrt(1 + ||a||_F^2))`.
+///
+/// `det(a) / ||adj(a)||_F = +-1 / ||a^-1||_F` lies between `sigma_min / sqrt(N)` and
+/// `sigma_min` in magnitude and carries the sign of the determinant; unlike the determinant
+/// itself it does not scale with the other singular values, and unlike a row-normalised
+/// determinant it stays smooth where a whole row of `a` vanishes and for `N = 1`
+/// (`adj = [1]`). It vanishes exactly where `a` is singular, and is smooth wherever the rank
+/// is at least `N - 1` (so `adj(a) != 0`). The last factor makes it dimensionless for large
+/// `||a||`. Zero when `adj(a) = 0` (rank `<= N - 2`).
+fn fold_test<T: Real, const N: usize>(a: &[[T; N]; N]) -> T {
+    let na = frobenius(&adjugate(a));
+    if na == T::ZERO {
+        return T::ZERO;
     }
-    det(*a) / s
+    let fa = frobenius(a);
+    det(*a) / (na * (T::ONE + fa * fa).sqrt())
 }
 
 /// Right and left null vectors (unit length) of a (nearly) singular matrix from its
 /// adjugate, which is `~ q p^T` times the product of the other singular values: `q` is the
-/// column and `p` the row of `adj(a)` through its largest entry. `adj(a)_ji` is the
-/// determinant of `a` with row `i` replaced by the unit row `e_j`.
+/// column and `p` the row of `adj(a)` through its largest entry.
 fn null_vectors_adjugate<T: Real, const N: usize>(a: &[[T; N]; N]) -> Option<([T; N], [T; N])> {
-    let adj = |j: usize, i: usize| {
-        let mut m = *a;
-        m[i] = [T::ZERO; N];
-        m[i][j] = T::ONE;
-        det(m)
-    };
+    let adj = adjugate(a);
     let (mut jm, mut im, mut best) = (0, 0, T::ZERO);
-    for j in 0..N {
-        for i in 0..N {
-            let v = adj(j, i).abs();
-            if v > best {
-                (jm, im, best) = (j, i, v);
+    for (j, row) in adj.iter().enumerate() {
+        for (i, v) in row.iter().enumerate() {
+            if v.abs() > best {
+                (jm, im, best) = (j, i, v.abs());
             }
         }
     }
     if !(best > T::ZERO && best.is_finite()) {
         return None;
     }
-    let q: [T; N] = core::array::from_fn(|j| adj(j, im));
-    let p: [T; N] = core::array::from_fn(|i| adj(jm, i));
-    Some((unit(q)?, unit(p)?))
+    let q: [T; N] = core::array::from_fn(|j| adj[j][im]);
+    Some((unit(q)?, unit(adj[jm])?))
 }
 
 /// `v / ||v||_2`, or `None` for a zero or non-finite vector.
@@ -972,13 +997,11 @@ fn null_vectors_bordered<T: Real, const N: usize>(
 ) -> Option<([T; N], [T; N])> {
     let mut m = Mat::<T, N>::zero();
     let mut mt = Mat::<T, N>::zero();
-    for i in 0..N {
-        for j in 0..N {
-            m.top[i].x[j] = a[i][j];
-            mt.top[i].x[j] = a[j][i];
-        }
-        m.top[i].p[0] = p_prev[i];
-        mt.top[i].p[0] = q_prev[i];
+    for (i, (row, row_t)) in m.top.iter_mut().zip(mt.top.iter_mut()).enumerate() {
+        row.x = a[i];
+        row_t.x = core::array::from_fn(|j| a[j][i]);
+        row.p[0] = p_prev[i];
+        row_t.p[0] = q_prev[i];
     }
     m.bottom[0].x = *q_prev;
     mt.bottom[0].x = *p_prev;
@@ -1225,9 +1248,7 @@ struct PolishSys<'a, T, F> {
     test: TestFn,
 }
 
-impl<T: Real, const N: usize, F: FnMut(&[T; N], T) -> [T; N]> System<T, N>
-    for PolishSys<'_, T, F>
-{
+impl<T: Real, const N: usize, F: FnMut(&[T; N], T) -> [T; N]> System<T, N> for PolishSys<'_, T, F> {
     fn unknowns(&self) -> usize {
         N + 1
     }
@@ -1245,7 +1266,7 @@ impl<T: Real, const N: usize, F: FnMut(&[T; N], T) -> [T; N]> System<T, N>
         let f = &mut *self.f;
         let jac = equilibria::jacobian(&mut |x: &[T; N]| f(x, lam), &y.x);
         match self.test {
-            TestFn::Fold => normalized_det(&jac),
+            TestFn::Fold => fold_test(&jac),
             TestFn::Hopf => match linearize(&jac, self.c.eps_f64).hopf {
                 Some(re) => T::from_f64(re),
                 None => T::from_f64(f64::NAN),
@@ -1278,10 +1299,7 @@ impl<T: Real, const N: usize, F: FnMut(&[T; N], T, T) -> [T; N]> System<T, N>
     fn g(&mut self, y: &Ext<T, N>) -> T {
         let (l1, l2) = (y.p[0], y.p[1]);
         let f = &mut *self.f;
-        normalized_det(&equilibria::jacobian(
-            &mut |x: &[T; N]| f(x, l1, l2),
-            &y.x,
-        ))
+        fold_test(&equilibria::jacobian(&mut |x: &[T; N]| f(x, l1, l2), &y.x))
     }
 }
 
@@ -1451,6 +1469,9 @@ fn land<T: Real, const N: usize, S: System<T, N>>(
     Some((yb, tb))
 }
 
+/// A located special point: arclength from the current point, the point, its label.
+type Found<T, I, const N: usize> = Option<(T, Node<T, I, N>, Label)>;
+
 /// Detects, locates, refines and emits the special points between `cur` and `next`.
 fn specials<T: Real, const N: usize, B: Branch<T, N>>(
     b: &mut B,
@@ -1461,7 +1482,7 @@ fn specials<T: Real, const N: usize, B: Branch<T, N>>(
 ) -> ControlFlow<()> {
     let n = b.sys().unknowns();
     let s_end = cur.t.dot(&next.y.sub(&cur.y, n), n);
-    let mut found: [Option<(T, Node<T, B::Info, N>, Label)>; 2] = [None, None];
+    let mut found: [Found<T, B::Info, N>; 2] = [None, None];
     for (k, slot) in found.iter_mut().enumerate() {
         if !B::detect(&cur.info, &next.info, k) {
             continue;
@@ -1472,11 +1493,7 @@ fn specials<T: Real, const N: usize, B: Branch<T, N>>(
             if close {
                 if let Some(tr) = tangent(b.sys(), &yr, &cur.t) {
                     let info = b.info(&yr, &tr);
-                    node = Node {
-                        y: yr,
-                        t: tr,
-                        info,
-                    };
+                    node = Node { y: yr, t: tr, info };
                 }
             }
         }
@@ -1683,7 +1700,7 @@ where
         let f0 = f(&x, l1, l2);
         let jac = equilibria::jacobian(&mut |x: &[T; N]| f(x, l1, l2), &x);
         let lin = linearize(&jac, c.eps_f64);
-        let residual = norm_inf_arr(&f0).max(normalized_det(&jac).to_f64().abs());
+        let residual = norm_inf_arr(&f0).max(fold_test(&jac).to_f64().abs());
         let Some((q, p)) = null_vectors_bordered(&jac, &self.q, &self.p, c.eps) else {
             return FoldInfo {
                 lin,

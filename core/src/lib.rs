@@ -15,6 +15,7 @@
 //! - [`bold`]: Balloon-Windkessel BOLD with three parameter presets, and a TR monitor.
 //! - [`fc`]: streaming mean, covariance, Pearson FC and FCD in caller buffers.
 //! - [`equilibria`]: fixed points, Jacobians, eigenvalues and stability of small systems.
+//! - [`mlp`]: the compact MLP mean field, its NMMW weight file and fixed-point evaluation.
 //! - [`continuation`]: pseudo-arclength continuation of equilibria (folds, Hopf points) and
 //!   of fold curves in two parameters (cusps, Bogdanov-Takens points).
 //! - [`brain`]: whole-brain networks of mean-field nodes with delays and noise.
@@ -41,6 +42,7 @@ pub mod continuation;
 pub mod equilibria;
 pub mod fc;
 pub mod integrate;
+pub mod mlp;
 pub mod models;
 pub mod real;
 pub mod rng;

@@ -29,12 +29,12 @@ impl<M: Model<f64, N> + Clone, const N: usize> Net<f64, M, N> {
     fn run(&mut self, steps: usize, mut each: impl FnMut(&[[f64; N]])) -> Vec<[f64; N]> {
         let c = count_links(self.n, &self.w, &self.d).unwrap();
         let (mut ir, mut il) = (vec![0; self.n + 1], vec![Link::default(); c.instant]);
-        let (mut dr, mut dl) = (vec![0; self.n + 1], vec![Link::default(); c.delayed]);
+        let (mut dr, mut dl) = (vec![0; 2 * self.n + 1], vec![Link::default(); c.delayed]);
         let conn = Connectome::build(self.n, &self.w, &self.d, &mut ir, &mut il, &mut dr, &mut dl)
             .unwrap();
         let mut hist = vec![0.0; Brain::<f64, M, N>::history_len(&conn)];
         let mut work = vec![[0.0; N]; Brain::<f64, M, N>::work_len(self.n)];
-        let mut coupling = vec![0.0; 2 * self.n];
+        let mut coupling = vec![0.0; Brain::<f64, M, N>::coupling_len(self.n)];
         let mut noise: Vec<_> = (0..self.n)
             .map(|i| Gaussian::new(self.seed, i as u64 + 1))
             .collect();
@@ -342,13 +342,13 @@ fn bad_buffers_and_constants_are_errors() {
     ));
     let w = [0.0, 1.0, 1.0, 0.0];
     let (mut ir, mut il) = (vec![0; 3], vec![Link::default(); 2]);
-    let (mut dr, mut dl) = (vec![0; 3], vec![]);
+    let (mut dr, mut dl) = (vec![0; 5], vec![]);
     let conn = Connectome::build(2, &w, &[], &mut ir, &mut il, &mut dr, &mut dl).unwrap();
     let models = [Mpr::<f64>::default(); 2];
     let mut x = [[0.1, -2.0]; 2];
     let mut hist = vec![0.0; 4];
     let mut work = vec![[0.0; 2]; 6];
-    let mut c = vec![0.0; 4];
+    let mut c = vec![0.0; Brain::<f64, Mpr<f64>, 2>::coupling_len(2)];
     let mut noise = [Gaussian::new(1, 1), Gaussian::new(1, 2)];
     let e = Brain::new(
         conn,

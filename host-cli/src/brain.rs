@@ -422,13 +422,13 @@ where
         vec![Link { w: T::ZERO, at: 0 }; counts.instant],
     );
     let (mut dr, mut dl) = (
-        vec![0u32; n + 1],
+        vec![0u32; 2 * n + 1],
         vec![Link { w: T::ZERO, at: 0 }; counts.delayed],
     );
     let conn = Connectome::build(n, &wt, &p.delays, &mut ir, &mut il, &mut dr, &mut dl)?;
     let mut hist = vec![T::ZERO; Brain::<T, M, N>::history_len(&conn)];
     let mut work = vec![[T::ZERO; N]; Brain::<T, M, N>::work_len(n)];
-    let mut coupling = vec![T::ZERO; 2 * n];
+    let mut coupling = vec![T::ZERO; Brain::<T, M, N>::coupling_len(n)];
     let mut noise: Vec<Gaussian<T>> = (0..n)
         .map(|i| Gaussian::new(cfg.seed, i as u64 + 1))
         .collect();

@@ -122,7 +122,10 @@ impl fmt::Display for FormatError {
         match *self {
             Self::BadMagic => f.write_str("not an nmm weight file (magic is not \"NMMW\")"),
             Self::UnsupportedVersion(v) => {
-                write!(f, "weight file version {v} is not supported (expected {VERSION})")
+                write!(
+                    f,
+                    "weight file version {v} is not supported (expected {VERSION})"
+                )
             }
             Self::UnknownActivation(a) => write!(f, "unknown activation code {a} (0 = tanh)"),
             Self::BadLayerCount(n) => write!(f, "weight file lists {n} layer sizes, expected 4"),
@@ -131,14 +134,20 @@ impl fmt::Display for FormatError {
                 write!(f, "weight file truncated: {got} bytes, needs {needed}")
             }
             Self::TrailingBytes { extra } => {
-                write!(f, "{extra} unexpected bytes after the weight file's checksum")
+                write!(
+                    f,
+                    "{extra} unexpected bytes after the weight file's checksum"
+                )
             }
             Self::ChecksumMismatch { stored, computed } => write!(
                 f,
                 "weight file checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
             ),
             Self::ShapeMismatch { expected, found } => {
-                write!(f, "weight file has layer sizes {found:?}, expected {expected:?}")
+                write!(
+                    f,
+                    "weight file has layer sizes {found:?}, expected {expected:?}"
+                )
             }
             Self::NonFinite { array, index } => write!(f, "{array}[{index}] is not finite"),
             Self::ZeroScale { index } => write!(f, "in_scale[{index}] is zero"),
@@ -146,10 +155,16 @@ impl fmt::Display for FormatError {
                 write!(f, "weight file metadata is not UTF-8 (byte {valid_up_to})")
             }
             Self::MetadataTooLong { len } => {
-                write!(f, "metadata of {len} bytes exceeds the format's 4 GiB limit")
+                write!(
+                    f,
+                    "metadata of {len} bytes exceeds the format's 4 GiB limit"
+                )
             }
             Self::BufferTooSmall { needed, got } => {
-                write!(f, "output buffer of {got} bytes is too small, needs {needed}")
+                write!(
+                    f,
+                    "output buffer of {got} bytes is too small, needs {needed}"
+                )
             }
         }
     }

@@ -17,7 +17,7 @@
 //! - [`Dense`], [`Mlp`]: the network, const-generic in its layer sizes, evaluated without
 //!   allocation.
 //! - [`MlpMeanField`]: the network plus its input/output normalisation as a
-//!   [`Model`](crate::Model) (`mlp`), with parameters `eta`, `p`, `J`.
+//!   [`Model`] (`mlp`), with parameters `eta`, `p`, `J`.
 //! - [`format`]: the "NMMW" version 1 weight file (little-endian, CRC-32), read and written
 //!   here so that the trainer and every target share one implementation.
 //! - [`MlpFixed`]: the same weights evaluated in `I16F16` fixed point for firmware without
@@ -26,15 +26,16 @@
 //! ```
 //! use nmm_core::Model;
 //! use nmm_core::mlp::{Mlp, MlpMeanField, Normalisation};
-//! // A tiny network with all weights 0.1 and the identity normalisation.
-//! let net = Mlp::<f64>::splat(0.1);
+//! // A network with all weights 0.1 and the identity normalisation (a trainer fills in
+//! // its arrays: `Mlp { l1: Dense { w, b }, .. }` or `Mlp::from_flat`).
+//! let net = Mlp::<f32>::splat(0.1);
 //! let m = MlpMeanField::new(net, Normalisation::identity()).unwrap();
 //! let d = m.deriv(&m.initial_state(), 0.0);
 //! assert!(d.iter().all(|x| x.is_finite()));
-//! // Round trip through the weight file.
+//! // Round trip through the weight file (weights are stored as f32: exact for f32 models).
 //! let mut buf = [0u8; 600];
 //! let n = m.to_bytes(r#"{"seed": 1}"#, &mut buf).unwrap();
-//! let back = MlpMeanField::<f64>::from_bytes(&buf[..n]).unwrap();
+//! let back = MlpMeanField::<f32>::from_bytes(&buf[..n]).unwrap();
 //! assert_eq!(back.net(), m.net());
 //! ```
 
@@ -415,7 +416,7 @@ impl<T: Real + MlpScalar, const H1: usize, const H2: usize> MlpMeanField<T, H1, 
     /// use nmm_core::mlp::{FormatError, Mlp, MlpMeanField, Normalisation};
     /// let mut norm = Normalisation::<f64>::identity();
     /// norm.in_scale[3] = 0.0;
-    /// let e = MlpMeanField::new(Mlp::splat(0.1), norm).unwrap_err();
+    /// let e = MlpMeanField::new(Mlp::<f64>::splat(0.1), norm).unwrap_err();
     /// assert_eq!(e, FormatError::ZeroScale { index: 3 });
     /// ```
     pub fn new(net: Mlp<T, 6, H1, H2, 2>, norm: Normalisation<T>) -> Result<Self, FormatError> {
