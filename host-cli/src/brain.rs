@@ -121,8 +121,10 @@ impl Default for FcCfg {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Node model: `mpr`, `cc`, `rww`, `rww-griffiths`.
+    /// Node model: `mpr`, `cc`, `rww`, `rww-griffiths`, `mlp`.
     pub model: String,
+    /// The trained MLP mean field (`.nmmw` from `nmm train`) for `model = "mlp"`.
+    pub model_file: Option<PathBuf>,
     /// Seed of every random draw (noise per region, stream `i + 1` for region `i`).
     pub seed: u64,
     /// Simulated time, ms.
@@ -157,6 +159,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             model: "mpr".into(),
+            model_file: None,
             seed: 0,
             duration_ms: 60_000.0,
             dt_ms: 0.1,
@@ -322,26 +325,40 @@ pub fn run(p: &Prepared, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<RunOutp
     }
 }
 
-fn dispatch<T: Real + Send + Sync>(
+fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
     p: &Prepared,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<RunOutput> {
     use nmm_core::models::{ChenCampbell, Mpr, Rww, RwwGriffiths};
+    if p.cfg.model != "mlp" && p.cfg.model_file.is_some() {
+        bail!("model_file is only for model = \"mlp\"");
+    }
     match p.cfg.model.as_str() {
-        "mpr" => simulate::<T, Mpr<T>, 2>(p, progress),
-        "cc" => simulate::<T, ChenCampbell<T>, 4>(p, progress),
-        "rww" => simulate::<T, Rww<T>, 2>(p, progress),
-        "rww-griffiths" => simulate::<T, RwwGriffiths<T>, 2>(p, progress),
-        other => bail!("model {other:?}: expected mpr, cc, rww or rww-griffiths"),
+        "mpr" => simulate::<T, Mpr<T>, 2>(Mpr::default(), p, progress),
+        "cc" => simulate::<T, ChenCampbell<T>, 4>(ChenCampbell::default(), p, progress),
+        "rww" => simulate::<T, Rww<T>, 2>(Rww::default(), p, progress),
+        "rww-griffiths" => simulate::<T, RwwGriffiths<T>, 2>(RwwGriffiths::default(), p, progress),
+        "mlp" => {
+            let path = p.cfg.model_file.as_ref().ok_or_else(|| {
+                anyhow!("model = \"mlp\" needs model_file (a .nmmw from nmm train)")
+            })?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let m = nmm_core::mlp::MlpMeanField::<T>::from_bytes(&bytes)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            simulate::<T, nmm_core::mlp::MlpMeanField<T>, 2>(m, p, progress)
+        }
+        other => bail!("model {other:?}: expected mpr, cc, rww, rww-griffiths or mlp"),
     }
 }
 
 /// Per-region models from the defaults and `params`.
-fn region_models<T: Real, M: Model<T, N> + Default + Clone, const N: usize>(
+fn region_models<T: Real, M: Model<T, N> + Clone, const N: usize>(
+    base: M,
     n: usize,
     params: &BTreeMap<String, ParamValue>,
 ) -> Result<Vec<M>> {
-    let mut models = vec![M::default(); n];
+    let mut models = vec![base; n];
     for (name, v) in params {
         if !M::PARAMS.iter().any(|s| s.name == name) {
             let names: Vec<_> = M::PARAMS.iter().map(|s| s.name).collect();
@@ -372,16 +389,17 @@ fn region_models<T: Real, M: Model<T, N> + Default + Clone, const N: usize>(
 }
 
 fn simulate<T, M, const N: usize>(
+    base: M,
     p: &Prepared,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<RunOutput>
 where
     T: Real,
-    M: Model<T, N> + Default + Clone,
+    M: Model<T, N> + Clone,
 {
     let cfg = &p.cfg;
     let n = p.conn.n;
-    let models: Vec<M> = region_models(n, &cfg.params)?;
+    let models: Vec<M> = region_models(base, n, &cfg.params)?;
     let sigma: [f64; N] = match (&cfg.noise, &cfg.nsig) {
         (Some(_), Some(_)) => bail!("give either noise or nsig, not both"),
         (Some(s), None) | (None, Some(s)) => {
@@ -405,7 +423,7 @@ where
             })
         }
         // TVB's default MPR noise, nsig = (0.01, 0.02), i.e. amplitudes sqrt(2 nsig).
-        (None, None) if M::NAME == "mpr" => {
+        (None, None) if M::NAME == "mpr" || M::NAME == "mlp" => {
             core::array::from_fn(|k| (2.0 * [0.01, 0.02][k]).sqrt())
         }
         (None, None) => models[0].diffusion().map(Real::to_f64),
@@ -707,8 +725,15 @@ pub fn command() -> Command {
         .arg(
             Arg::new("model")
                 .long("model")
-                .value_parser(["mpr", "cc", "rww", "rww-griffiths"])
-                .help("Node model [default: mpr]"),
+                .value_parser(["mpr", "cc", "rww", "rww-griffiths", "mlp"])
+                .help("Node model [default: mpr]; mlp needs --model-file"),
+        )
+        .arg(
+            Arg::new("model-file")
+                .long("model-file")
+                .value_name("MODEL.nmmw")
+                .value_parser(value_parser!(PathBuf))
+                .help("Trained MLP mean field for --model mlp (nmm train)"),
         )
         .arg(
             Arg::new("connectome")
@@ -832,6 +857,9 @@ pub fn config_from_args(m: &ArgMatches) -> Result<Config> {
     };
     if let Some(v) = m.get_one::<String>("model") {
         cfg.model = v.clone();
+    }
+    if let Some(v) = m.get_one::<PathBuf>("model-file") {
+        cfg.model_file = Some(v.clone());
     }
     if let Some(v) = m.get_one::<String>("connectome") {
         cfg.connectome.path = v.clone();

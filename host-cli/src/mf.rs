@@ -8,6 +8,7 @@ use clap::{Arg, ArgMatches, Command, value_parser};
 use ndarray::Array1;
 use nmm_core::Model;
 use nmm_core::integrate::{OdeMethod, step_count};
+use nmm_core::mlp::MlpMeanField;
 use nmm_core::rng::Gaussian;
 use nmm_core::sim::{Grid, simulate};
 use nmm_core::stim::{StimSpec, Stimulus};
@@ -22,8 +23,31 @@ pub fn command() -> Command {
     Command::new("mf")
         .about("Integrate one mean-field node (parameters by flag, e.g. --eta -5 --J 15)")
         .subcommand_required(true)
-        .subcommands(model_subcommands(|c| {
-            c.arg(Arg::new("init").long("init").value_name("VAR=X,...").help(
+        .subcommands(model_subcommands(mf_args))
+        .subcommand(mf_args(
+            Command::new("mlp")
+                .about(<MlpMeanField<f64> as RunDefaults>::ABOUT)
+                .arg(
+                    Arg::new("model")
+                        .long("model")
+                        .value_name("MODEL.nmmw")
+                        .required(true)
+                        .value_parser(value_parser!(PathBuf))
+                        .help("Trained MLP mean field (nmm train)"),
+                )
+                .arg(crate::float_arg("eta", "eta_bar (default -5)".into()))
+                .arg(crate::float_arg(
+                    "p",
+                    "Connection probability (default 1)".into(),
+                ))
+                .arg(crate::float_arg("J", "Coupling J (default 15)".into())),
+        ))
+}
+
+/// The options every `mf` model takes.
+fn mf_args(c: Command) -> Command {
+    {
+        c.arg(Arg::new("init").long("init").value_name("VAR=X,...").help(
                 "Initial state, e.g. r=0.08,v=-1.96 (unnamed variables keep the model's default: its quiescent fixed point or rest)",
             ))
             .arg(crate::float_arg("t0", "Start time [model time unit] (default 0)".into()))
@@ -56,13 +80,19 @@ pub fn command() -> Command {
                     .value_parser(value_parser!(PathBuf))
                     .help("Also draw the trajectory (SVG)"),
             )
-        }))
+    }
 }
 
 /// Runs `mf`.
 pub fn run(m: &ArgMatches) -> Result<()> {
     let (name, sub) = m.subcommand().expect("clap requires a model");
-    with_model!(name, |M, N| run_model::<M, N>(sub))
+    if name == "mlp" {
+        return run_model::<MlpMeanField<f64>, 2>(crate::bifurcation::load_mlp(sub)?, sub);
+    }
+    with_model!(name, |M, N| run_model::<M, N>(
+        model_from_args::<M, N>(sub)?,
+        sub
+    ))
 }
 
 /// What one run produced.
@@ -75,11 +105,10 @@ pub struct Trajectory<const N: usize> {
     pub input: Vec<f64>,
 }
 
-fn run_model<M, const N: usize>(m: &ArgMatches) -> Result<()>
+fn run_model<M, const N: usize>(model: M, m: &ArgMatches) -> Result<()>
 where
-    M: Model<f64, N> + RunDefaults + Default,
+    M: Model<f64, N> + RunDefaults,
 {
-    let model: M = model_from_args(m)?;
     let t0 = get_f64(m, "t0").unwrap_or(0.0);
     let t_end = get_f64(m, "t-end").unwrap_or(M::T_END);
     let dt = get_f64(m, "dt").unwrap_or(M::DT);

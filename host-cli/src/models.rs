@@ -56,6 +56,15 @@ impl RunDefaults for RwwGriffiths<f64> {
         "Reduced Wong-Wang in the gain form of Griffiths et al. 2022 (tanh-squashed currents)";
 }
 
+impl RunDefaults for nmm_core::mlp::MlpMeanField<f64> {
+    const T_END: f64 = 80.0;
+    const DT: f64 = 0.01;
+    // The MPR protocol, for comparison with `nmm mf mpr`.
+    const STIM: &'static str = "step:3:0:30";
+    const TIME_UNIT: &'static str = "tau";
+    const ABOUT: &'static str = "The trained compact MLP mean field (r, v) from a .nmmw file (nmm train); defaults run the MPR protocol";
+}
+
 /// Calls `$body` with `$M` bound to the model type named `$name` and `$N` to its state size.
 #[macro_export]
 macro_rules! with_model {

@@ -1,0 +1,481 @@
+//! `nmm bifurcation <model> --param P --range A,B [--codim2 Q --range2 C,D]`: continuation of
+//! equilibria in one parameter (folds, Hopf points) and of folds in two (cusps), over core's
+//! `continuation` module; CSV tables and a figure.
+
+use crate::io::{atomic_write, write_csv};
+use crate::models::{model_from_args, model_subcommands};
+use crate::{get_f64, with_model};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Arg, ArgMatches, Command, value_parser};
+use nmm_core::Model;
+use nmm_core::continuation::{
+    Direction, Label, Settings, continue_equilibria, continue_folds, parameter_field,
+    parameter_field2,
+};
+use nmm_core::equilibria::{SearchBox, equilibria_of_model};
+use nmm_core::mlp::MlpMeanField;
+use plotters::prelude::*;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+/// Start-point search box and grid per model (as `nmm fixed-points`).
+pub trait StartBox<const N: usize> {
+    /// Lower and upper corners.
+    const BOX: ([f64; N], [f64; N]);
+    /// Newton starts per dimension.
+    const GRID: usize;
+}
+
+impl StartBox<2> for nmm_core::models::Mpr<f64> {
+    const BOX: ([f64; 2], [f64; 2]) = ([1e-5, -20.0], [10.0, 10.0]);
+    const GRID: usize = 40;
+}
+impl StartBox<4> for nmm_core::models::ChenCampbell<f64> {
+    const BOX: ([f64; 4], [f64; 4]) = ([0.0, -2.0, -0.5, 0.0], [2.0, 2.0, 0.5, 5.0]);
+    const GRID: usize = 8;
+}
+impl StartBox<2> for nmm_core::models::Rww<f64> {
+    const BOX: ([f64; 2], [f64; 2]) = ([0.0, 0.0], [1.0, 1.0]);
+    const GRID: usize = 30;
+}
+impl StartBox<2> for nmm_core::models::RwwGriffiths<f64> {
+    const BOX: ([f64; 2], [f64; 2]) = ([0.0, 0.0], [1.0, 1.0]);
+    const GRID: usize = 30;
+}
+impl StartBox<2> for MlpMeanField<f64> {
+    const BOX: ([f64; 2], [f64; 2]) = ([1e-4, -20.0], [10.0, 10.0]);
+    const GRID: usize = 40;
+}
+
+fn range_arg(id: &'static str, help: &'static str) -> Arg {
+    Arg::new(id)
+        .long(id)
+        .value_name("LO,HI")
+        .allow_hyphen_values(true)
+        .help(help)
+}
+
+fn common(c: Command) -> Command {
+    c.arg(
+        Arg::new("param")
+            .long("param")
+            .value_name("NAME")
+            .required(true)
+            .help("Parameter to continue in (a model parameter name, e.g. eta)"),
+    )
+    .arg(range_arg("range", "Interval of --param; the run starts from the equilibria at LO").required(true))
+    .arg(Arg::new("codim2").long("codim2").value_name("NAME").help(
+        "Second parameter: continue every fold in (param, NAME) and locate cusps",
+    ))
+    .arg(range_arg("range2", "Interval of the --codim2 parameter"))
+    .arg(crate::float_arg("input", "Constant input I (default 0)".into()))
+    .arg(crate::float_arg("ds-max", "Largest arclength step (state and parameter units) (default 0.02)".into()))
+    .arg(
+        Arg::new("max-steps")
+            .long("max-steps")
+            .value_parser(value_parser!(usize))
+            .help("Most steps per branch (default 20000)"),
+    )
+    .arg(crate::out_arg("CSV of the equilibrium branches (every point, special points labelled)"))
+    .arg(
+        Arg::new("out-codim2")
+            .long("out-codim2")
+            .value_name("FILE")
+            .value_parser(value_parser!(PathBuf))
+            .help("CSV of the fold curves in the two-parameter plane"),
+    )
+    .arg(
+        Arg::new("plot")
+            .long("plot")
+            .value_name("FILE.svg")
+            .value_parser(value_parser!(PathBuf))
+            .help("Figure: the branches (stable solid, unstable dashed) and, with --codim2, the fold curves"),
+    )
+}
+
+/// The `bifurcation` command.
+pub fn command() -> Command {
+    let mut subs = model_subcommands(common);
+    subs.push(common(
+        Command::new("mlp")
+            .about("The trained MLP mean field (a .nmmw file from nmm train)")
+            .arg(
+                Arg::new("model")
+                    .long("model")
+                    .value_name("MODEL.nmmw")
+                    .required(true)
+                    .value_parser(value_parser!(PathBuf)),
+            )
+            .arg(crate::float_arg("eta", "eta_bar (default -5)".into()))
+            .arg(crate::float_arg(
+                "p",
+                "Connection probability (default 1)".into(),
+            ))
+            .arg(crate::float_arg("J", "Coupling J (default 15)".into())),
+    ));
+    Command::new("bifurcation")
+        .about("Continuation of equilibria: folds and Hopf points in one parameter, cusps in two")
+        .subcommand_required(true)
+        .subcommands(subs)
+}
+
+/// Loads a `.nmmw` model with the `--eta`, `--p`, `--J` flags applied.
+pub fn load_mlp(m: &ArgMatches) -> Result<MlpMeanField<f64>> {
+    let path = m.get_one::<PathBuf>("model").expect("required");
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut model =
+        MlpMeanField::<f64>::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    for name in ["eta", "p", "J"] {
+        if let Some(v) = get_f64(m, name) {
+            model.set(name, v).map_err(|e| anyhow!("--{name}: {e}"))?;
+        }
+    }
+    Ok(model)
+}
+
+/// Runs `bifurcation`.
+pub fn run(m: &ArgMatches) -> Result<()> {
+    let (name, sub) = m.subcommand().expect("clap requires a model");
+    if name == "mlp" {
+        return run_model::<MlpMeanField<f64>, 2>(load_mlp(sub)?, sub);
+    }
+    with_model!(name, |M, N| run_model::<M, N>(
+        model_from_args::<M, N>(sub)?,
+        sub
+    ))
+}
+
+fn parse_range(m: &ArgMatches, id: &str) -> Result<Option<[f64; 2]>> {
+    let Some(s) = m.get_one::<String>(id) else {
+        return Ok(None);
+    };
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| anyhow!("--{id}: expected LO,HI, got {s:?}"))?;
+    let (a, b): (f64, f64) = (
+        a.trim()
+            .parse()
+            .map_err(|_| anyhow!("--{id}: {a:?} is not a number"))?,
+        b.trim()
+            .parse()
+            .map_err(|_| anyhow!("--{id}: {b:?} is not a number"))?,
+    );
+    if !(a.is_finite() && b.is_finite() && a < b) {
+        bail!("--{id}: need finite LO < HI, got {a},{b}");
+    }
+    Ok(Some([a, b]))
+}
+
+/// A labelled point of an equilibrium branch, as stored for output.
+struct Row<const N: usize> {
+    branch: usize,
+    label: Label,
+    lambda: f64,
+    x: [f64; N],
+    stable: bool,
+    eig: (f64, f64),
+}
+
+fn run_model<M, const N: usize>(model: M, m: &ArgMatches) -> Result<()>
+where
+    M: Model<f64, N> + Clone + StartBox<N>,
+{
+    let param = m.get_one::<String>("param").expect("required").as_str();
+    let range = parse_range(m, "range")?.expect("required");
+    let input = get_f64(m, "input").unwrap_or(0.0);
+    model
+        .get(param)
+        .ok_or_else(|| anyhow!("--param: {} has no parameter {param:?}", M::NAME))?;
+    let settings = Settings {
+        ds: 1e-3,
+        ds_max: get_f64(m, "ds-max").unwrap_or(0.02),
+        max_steps: m.get_one::<usize>("max-steps").copied().unwrap_or(20_000),
+        ..Settings::default()
+    };
+    settings.check().map_err(|e| anyhow!("{e}"))?;
+    // Start: every equilibrium at the start of the range.
+    let mut start = model.clone();
+    start
+        .set(param, range[0])
+        .map_err(|e| anyhow!("--range: {param} = {}: {e}", range[0]))?;
+    let (lo, hi) = M::BOX;
+    let search = SearchBox {
+        lo,
+        hi,
+        points_per_dim: M::GRID,
+    };
+    let starts = equilibria_of_model::<f64, M, N, 16>(&start, input, &search, 1e-11);
+    if starts.is_empty() {
+        bail!("no equilibrium found at {param} = {}", range[0]);
+    }
+    let mut f =
+        parameter_field(&model, param, input).map_err(|e| anyhow!("--param {param}: {e}"))?;
+    let mut rows: Vec<Row<N>> = Vec::new();
+    for (b, e) in starts.points.iter().enumerate() {
+        let res = continue_equilibria(&mut f, e.x, range[0], range, &settings, &mut |p| {
+            rows.push(Row {
+                branch: b,
+                label: p.label,
+                lambda: p.lambda,
+                x: p.x,
+                stable: matches!(p.stability, nmm_core::equilibria::Stability::Stable),
+                eig: p.eigenvalues[0],
+            });
+            ControlFlow::Continue(())
+        });
+        if let Err(err) = res {
+            eprintln!("branch {b}: continuation stopped: {err}");
+        }
+    }
+    println!(
+        "{}: {} branch{} from {param} = {}, {} points",
+        M::NAME,
+        starts.len(),
+        if starts.len() == 1 { "" } else { "es" },
+        range[0],
+        rows.len()
+    );
+    for r in rows.iter().filter(|r| r.label.is_special()) {
+        let state: Vec<String> = M::STATE
+            .iter()
+            .zip(r.x)
+            .map(|(n, v)| format!("{n} = {v:.6}"))
+            .collect();
+        println!(
+            "  {} ({}) at {param} = {:.9}: {}",
+            r.label.name(),
+            r.label.code(),
+            r.lambda,
+            state.join(", ")
+        );
+    }
+    if let Some(out) = m.get_one::<PathBuf>("out") {
+        let mut header = vec!["branch".to_string(), "label".into(), param.to_string()];
+        header.extend(M::STATE.iter().map(|s| s.to_string()));
+        header.extend(["stable".into(), "eig0_re".into(), "eig0_im".into()]);
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let mut v = vec![
+                    r.branch.to_string(),
+                    r.label.code().into(),
+                    format!("{:.12e}", r.lambda),
+                ];
+                v.extend(r.x.iter().map(|x| format!("{x:.12e}")));
+                v.extend([
+                    r.stable.to_string(),
+                    format!("{:.6e}", r.eig.0),
+                    format!("{:.6e}", r.eig.1),
+                ]);
+                v
+            })
+            .collect();
+        write_csv(out, &header, &table)?;
+        println!("wrote {}", out.display());
+    }
+
+    // Two parameters: every fold, continued both ways.
+    let mut curves: Vec<Vec<(f64, f64, Label)>> = Vec::new();
+    let mut codim_rows = Vec::new();
+    let mut p2name = String::new();
+    if let Some(p2) = m.get_one::<String>("codim2") {
+        p2name = p2.clone();
+        let range2 =
+            parse_range(m, "range2")?.ok_or_else(|| anyhow!("--codim2 needs --range2 LO,HI"))?;
+        let v2 = model
+            .get(p2)
+            .ok_or_else(|| anyhow!("--codim2: {} has no parameter {p2:?}", M::NAME))?;
+        let mut f2 = parameter_field2(&model, [param, p2.as_str()], input)
+            .map_err(|e| anyhow!("--codim2: {e}"))?;
+        let folds: Vec<&Row<N>> = rows.iter().filter(|r| r.label == Label::Fold).collect();
+        let mut cusps: Vec<(f64, f64)> = Vec::new();
+        if folds.is_empty() {
+            println!("no folds in one parameter: nothing to continue in two");
+        }
+        for (k, fold) in folds.iter().enumerate() {
+            for dir in [Direction::Increasing, Direction::Decreasing] {
+                let s = Settings {
+                    direction: dir,
+                    ..settings
+                };
+                let mut curve = Vec::new();
+                let res = continue_folds(
+                    &mut f2,
+                    fold.x,
+                    [fold.lambda, v2],
+                    [range, range2],
+                    &s,
+                    &mut |p| {
+                        curve.push((p.lambda[0], p.lambda[1], p.label));
+                        let mut row = vec![
+                            k.to_string(),
+                            format!("{dir:?}").to_lowercase(),
+                            p.label.code().to_string(),
+                            format!("{:.12e}", p.lambda[0]),
+                            format!("{:.12e}", p.lambda[1]),
+                        ];
+                        row.extend(p.x.iter().map(|x| format!("{x:.12e}")));
+                        row.push(format!("{:.6e}", p.normal_form));
+                        codim_rows.push(row);
+                        // Both folds of a cusp reach it: report it once.
+                        let new = !cusps.iter().any(|c: &(f64, f64)| {
+                            (c.0 - p.lambda[0]).abs() <= 1e-6 * (1.0 + c.0.abs())
+                                && (c.1 - p.lambda[1]).abs() <= 1e-6 * (1.0 + c.1.abs())
+                        });
+                        if p.label == Label::Cusp && new {
+                            cusps.push((p.lambda[0], p.lambda[1]));
+                            println!(
+                                "  cusp (CP) at {param} = {:.9}, {p2} = {:.9}",
+                                p.lambda[0], p.lambda[1]
+                            );
+                        }
+                        ControlFlow::Continue(())
+                    },
+                );
+                if let Err(err) = res {
+                    eprintln!("fold {k} ({dir:?}): continuation stopped: {err}");
+                }
+                curves.push(curve);
+            }
+        }
+        if let Some(out) = m.get_one::<PathBuf>("out-codim2") {
+            let mut header = vec![
+                "fold".to_string(),
+                "direction".into(),
+                "label".into(),
+                param.to_string(),
+                p2.clone(),
+            ];
+            header.extend(M::STATE.iter().map(|s| s.to_string()));
+            header.push("normal_form_a".into());
+            write_csv(out, &header, &codim_rows)?;
+            println!("wrote {}", out.display());
+        }
+    }
+    if let Some(path) = m.get_one::<PathBuf>("plot") {
+        figure::<N>(path, M::NAME, param, M::STATE[0], &rows, &p2name, &curves)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn figure<const N: usize>(
+    path: &std::path::Path,
+    model: &str,
+    param: &str,
+    var: &str,
+    rows: &[Row<N>],
+    p2: &str,
+    curves: &[Vec<(f64, f64, Label)>],
+) -> Result<()> {
+    let e = |e: &dyn std::fmt::Debug| anyhow!("plot: {e:?}");
+    let panels = if curves.is_empty() { 1 } else { 2 };
+    let mut svg = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (600 * panels as u32, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let areas = root.split_evenly((1, panels));
+        let bounds = |it: &mut dyn Iterator<Item = (f64, f64)>| {
+            it.fold(
+                (
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                ),
+                |b, (x, y)| (b.0.min(x), b.1.max(x), b.2.min(y), b.3.max(y)),
+            )
+        };
+        let (x0, x1, y0, y1) = bounds(&mut rows.iter().map(|r| (r.lambda, r.x[0])));
+        let pad = |a: f64, b: f64| {
+            let d = if b > a { 0.05 * (b - a) } else { 0.5 };
+            (a - d, b + d)
+        };
+        let ((x0, x1), (y0, y1)) = (pad(x0, x1), pad(y0, y1));
+        let mut chart = ChartBuilder::on(&areas[0])
+            .caption(
+                format!("{model}: equilibria in {param}"),
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|x| e(&x))?;
+        chart
+            .configure_mesh()
+            .x_desc(param)
+            .y_desc(var)
+            .draw()
+            .map_err(|x| e(&x))?;
+        // Consecutive points of a branch with the same stability form one segment.
+        for w in rows.windows(2) {
+            if w[0].branch != w[1].branch {
+                continue;
+            }
+            let pts = vec![(w[0].lambda, w[0].x[0]), (w[1].lambda, w[1].x[0])];
+            if w[0].stable && w[1].stable {
+                chart
+                    .draw_series(LineSeries::new(pts, BLUE.stroke_width(2)))
+                    .map_err(|x| e(&x))?;
+            } else {
+                chart
+                    .draw_series(DashedLineSeries::new(pts, 4, 4, RED.stroke_width(1).into()))
+                    .map_err(|x| e(&x))?;
+            }
+        }
+        for r in rows.iter().filter(|r| r.label.is_special()) {
+            let c = if r.label == Label::Hopf { GREEN } else { BLACK };
+            chart
+                .draw_series([Circle::new((r.lambda, r.x[0]), 4, c.filled())])
+                .map_err(|x| e(&x))?;
+            chart
+                .draw_series([Text::new(
+                    r.label.code().to_string(),
+                    (r.lambda, r.x[0]),
+                    ("sans-serif", 14),
+                )])
+                .map_err(|x| e(&x))?;
+        }
+        if panels == 2 {
+            let (a0, a1, b0, b1) = bounds(&mut curves.iter().flatten().map(|p| (p.0, p.1)));
+            let ((a0, a1), (b0, b1)) = (pad(a0, a1), pad(b0, b1));
+            let mut chart = ChartBuilder::on(&areas[1])
+                .caption(
+                    format!("{model}: folds in ({param}, {p2})"),
+                    ("sans-serif", 18),
+                )
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(60)
+                .build_cartesian_2d(a0..a1, b0..b1)
+                .map_err(|x| e(&x))?;
+            chart
+                .configure_mesh()
+                .x_desc(param)
+                .y_desc(p2)
+                .draw()
+                .map_err(|x| e(&x))?;
+            for c in curves {
+                chart
+                    .draw_series(LineSeries::new(
+                        c.iter().map(|p| (p.0, p.1)),
+                        BLACK.stroke_width(2),
+                    ))
+                    .map_err(|x| e(&x))?;
+                for p in c.iter().filter(|p| p.2 == Label::Cusp) {
+                    chart
+                        .draw_series([Circle::new((p.0, p.1), 5, RED.filled())])
+                        .map_err(|x| e(&x))?;
+                    chart
+                        .draw_series([Text::new("CP".to_string(), (p.0, p.1), ("sans-serif", 14))])
+                        .map_err(|x| e(&x))?;
+                }
+            }
+        }
+        root.present().map_err(|x| e(&x))?;
+    }
+    atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))
+}

@@ -1,0 +1,202 @@
+//! `nmm bifurcation` and `nmm mf mlp`: folds and cusp of MPR against the closed form, the
+//! Chen-Campbell Hopf points that bracket bursting, and MLP model files end to end.
+
+use nmm_core::Model;
+use nmm_core::mlp::{Mlp, MlpMeanField, Normalisation};
+use nmm_core::models::mpr::{cusp, fold_point};
+use std::process::{Command, Output};
+
+fn nmm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nmm"))
+        .args(args)
+        .output()
+        .expect("nmm runs")
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "nmm failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn rows(path: &std::path::Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// Folds of MPR (J = 15, Delta = 1) in eta and the cusp in (eta, J): the closed form of
+/// `nmm_core::models::mpr` is independent of the continuation (Newton on the defining system).
+/// Tolerance 1e-7 relative: the located points solve their equations to the corrector
+/// tolerance 1e-10, far below it; a fold reported at a step end instead of located (steps up
+/// to 0.02) would miss by 1e-3.
+#[test]
+fn mpr_folds_and_cusp_match_the_closed_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, fig) = (
+        dir.path().join("a.csv"),
+        dir.path().join("b.csv"),
+        dir.path().join("f.svg"),
+    );
+    ok(nmm(&[
+        "bifurcation",
+        "mpr",
+        "--param",
+        "eta",
+        "--range",
+        "-10,0",
+        "--codim2",
+        "J",
+        "--range2",
+        "0,20",
+        "--out",
+        a.to_str().unwrap(),
+        "--out-codim2",
+        b.to_str().unwrap(),
+        "--plot",
+        fig.to_str().unwrap(),
+    ]));
+    let t = rows(&a);
+    assert_eq!(&t[0][..4], ["branch", "label", "eta", "r"]);
+    let folds: Vec<(f64, f64)> = t
+        .iter()
+        .filter(|r| r[1] == "LP")
+        .map(|r| (r[2].parse().unwrap(), r[3].parse().unwrap()))
+        .collect();
+    assert_eq!(folds.len(), 2, "two folds");
+    for (eta, r) in folds {
+        let want = fold_point(1.0, 1.0, r);
+        assert!(
+            (want.j - 15.0).abs() < 1e-7 * 15.0,
+            "fold at r = {r} has J {}",
+            want.j
+        );
+        assert!(
+            (want.eta - eta).abs() < 1e-7 * eta.abs(),
+            "eta {eta} vs {}",
+            want.eta
+        );
+    }
+    let c = cusp(1.0, 1.0);
+    let cusps: Vec<(f64, f64)> = rows(&b)
+        .iter()
+        .filter(|r| r[2] == "CP")
+        .map(|r| (r[3].parse().unwrap(), r[4].parse().unwrap()))
+        .collect();
+    assert!(!cusps.is_empty(), "a cusp");
+    for (eta, j) in cusps {
+        assert!(
+            (eta - c.eta).abs() < 1e-7 * c.eta.abs(),
+            "cusp eta {eta} vs {}",
+            c.eta
+        );
+        assert!((j - c.j).abs() < 1e-7 * c.j, "cusp J {j} vs {}", c.j);
+    }
+    assert!(std::fs::read_to_string(&fig).unwrap().contains("<svg"));
+}
+
+/// Chen-Campbell (REFERENCE section 3): two Hopf points in eta_bar bracket the bursting regime
+/// around the default eta_bar = 0.12.
+#[test]
+fn cc_hopf_points_bracket_the_bursting_regime() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("cc.csv");
+    ok(nmm(&[
+        "bifurcation",
+        "cc",
+        "--param",
+        "eta",
+        "--range",
+        "0,0.3",
+        "--out",
+        a.to_str().unwrap(),
+    ]));
+    let hopf: Vec<f64> = rows(&a)
+        .iter()
+        .filter(|r| r[1] == "H")
+        .map(|r| r[2].parse().unwrap())
+        .collect();
+    assert_eq!(hopf.len(), 2, "{hopf:?}");
+    assert!(hopf[0] < 0.12 && 0.12 < hopf[1], "{hopf:?}");
+}
+
+/// A model file written by core's writer runs through `mf mlp` and `bifurcation mlp`, and the
+/// trajectory equals core's own integration of the same model (same f64 arithmetic: 1e-12).
+#[test]
+fn mlp_files_run_through_mf_and_bifurcation() {
+    let dir = tempfile::tempdir().unwrap();
+    let flat: Vec<f64> = (0..Mlp::<f64>::N_WEIGHTS)
+        .map(|k| 0.3 * ((k as f64) * 0.7).sin())
+        .collect();
+    let net = Mlp::<f64>::from_flat(&flat).unwrap();
+    let model = MlpMeanField::new(net, Normalisation::identity()).unwrap();
+    let mut bytes = vec![0u8; MlpMeanField::<f64>::encoded_len(2)];
+    model.to_bytes("{}", &mut bytes).unwrap();
+    let path = dir.path().join("m.nmmw");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = dir.path().join("m.npz");
+    ok(nmm(&[
+        "mf",
+        "mlp",
+        "--model",
+        path.to_str().unwrap(),
+        "--t-end",
+        "5",
+        "--stim",
+        "none",
+        "--integrator",
+        "rk4",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let mut r = ndarray_npy::NpzReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let rs: ndarray::Array1<f64> = r.by_name("r").unwrap();
+    // The file stores f32: reload as the host does.
+    let m = MlpMeanField::<f64>::from_bytes(&bytes).unwrap();
+    let mut x = m.initial_state();
+    for k in 0..500 {
+        x = nmm_core::integrate::OdeMethod::Rk4.step(
+            &mut |_t, x: &[f64; 2]| m.deriv(x, 0.0),
+            k as f64 * 0.01,
+            &x,
+            0.01,
+        );
+    }
+    assert!((rs[500] - x[0]).abs() < 1e-12, "{} vs {}", rs[500], x[0]);
+    // This arbitrary network need not have an equilibrium: either a branch or that message.
+    let o = nmm(&[
+        "bifurcation",
+        "mlp",
+        "--model",
+        path.to_str().unwrap(),
+        "--param",
+        "eta",
+        "--range",
+        "-10,0",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("branch") || text.contains("no equilibrium found at eta = -10"),
+        "{text}"
+    );
+    // A corrupted file is refused with the reason.
+    bytes[100] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let o = nmm(&["mf", "mlp", "--model", path.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("m.nmmw") && err.to_lowercase().contains("checksum"),
+        "{err}"
+    );
+}
