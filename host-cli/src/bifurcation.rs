@@ -2,6 +2,7 @@
 //! equilibria in one parameter (folds, Hopf points) and of folds in two (cusps), over core's
 //! `continuation` module; CSV tables and a figure.
 
+use crate::fixed_points::DefaultBox;
 use crate::io::{atomic_write, write_csv};
 use crate::models::{model_from_args, model_subcommands};
 use crate::{get_f64, with_model};
@@ -18,35 +19,6 @@ use plotters::prelude::*;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-
-/// Start-point search box and grid per model (as `nmm fixed-points`).
-pub trait StartBox<const N: usize> {
-    /// Lower and upper corners.
-    const BOX: ([f64; N], [f64; N]);
-    /// Newton starts per dimension.
-    const GRID: usize;
-}
-
-impl StartBox<2> for nmm_core::models::Mpr<f64> {
-    const BOX: ([f64; 2], [f64; 2]) = ([1e-5, -20.0], [10.0, 10.0]);
-    const GRID: usize = 40;
-}
-impl StartBox<4> for nmm_core::models::ChenCampbell<f64> {
-    const BOX: ([f64; 4], [f64; 4]) = ([0.0, -2.0, -0.5, 0.0], [2.0, 2.0, 0.5, 5.0]);
-    const GRID: usize = 8;
-}
-impl StartBox<2> for nmm_core::models::Rww<f64> {
-    const BOX: ([f64; 2], [f64; 2]) = ([0.0, 0.0], [1.0, 1.0]);
-    const GRID: usize = 30;
-}
-impl StartBox<2> for nmm_core::models::RwwGriffiths<f64> {
-    const BOX: ([f64; 2], [f64; 2]) = ([0.0, 0.0], [1.0, 1.0]);
-    const GRID: usize = 30;
-}
-impl StartBox<2> for MlpMeanField<f64> {
-    const BOX: ([f64; 2], [f64; 2]) = ([1e-4, -20.0], [10.0, 10.0]);
-    const GRID: usize = 40;
-}
 
 fn range_arg(id: &'static str, help: &'static str) -> Arg {
     Arg::new(id)
@@ -179,7 +151,7 @@ struct Row<const N: usize> {
 
 fn run_model<M, const N: usize>(model: M, m: &ArgMatches) -> Result<()>
 where
-    M: Model<f64, N> + Clone + StartBox<N>,
+    M: Model<f64, N> + Clone + DefaultBox<N>,
 {
     let param = m.get_one::<String>("param").expect("required").as_str();
     let range = parse_range(m, "range")?.expect("required");
@@ -422,7 +394,7 @@ fn figure<const N: usize>(
                     .map_err(|x| e(&x))?;
             } else {
                 chart
-                    .draw_series(DashedLineSeries::new(pts, 4, 4, RED.stroke_width(1).into()))
+                    .draw_series(DashedLineSeries::new(pts, 4, 4, RED.stroke_width(1)))
                     .map_err(|x| e(&x))?;
             }
         }

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 /// Most equilibria reported (more means the box or grid is degenerate).
 const CAP: usize = 64;
 
-/// Default search box per model: wide enough for the literature parameter ranges.
-trait DefaultBox<const N: usize> {
+/// Default search box per model: wide enough for the literature parameter ranges (also the
+/// start search of `nmm bifurcation`).
+pub(crate) trait DefaultBox<const N: usize> {
     /// Lower and upper corners.
     const BOX: ([f64; N], [f64; N]);
     /// Grid points per dimension.
@@ -36,6 +37,11 @@ impl DefaultBox<2> for nmm_core::models::Rww<f64> {
 impl DefaultBox<2> for nmm_core::models::RwwGriffiths<f64> {
     const BOX: ([f64; 2], [f64; 2]) = ([0.0, 0.0], [1.0, 1.0]);
     const GRID: usize = 30;
+}
+impl DefaultBox<2> for nmm_core::mlp::MlpMeanField<f64> {
+    // As MPR: the MLP is trained on (r, v) of QIF networks.
+    const BOX: ([f64; 2], [f64; 2]) = ([1e-4, -20.0], [10.0, 10.0]);
+    const GRID: usize = 40;
 }
 
 /// The `fixed-points` command.

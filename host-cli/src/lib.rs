@@ -1,6 +1,7 @@
 //! The `nmm` command-line tool: argument parsing, file formats and presentation over
 //! `nmm-core`. All numerics live in the core; this crate only reads, dispatches and writes.
 
+pub mod bifurcation;
 pub mod bold;
 pub mod brain;
 pub mod connectome;
@@ -12,6 +13,7 @@ pub mod network;
 pub mod plot;
 pub mod spiking;
 pub mod sweep;
+pub mod train;
 
 use anyhow::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
@@ -32,6 +34,8 @@ pub fn cli() -> Command {
         .subcommand(fixed_points::command())
         .subcommand(spiking::command())
         .subcommand(brain::command())
+        .subcommand(bifurcation::command())
+        .subcommand(train::command())
 }
 
 /// Parses `args` (including the program name) and runs the chosen command.
@@ -50,6 +54,8 @@ where
         Some(("fixed-points", m)) => fixed_points::run(m),
         Some(("spiking", m)) => spiking::run(m),
         Some(("brain", m)) => brain::run_cli(m),
+        Some(("bifurcation", m)) => bifurcation::run(m),
+        Some(("train", m)) => train::run(m),
         _ => unreachable!("clap requires a subcommand"),
     }
 }

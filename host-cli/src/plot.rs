@@ -99,6 +99,7 @@ fn coarsen(m: &ndarray::Array2<f64>) -> ndarray::Array2<f64> {
 }
 
 /// Draws `m` as a heat map on `area` with values scaled by `scale` into [-1, 1].
+#[allow(clippy::too_many_arguments)] // the area, its labels and ranges, and the data
 fn heatmap<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     caption: &str,

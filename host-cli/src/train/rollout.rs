@@ -1,0 +1,319 @@
+//! The training objective: Heun rollouts of the MLP vector field from observed states, their
+//! rate-weighted squared error against the data, and its gradient with respect to the 98
+//! weights by hand-written reverse-mode differentiation (f64 throughout).
+//!
+//! One window starts at sample `s` of a trajectory, `x_0 = (r_s, v_s)`, and takes `K` Heun
+//! steps of `dt` with the observed drive at the stage times (`I_{s+n}` and `I_{s+n+1}`, both
+//! on the training grid):
+//!
+//! ```text
+//! k1 = f(x_n, I_{s+n}),  x' = x_n + dt k1,  k2 = f(x', I_{s+n+1}),  x_{n+1} = x_n + dt (k1 + k2) / 2
+//! ```
+//!
+//! with `f = denormalise(MLP(normalise(r, v, eta, p, J, I)))`. The window's loss is
+//!
+//! ```text
+//! L = 1/K sum_{n=1..K} [ (r_n - r_{s+n})^2 / sd_r^2 + lambda (v_n - v_{s+n})^2 / sd_v^2 ] / (1 + lambda)
+//! ```
+//!
+//! where `sd_r`, `sd_v` are the training data's standard deviations of `r` and `v` (the input
+//! scales of the normalisation) and `lambda` the weight of `v` (`--v-weight`, 0.25 by
+//! default: the rate counts four times as much as the potential, each in units of its own
+//! spread). A batch's loss is the mean over its windows. Rollouts are not projected onto
+//! `r >= 0` (the loss is smooth in the weights; negative rates are penalised by the data).
+
+use super::data::Trajectory;
+use nmm_core::mlp::{Mlp, MlpScalar, Normalisation};
+use rayon::prelude::*;
+
+/// The network being trained: 6 -> 6 tanh -> 6 tanh -> 2, in f64.
+pub type Net = Mlp<f64>;
+
+/// Number of trainable weights and biases.
+pub const N_WEIGHTS: usize = Net::N_WEIGHTS;
+
+/// Windows per task when a batch is split across threads; sums are formed per chunk and the
+/// chunks added in order, so results do not depend on the number of threads.
+const CHUNK: usize = 16;
+
+/// One evaluation of the vector field, with what the backward pass needs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Eval {
+    /// Normalised inputs.
+    z: [f64; 6],
+    /// First hidden layer (after tanh).
+    h1: [f64; 6],
+    /// Second hidden layer (after tanh).
+    h2: [f64; 6],
+    /// `(dr/dt, dv/dt)` (1/time unit^2, 1/time unit).
+    pub f: [f64; 2],
+}
+
+/// The vector field at physical inputs `u = (r, v, eta, p, J, I)`, computed exactly as
+/// [`nmm_core::mlp::MlpMeanField::deriv_with`] does (same operations, same order), keeping the
+/// hidden activations.
+#[inline]
+pub fn eval(net: &Net, norm: &Normalisation<f64>, u: &[f64; 6]) -> Eval {
+    let z = norm.normalise(u);
+    let h1 = net.l1.forward(&z).map(<f64 as MlpScalar>::tanh);
+    let h2 = net.l2.forward(&h1).map(<f64 as MlpScalar>::tanh);
+    let f = norm.denormalise(&net.l3.forward(&h2));
+    Eval { z, h1, h2, f }
+}
+
+/// Backward pass of [`eval`]: given `gf = dL/df`, adds `dL/dweights` into `grad` and returns
+/// `dL/d(r, v)`.
+#[inline]
+// Index loops mirror the matrix algebra (w[o][i] against x[i] and g[o]) more plainly than
+// zipped iterators.
+#[allow(clippy::needless_range_loop)]
+pub fn backward(
+    net: &Net,
+    norm: &Normalisation<f64>,
+    e: &Eval,
+    gf: &[f64; 2],
+    grad: &mut Net,
+) -> [f64; 2] {
+    let gy = [gf[0] * norm.out_scale[0], gf[1] * norm.out_scale[1]];
+    let mut gh2 = [0.0; 6];
+    for o in 0..2 {
+        grad.l3.b[o] += gy[o];
+        for i in 0..6 {
+            grad.l3.w[o][i] += gy[o] * e.h2[i];
+            gh2[i] += net.l3.w[o][i] * gy[o];
+        }
+    }
+    let ga2: [f64; 6] = core::array::from_fn(|i| gh2[i] * (1.0 - e.h2[i] * e.h2[i]));
+    let mut gh1 = [0.0; 6];
+    for o in 0..6 {
+        grad.l2.b[o] += ga2[o];
+        for i in 0..6 {
+            grad.l2.w[o][i] += ga2[o] * e.h1[i];
+            gh1[i] += net.l2.w[o][i] * ga2[o];
+        }
+    }
+    let ga1: [f64; 6] = core::array::from_fn(|i| gh1[i] * (1.0 - e.h1[i] * e.h1[i]));
+    let mut gz = [0.0; 2];
+    for o in 0..6 {
+        grad.l1.b[o] += ga1[o];
+        for i in 0..6 {
+            grad.l1.w[o][i] += ga1[o] * e.z[i];
+        }
+        gz[0] += net.l1.w[o][0] * ga1[o];
+        gz[1] += net.l1.w[o][1] * ga1[o];
+    }
+    [gz[0] / norm.in_scale[0], gz[1] / norm.in_scale[1]]
+}
+
+/// The rollout and its loss weighting.
+#[derive(Clone, Copy, Debug)]
+pub struct Objective {
+    /// Heun step (time units); the trajectories' sample interval.
+    pub dt: f64,
+    /// Steps per window, `K`.
+    pub steps: usize,
+    /// Per-variable weights `[1/sd_r^2, lambda/sd_v^2] / (1 + lambda)`, divided by `K`.
+    weight: [f64; 2],
+}
+
+impl Objective {
+    /// The objective for rollouts of `steps` Heun steps of `dt`, with the spreads `sd` of
+    /// `(r, v)` in the training data and the weight `v_weight` (lambda) of `v`.
+    pub fn new(dt: f64, steps: usize, sd: [f64; 2], v_weight: f64) -> Self {
+        let k = steps.max(1) as f64;
+        let denom = (1.0 + v_weight) * k;
+        Self {
+            dt,
+            steps,
+            weight: [
+                1.0 / (sd[0] * sd[0] * denom),
+                v_weight / (sd[1] * sd[1] * denom),
+            ],
+        }
+    }
+}
+
+/// A rollout window: trajectory index and start sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Index of the trajectory.
+    pub run: u32,
+    /// First sample (the observed initial state).
+    pub start: u32,
+}
+
+/// Every window of `steps` steps in `data`, starting every `stride` samples, in order.
+pub fn windows(data: &[Trajectory], steps: usize, stride: usize) -> Vec<Window> {
+    let mut out = Vec::new();
+    for (run, tr) in data.iter().enumerate() {
+        let mut s = 0;
+        while s + steps < tr.len() {
+            out.push(Window {
+                run: run as u32,
+                start: s as u32,
+            });
+            s += stride.max(1);
+        }
+    }
+    out
+}
+
+/// Per-step record of a rollout for the backward pass (scratch of [`window_loss`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Step {
+    k1: Eval,
+    k2: Eval,
+    /// State after the step.
+    x: [f64; 2],
+}
+
+/// Loss of one window; with `grad`, adds `scale * dL/dweights` into it. `scratch` is reused
+/// between calls.
+pub fn window_loss(
+    net: &Net,
+    norm: &Normalisation<f64>,
+    obj: &Objective,
+    tr: &Trajectory,
+    start: usize,
+    grad: Option<(&mut Net, f64)>,
+    scratch: &mut Vec<Step>,
+) -> f64 {
+    let (dt, k) = (obj.dt, obj.steps);
+    scratch.clear();
+    let mut x = [tr.r[start], tr.v[start]];
+    let mut u = tr.inputs(start);
+    let mut loss = 0.0;
+    for n in 0..k {
+        let (i0, i1) = (start + n, start + n + 1);
+        u[0] = x[0];
+        u[1] = x[1];
+        u[5] = tr.input[i0];
+        let k1 = eval(net, norm, &u);
+        u[0] = x[0] + dt * k1.f[0];
+        u[1] = x[1] + dt * k1.f[1];
+        u[5] = tr.input[i1];
+        let k2 = eval(net, norm, &u);
+        let h = 0.5 * dt;
+        x = [
+            x[0] + h * (k1.f[0] + k2.f[0]),
+            x[1] + h * (k1.f[1] + k2.f[1]),
+        ];
+        let e = [x[0] - tr.r[i1], x[1] - tr.v[i1]];
+        loss += obj.weight[0] * e[0] * e[0] + obj.weight[1] * e[1] * e[1];
+        scratch.push(Step { k1, k2, x });
+    }
+    if let Some((grad, scale)) = grad {
+        let h = 0.5 * dt;
+        let mut g = [0.0; 2];
+        for n in (0..k).rev() {
+            let st = &scratch[n];
+            let i1 = start + n + 1;
+            // Loss at x_{n+1}.
+            g[0] += scale * 2.0 * obj.weight[0] * (st.x[0] - tr.r[i1]);
+            g[1] += scale * 2.0 * obj.weight[1] * (st.x[1] - tr.v[i1]);
+            // x_{n+1} = x_n + h (k1 + k2), k2 = f(x_n + dt k1), k1 = f(x_n).
+            let gk = [h * g[0], h * g[1]];
+            let gxp = backward(net, norm, &st.k2, &gk, grad);
+            let gk1 = [gk[0] + dt * gxp[0], gk[1] + dt * gxp[1]];
+            let gx1 = backward(net, norm, &st.k1, &gk1, grad);
+            g = [g[0] + gxp[0] + gx1[0], g[1] + gxp[1] + gx1[1]];
+        }
+    }
+    loss
+}
+
+/// Mean loss over `windows` and, with `want_grad`, its gradient (otherwise the zero network).
+/// Parallel over fixed chunks of windows, reduced in order: the result does not depend on the
+/// number of threads.
+pub fn batch_loss(
+    net: &Net,
+    norm: &Normalisation<f64>,
+    obj: &Objective,
+    data: &[Trajectory],
+    windows: &[Window],
+    want_grad: bool,
+) -> (f64, Net) {
+    let zero = Net::splat(0.0);
+    if windows.is_empty() {
+        return (f64::NAN, zero);
+    }
+    let scale = 1.0 / windows.len() as f64;
+    let parts: Vec<(f64, Net)> = windows
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut grad = zero;
+            let mut loss = 0.0;
+            let mut scratch = Vec::with_capacity(obj.steps);
+            for w in chunk {
+                let g = want_grad.then_some((&mut grad, scale));
+                loss += window_loss(
+                    net,
+                    norm,
+                    obj,
+                    &data[w.run as usize],
+                    w.start as usize,
+                    g,
+                    &mut scratch,
+                );
+            }
+            (loss, grad)
+        })
+        .collect();
+    let mut loss = 0.0;
+    let mut grad = zero;
+    for (l, g) in &parts {
+        loss += l;
+        if want_grad {
+            for (a, b) in grad.iter_mut().zip(g.iter()) {
+                *a += b;
+            }
+        }
+    }
+    (loss * scale, grad)
+}
+
+/// Adam (Kingma and Ba 2015) with beta1 = 0.9, beta2 = 0.999, eps = 1e-8 and bias correction.
+#[derive(Clone, Debug)]
+pub struct Adam {
+    m: Vec<f64>,
+    v: Vec<f64>,
+    t: i32,
+}
+
+impl Adam {
+    const BETA1: f64 = 0.9;
+    const BETA2: f64 = 0.999;
+    const EPS: f64 = 1e-8;
+
+    /// Zero moments.
+    pub fn new() -> Self {
+        Self {
+            m: vec![0.0; N_WEIGHTS],
+            v: vec![0.0; N_WEIGHTS],
+            t: 0,
+        }
+    }
+
+    /// One update of `net` with gradient `grad` and learning rate `lr`.
+    pub fn step(&mut self, net: &mut Net, grad: &Net, lr: f64) {
+        self.t = self.t.saturating_add(1);
+        let c1 = 1.0 - Self::BETA1.powi(self.t);
+        let c2 = 1.0 - Self::BETA2.powi(self.t);
+        for (((w, g), m), v) in net
+            .iter_mut()
+            .zip(grad.iter())
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
+            *m = Self::BETA1 * *m + (1.0 - Self::BETA1) * g;
+            *v = Self::BETA2 * *v + (1.0 - Self::BETA2) * g * g;
+            *w -= lr * (*m / c1) / ((*v / c2).sqrt() + Self::EPS);
+        }
+    }
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Self::new()
+    }
+}
