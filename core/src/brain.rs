@@ -529,8 +529,8 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
             let base = (next % slots) as usize;
             let hist = &self.hist[base..];
             for (i, acc) in blocks.chunks_exact_mut(BLOCK).enumerate() {
-                let row = &conn.del
-                    [conn.del_rows[2 * i + 1] as usize..conn.del_rows[2 * i + 2] as usize];
+                let row =
+                    &conn.del[conn.del_rows[2 * i + 1] as usize..conn.del_rows[2 * i + 2] as usize];
                 let mut a = [T::ZERO; BLOCK];
                 block_sum(row, hist, &mut a);
                 acc.copy_from_slice(&a);
