@@ -41,6 +41,19 @@ fn common(c: Command) -> Command {
         "Second parameter: continue every fold in (param, NAME) and locate cusps",
     ))
     .arg(range_arg("range2", "Interval of the --codim2 parameter"))
+    .arg(
+        Arg::new("vary")
+            .long("vary")
+            .value_name("NAME=LO:HI:NUM")
+            .help("With --codim2: repeat the cusp search for NUM values of a third parameter (e.g. p=0.6:1:9), the cusp's path"),
+    )
+    .arg(
+        Arg::new("out-cusps")
+            .long("out-cusps")
+            .value_name("FILE")
+            .value_parser(value_parser!(PathBuf))
+            .help("CSV of the cusp path from --vary (and SVG beside it)"),
+    )
     .arg(crate::float_arg("input", "Constant input I (default 0)".into()))
     .arg(crate::float_arg("ds-max", "Largest arclength step (state and parameter units) (default 0.02)".into()))
     .arg(
@@ -325,9 +338,206 @@ where
             println!("wrote {}", out.display());
         }
     }
+    if let Some(spec) = m.get_one::<String>("vary") {
+        let range2 = parse_range(m, "range2")?
+            .ok_or_else(|| anyhow!("--vary needs --codim2 NAME --range2 LO,HI"))?;
+        if p2name.is_empty() {
+            bail!("--vary needs --codim2");
+        }
+        cusp_path::<M, N>(
+            &model,
+            spec,
+            param,
+            range,
+            &p2name,
+            range2,
+            input,
+            &settings,
+            m.get_one::<PathBuf>("out-cusps"),
+        )?;
+    }
     if let Some(path) = m.get_one::<PathBuf>("plot") {
         figure::<N>(path, M::NAME, param, M::STATE[0], &rows, &p2name, &curves)?;
         println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Cusps of `model` in (`param`, `p2`): folds found along `param` from the equilibria at
+/// `range[0]`, each continued both ways in the two parameters; duplicates merged.
+#[allow(clippy::too_many_arguments)] // the two parameters with their ranges, input, settings
+fn cusps_of<M, const N: usize>(
+    model: &M,
+    param: &str,
+    range: [f64; 2],
+    p2: &str,
+    range2: [f64; 2],
+    input: f64,
+    settings: &Settings<f64>,
+) -> Result<Vec<(f64, f64)>>
+where
+    M: Model<f64, N> + Clone + DefaultBox<N>,
+{
+    let mut start = model.clone();
+    start
+        .set(param, range[0])
+        .map_err(|e| anyhow!("{param}: {e}"))?;
+    let (lo, hi) = M::BOX;
+    let search = SearchBox {
+        lo,
+        hi,
+        points_per_dim: M::GRID,
+    };
+    let starts = equilibria_of_model::<f64, M, N, 16>(&start, input, &search, 1e-11);
+    let mut f = parameter_field(model, param, input).map_err(|e| anyhow!("{param}: {e}"))?;
+    let mut folds = Vec::new();
+    for e in starts.points.iter() {
+        let _ = continue_equilibria(&mut f, e.x, range[0], range, settings, &mut |p| {
+            if p.label == Label::Fold {
+                folds.push((p.x, p.lambda));
+            }
+            ControlFlow::Continue(())
+        });
+    }
+    let v2 = model
+        .get(p2)
+        .ok_or_else(|| anyhow!("no parameter {p2:?}"))?;
+    let mut f2 = parameter_field2(model, [param, p2], input).map_err(|e| anyhow!("{e}"))?;
+    let mut cusps: Vec<(f64, f64)> = Vec::new();
+    for (x, l) in folds {
+        for direction in [Direction::Increasing, Direction::Decreasing] {
+            let s = Settings {
+                direction,
+                ..*settings
+            };
+            let _ = continue_folds(&mut f2, x, [l, v2], [range, range2], &s, &mut |p| {
+                let new = !cusps.iter().any(|c| {
+                    (c.0 - p.lambda[0]).abs() <= 1e-6 * (1.0 + c.0.abs())
+                        && (c.1 - p.lambda[1]).abs() <= 1e-6 * (1.0 + c.1.abs())
+                });
+                if p.label == Label::Cusp && new {
+                    cusps.push((p.lambda[0], p.lambda[1]));
+                }
+                ControlFlow::Continue(())
+            });
+        }
+    }
+    Ok(cusps)
+}
+
+/// `--vary NAME=LO:HI:NUM`: the cusp for each value; CSV and a two-panel figure.
+#[allow(clippy::too_many_arguments)] // as `cusps_of`, plus the spec and the output
+fn cusp_path<M, const N: usize>(
+    model: &M,
+    spec: &str,
+    param: &str,
+    range: [f64; 2],
+    p2: &str,
+    range2: [f64; 2],
+    input: f64,
+    settings: &Settings<f64>,
+    out: Option<&PathBuf>,
+) -> Result<()>
+where
+    M: Model<f64, N> + Clone + DefaultBox<N>,
+{
+    let parsed = spec.split_once('=').and_then(|(n, r)| {
+        let v: Vec<&str> = r.split(':').collect();
+        (v.len() == 3).then(|| {
+            (
+                n.trim(),
+                v[0].parse::<f64>(),
+                v[1].parse::<f64>(),
+                v[2].parse::<usize>(),
+            )
+        })
+    });
+    let Some((name, Ok(lo), Ok(hi), Ok(num))) = parsed else {
+        bail!("--vary: expected NAME=LO:HI:NUM, got {spec:?}");
+    };
+    if num < 1 || !(lo <= hi) {
+        bail!("--vary: need LO <= HI and NUM >= 1");
+    }
+    let mut table = Vec::new();
+    let mut pts = Vec::new();
+    for k in 0..num {
+        let v = if num == 1 {
+            lo
+        } else {
+            lo + (hi - lo) * k as f64 / (num - 1) as f64
+        };
+        let mut m = model.clone();
+        m.set(name, v)
+            .map_err(|e| anyhow!("--vary {name} = {v}: {e}"))?;
+        let cusps = cusps_of::<M, N>(&m, param, range, p2, range2, input, settings)?;
+        if cusps.is_empty() {
+            println!("  {name} = {v:.4}: no cusp in the ranges");
+        }
+        for (a, b) in cusps {
+            println!("  {name} = {v:.4}: cusp at {param} = {a:.6}, {p2} = {b:.6}");
+            table.push(vec![format!("{v}"), format!("{a:.9e}"), format!("{b:.9e}")]);
+            pts.push((v, a, b));
+        }
+    }
+    if let Some(out) = out {
+        write_csv(
+            out,
+            &[name.to_string(), param.to_string(), p2.to_string()],
+            &table,
+        )?;
+        println!("wrote {}", out.display());
+        let svg_path = out.with_extension("svg");
+        let mut svg = String::new();
+        {
+            let e = |e: &dyn std::fmt::Debug| anyhow!("plot: {e:?}");
+            let root = SVGBackend::with_string(&mut svg, (1000, 420)).into_drawing_area();
+            root.fill(&WHITE).map_err(|x| e(&x))?;
+            let areas = root.split_evenly((1, 2));
+            for (area, (label, pick)) in areas.iter().zip([(param, 1usize), (p2, 2usize)]) {
+                let ys: Vec<f64> = pts
+                    .iter()
+                    .map(|p| if pick == 1 { p.1 } else { p.2 })
+                    .collect();
+                let (y0, y1) = ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |b, y| {
+                    (b.0.min(*y), b.1.max(*y))
+                });
+                let (y0, y1) = if y1 > y0 {
+                    (y0 - 0.05 * (y1 - y0), y1 + 0.05 * (y1 - y0))
+                } else {
+                    (y0 - 1.0, y1 + 1.0)
+                };
+                let x1 = if hi > lo { hi } else { lo + 1.0 };
+                let mut chart = ChartBuilder::on(area)
+                    .caption(format!("cusp {label} vs {name}"), ("sans-serif", 18))
+                    .margin(12)
+                    .x_label_area_size(36)
+                    .y_label_area_size(60)
+                    .build_cartesian_2d(lo..x1, y0..y1)
+                    .map_err(|x| e(&x))?;
+                chart
+                    .configure_mesh()
+                    .x_desc(name)
+                    .y_desc(label)
+                    .draw()
+                    .map_err(|x| e(&x))?;
+                chart
+                    .draw_series(LineSeries::new(
+                        pts.iter().zip(&ys).map(|(p, y)| (p.0, *y)),
+                        BLUE.stroke_width(2),
+                    ))
+                    .map_err(|x| e(&x))?;
+                chart
+                    .draw_series(
+                        pts.iter()
+                            .zip(&ys)
+                            .map(|(p, y)| Circle::new((p.0, *y), 4, BLUE.filled())),
+                    )
+                    .map_err(|x| e(&x))?;
+            }
+            root.present().map_err(|x| e(&x))?;
+        }
+        atomic_write(&svg_path, |f| Ok(f.write_all(svg.as_bytes())?))?;
+        println!("wrote {}", svg_path.display());
     }
     Ok(())
 }

@@ -200,3 +200,43 @@ fn mlp_files_run_through_mf_and_bifurcation() {
         "{err}"
     );
 }
+
+/// The cusp's path under a third parameter: MPR's cusp moves with Delta as
+/// eta_c = -sqrt(3) Delta, J_c = J_c(1) sqrt(Delta) (closed form in core).
+#[test]
+fn cusp_path_follows_the_closed_form_in_delta() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cusps.csv");
+    ok(nmm(&[
+        "bifurcation",
+        "mpr",
+        "--param",
+        "eta",
+        "--range",
+        "-10,0",
+        "--codim2",
+        "J",
+        "--range2",
+        "0,20",
+        "--vary",
+        "delta=0.5:1.5:3",
+        "--out-cusps",
+        out.to_str().unwrap(),
+    ]));
+    let t = rows(&out);
+    assert_eq!(t[0], ["delta", "eta", "J"]);
+    assert_eq!(t.len(), 4, "one cusp per Delta");
+    for r in &t[1..] {
+        let (d, eta, j): (f64, f64, f64) = (
+            r[0].parse().unwrap(),
+            r[1].parse().unwrap(),
+            r[2].parse().unwrap(),
+        );
+        let c = cusp(d, 1.0);
+        assert!(
+            (eta - c.eta).abs() < 1e-7 * c.eta.abs() && (j - c.j).abs() < 1e-7 * c.j,
+            "{r:?} vs {c:?}"
+        );
+    }
+    assert!(out.with_extension("svg").exists());
+}
