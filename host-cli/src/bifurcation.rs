@@ -455,7 +455,7 @@ where
     let Some((name, Ok(lo), Ok(hi), Ok(num))) = parsed else {
         bail!("--vary: expected NAME=LO:HI:NUM, got {spec:?}");
     };
-    if num < 1 || !(lo <= hi) {
+    if num < 1 || !lo.is_finite() || !hi.is_finite() || lo > hi {
         bail!("--vary: need LO <= HI and NUM >= 1");
     }
     let mut table = Vec::new();
