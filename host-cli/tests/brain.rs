@@ -50,7 +50,7 @@ fn tvb(n: usize) -> PathBuf {
 }
 
 /// BOLD of a whole-brain run equals `nmm bold` on the same drive: the run records the block
-/// means of r on the BOLD step (1 ms) that feed its BOLD monitor; `nmm bold` on that recording
+/// means of r on the BOLD step (5 ms) that feed its BOLD monitor; `nmm bold` on that recording
 /// must give the same numbers (same monitor, same inputs; tolerance 1e-12 allows a different
 /// association order in any future refactor, while a shifted sample or a wrong TR fails).
 #[test]
@@ -67,7 +67,9 @@ fn brain_bold_equals_nmm_bold_on_the_same_drive() {
         "--tr",
         "1000",
         "--record-every",
-        "1",
+        "5",
+        "--bold-dt",
+        "5",
         "--G",
         "0.5",
         "--seed",
@@ -80,7 +82,7 @@ fn brain_bold_equals_nmm_bold_on_the_same_drive() {
     assert!(std::fs::read_to_string(&fig).unwrap().contains("<svg"));
     let r = read2(&out, "state_r");
     let bold = read2(&out, "bold");
-    assert_eq!(r.dim(), (12000, 8));
+    assert_eq!(r.dim(), (2400, 8));
     assert_eq!(bold.dim(), (12, 8));
     let m = meta(&out);
     assert_eq!(m["seed"], 3);
@@ -94,7 +96,7 @@ fn brain_bold_equals_nmm_bold_on_the_same_drive() {
         "--input",
         rpath.to_str().unwrap(),
         "--dt-ms",
-        "1",
+        "5",
         "--tr-ms",
         "1000",
         "--out",
