@@ -41,7 +41,7 @@ fn config(path: String, duration_ms: f64, precision: &str) -> Config {
         precision: precision.into(),
         connectome: ConnectomeCfg {
             path,
-            speed_mm_per_ms: Some(3.0),
+            speed_mm_per_ms: 3.0,
             ..ConnectomeCfg::default()
         },
         ..Config::default()

@@ -207,6 +207,9 @@ pub fn check_non_negative<T: Real>(
 /// `Frobenius` on all-zero weights.
 pub fn normalise<T: Real>(n: usize, w: &mut [T], step: Normalise) -> Result<(), ConnectomeError> {
     check_shape(n, w.len())?;
+    if n == 0 {
+        return Ok(());
+    }
     match step {
         Normalise::Max => {
             let m = w.iter().fold(T::ZERO, |m, &v| m.max(v.abs()));

@@ -53,8 +53,10 @@ pub struct ConnectomeCfg {
     pub normalise: Vec<String>,
     /// Zero the diagonal before normalising.
     pub zero_diagonal: bool,
-    /// Conduction speed in mm/ms; delays need tract lengths. Absent: no delays.
-    pub speed_mm_per_ms: Option<f64>,
+    /// Conduction delays from tract lengths (`false`: none, tract lengths ignored).
+    pub delays: bool,
+    /// Conduction speed in mm/ms (TVB's default 3); delays need tract lengths.
+    pub speed_mm_per_ms: f64,
 }
 
 impl Default for ConnectomeCfg {
@@ -64,7 +66,8 @@ impl Default for ConnectomeCfg {
             tract_lengths: None,
             normalise: vec!["max".into()],
             zero_diagonal: true,
-            speed_mm_per_ms: Some(3.0),
+            delays: true,
+            speed_mm_per_ms: 3.0,
         }
     }
 }
@@ -139,7 +142,7 @@ pub struct Config {
     /// Global coupling G (unit: the model's input per unit of coupling variable).
     pub coupling: f64,
     /// Additive noise amplitude per state variable (variable per sqrt(ms)); default: for MPR
-    /// TVB's `nsig = (0.01, 0.02)` on (r, v), for RWW its `sigma`, for CC none.
+    /// and the MLP TVB's MPR `nsig = (0.01, 0.02)` on (r, v), for RWW its `sigma`, for CC none.
     pub noise: Option<Vec<f64>>,
     /// TVB-style noise `nsig` per state variable: amplitude `sqrt(2 nsig)`. Exclusive with
     /// `noise`.
@@ -209,6 +212,17 @@ fn whole_multiple(what: &str, a: f64, b: f64) -> Result<usize> {
 }
 
 impl Prepared {
+    /// Longest delay of a link with non-zero weight, in steps (the one the run uses).
+    pub fn max_delay_steps(&self) -> u32 {
+        self.delays
+            .iter()
+            .zip(&self.weights)
+            .filter(|(_, w)| **w != 0.0)
+            .map(|(d, _)| *d)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Reads the connectome and checks every setting.
     pub fn new(cfg: Config) -> Result<Self> {
         let conn = load(
@@ -249,6 +263,15 @@ impl Prepared {
             bold.set(k, *v)
                 .map_err(|e| anyhow!("bold.params.{k}: {e}"))?;
         }
+        if !(cfg.fc.transient_ms.is_finite() && cfg.fc.transient_ms >= 0.0) {
+            bail!("fc.transient_ms must be finite and >= 0");
+        }
+        if !(cfg.record_every_ms.is_finite() && cfg.record_every_ms >= 0.0) {
+            bail!("record_every_ms must be finite and >= 0 (0: no recording)");
+        }
+        if !(cfg.bold.tr_ms.is_finite() && cfg.bold.tr_ms > 0.0) {
+            bail!("bold.tr_ms must be positive");
+        }
         if cfg.fc.window_tr < 2 || cfg.fc.step_tr == 0 {
             bail!("fc.window_tr must be >= 2 and fc.step_tr >= 1");
         }
@@ -268,19 +291,22 @@ impl Prepared {
                 normalise(n, &mut weights, s).map_err(|e| anyhow!("{}: {e}", conn.source))?;
             }
         }
-        let delays = match (cfg.connectome.speed_mm_per_ms, &conn.lengths_mm) {
-            (Some(v), Some(l)) => {
+        let delays = match (cfg.connectome.delays, &conn.lengths_mm) {
+            (true, Some(l)) => {
                 let mut d = vec![0u32; n * n];
-                delays_in_steps(n, l, v, cfg.dt_ms, &mut d)
+                delays_in_steps(n, l, cfg.connectome.speed_mm_per_ms, cfg.dt_ms, &mut d)
                     .map_err(|e| anyhow!("{}: {e}", conn.source))?;
+                // A region's link to itself (kept or made by `laplacian`) has no conduction
+                // delay, whatever the diagonal of the tract lengths says.
+                (0..n).for_each(|i| d[i * n + i] = 0);
                 d
             }
-            (Some(_), None) => bail!(
-                "{} has no tract lengths: give connectome.tract_lengths or remove \
-                 connectome.speed_mm_per_ms (--no-delays) to run without delays",
+            (true, None) => bail!(
+                "{} has no tract lengths: give connectome.tract_lengths, or set \
+                 connectome.delays = false (--no-delays) to run without delays",
                 conn.source
             ),
-            (None, _) => vec![],
+            (false, _) => vec![],
         };
         Ok(Self {
             cfg,
@@ -403,6 +429,16 @@ where
     let cfg = &p.cfg;
     let n = p.conn.n;
     let models: Vec<M> = region_models(base, n, &cfg.params)?;
+    if let Some(v) = cfg.params.get("sigma") {
+        if matches!(v, ParamValue::PerRegion(_)) {
+            bail!(
+                "params.sigma: the noise amplitude is global; per-region values are not supported"
+            );
+        }
+        if cfg.noise.is_some() || cfg.nsig.is_some() {
+            bail!("params.sigma and noise/nsig both set the noise: give one");
+        }
+    }
     let sigma: [f64; N] = match (&cfg.noise, &cfg.nsig) {
         (Some(_), Some(_)) => bail!("give either noise or nsig, not both"),
         (Some(s), None) | (None, Some(s)) => {
@@ -662,7 +698,7 @@ fn meta(p: &Prepared, out: &RunOutput) -> serde_json::Value {
             "regions": p.conn.n,
             "labels": p.conn.labels,
             "delays": !p.delays.is_empty(),
-            "max_delay_ms": p.delays.iter().max().map(|&d| d as f64 * p.cfg.dt_ms),
+            "max_delay_ms": p.max_delay_steps() as f64 * p.cfg.dt_ms,
         },
         "seed": p.cfg.seed,
         "time_unit": "ms",
@@ -874,10 +910,10 @@ pub fn config_from_args(m: &ArgMatches) -> Result<Config> {
         cfg.connectome.normalise = v.split(',').map(|s| s.trim().to_string()).collect();
     }
     if let Some(v) = m.get_one::<f64>("speed") {
-        cfg.connectome.speed_mm_per_ms = Some(*v);
+        cfg.connectome.speed_mm_per_ms = *v;
     }
     if m.get_flag("no-delays") {
-        cfg.connectome.speed_mm_per_ms = None;
+        cfg.connectome.delays = false;
     }
     if let Some(v) = m.get_one::<f64>("G") {
         cfg.coupling = *v;
@@ -939,10 +975,7 @@ pub fn run_cli(m: &ArgMatches) -> Result<()> {
         if p.delays.is_empty() {
             "no".to_string()
         } else {
-            format!(
-                "max {} ms",
-                *p.delays.iter().max().unwrap_or(&0) as f64 * p.cfg.dt_ms
-            )
+            format!("max {} ms", p.max_delay_steps() as f64 * p.cfg.dt_ms)
         },
         p.cfg.model,
         p.cfg.coupling,

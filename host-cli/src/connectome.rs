@@ -109,7 +109,7 @@ fn default_labels(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("R{i}")).collect()
 }
 
-/// Reads a square matrix from `.npy` (float64, float32 or integer) or text (CSV or whitespace).
+/// Reads a non-empty square matrix from `.npy` (float64 or float32) or text (CSV or whitespace).
 pub fn read_matrix(path: &Path) -> Result<(usize, Vec<f64>)> {
     let ext = path
         .extension()
@@ -130,6 +130,9 @@ pub fn read_matrix(path: &Path) -> Result<(usize, Vec<f64>)> {
                 )
             })?;
         let (r, c) = a.dim();
+        if r == 0 {
+            bail!("{}: the matrix is empty", path.display());
+        }
         if r != c {
             bail!("{}: matrix is {r} x {c}, not square", path.display());
         }

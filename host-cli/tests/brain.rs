@@ -304,6 +304,26 @@ fn bad_configs_give_clear_errors_and_no_output() {
         assert!(err.contains(msg), "for {text:?} expected {msg:?} in: {err}");
         assert!(!out.exists());
     }
+    // Delays off from the configuration file, and recorded as such.
+    std::fs::write(&cfg, "[connectome]\ndelays = false\n").unwrap();
+    let o = nmm(&[
+        "brain",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--duration",
+        "200",
+        "--tr",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("no delays"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(meta(&out)["config"]["connectome"]["delays"], false);
+    std::fs::remove_file(&out).unwrap();
     // A bad matrix file names the file and the line.
     let m = dir.path().join("w.csv");
     std::fs::write(&m, "0,1\n1,x\n").unwrap();

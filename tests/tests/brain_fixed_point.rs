@@ -32,7 +32,7 @@ fn simulate(delays: bool) -> (Prepared, Vec<[f64; 2]>) {
         record_every_ms: 100.0,
         connectome: ConnectomeCfg {
             path: connectome_66(),
-            speed_mm_per_ms: delays.then_some(3.0),
+            delays,
             ..ConnectomeCfg::default()
         },
         ..Config::default()
