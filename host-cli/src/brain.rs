@@ -975,7 +975,7 @@ pub fn run_cli(m: &ArgMatches) -> Result<()> {
         if p.delays.is_empty() {
             "no".to_string()
         } else {
-            format!("max {} ms", p.max_delay_steps() as f64 * p.cfg.dt_ms)
+            format!("max {:.1} ms", p.max_delay_steps() as f64 * p.cfg.dt_ms)
         },
         p.cfg.model,
         p.cfg.coupling,
@@ -1008,7 +1008,15 @@ pub fn run_cli(m: &ArgMatches) -> Result<()> {
             p.cfg.coupling,
             p.cfg.duration_ms / 1000.0
         );
-        plot::brain_figure(path, &title, &out.fc, &out.bold, &out.t_ms, &out.fcd)?;
+        plot::brain_figure(
+            path,
+            &title,
+            &out.fc,
+            &out.bold,
+            &out.t_ms,
+            p.cfg.fc.transient_ms,
+            &out.fcd,
+        )?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -143,24 +143,30 @@ fn heatmap<DB: DrawingBackend>(
     Ok(())
 }
 
-/// The whole-brain figure: FC matrix, BOLD carpet (each region z-scored), FCD matrix
-/// (colour scale: blue -1, white 0, red +1; the carpet in units of 3 standard deviations).
+/// The whole-brain figure: FC matrix, BOLD carpet (each region z-scored with the mean and
+/// standard deviation of its samples after `transient_ms`, so the haemodynamic start-up does
+/// not set the colour scale), FCD matrix (colour scale: blue -1, white 0, red +1; the carpet in
+/// units of 3 standard deviations).
 pub fn brain_figure(
     path: &Path,
     title: &str,
     fc: &ndarray::Array2<f64>,
     bold: &ndarray::Array2<f64>,
     t_ms: &[f64],
+    transient_ms: f64,
     fcd: &ndarray::Array2<f64>,
 ) -> Result<()> {
     let n = fc.nrows();
     // Carpet: regions x time, z-scored per region.
     let (samples, regions) = bold.dim();
     let mut carpet = ndarray::Array2::<f64>::zeros((regions, samples));
+    let first = t_ms.iter().position(|t| *t > transient_ms).unwrap_or(0);
+    let first = if samples - first >= 2 { first } else { 0 };
     for r in 0..regions {
         let col = bold.column(r);
-        let m = col.mean().unwrap_or(0.0);
-        let sd = col.std(1.0);
+        let tail = col.slice(ndarray::s![first..]);
+        let m = tail.mean().unwrap_or(0.0);
+        let sd = tail.std(1.0);
         for t in 0..samples {
             carpet[[r, t]] = if sd > 0.0 { (col[t] - m) / sd } else { 0.0 };
         }
