@@ -9,6 +9,11 @@ for g in grid_p1 grid_p1_dense grid_p grid_heldout; do
     $NMM spiking sweep --grid models/grids/$g.toml --out "$out"
 done
 $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" \
-    --out models/mlp_p1.nmmw --seed 1 --epochs 200 --plot-dir models/p1
+    --out models/mlp_p1.nmmw --seed 2 --epochs 500 --plot-dir models/p1
 $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" --data "$DATA/sweep_p" \
-    --out models/mlp_p06_1.nmmw --seed 1 --epochs 200 --plot-dir models/p06_1
+    --out models/mlp_p06_1.nmmw --seed 2 --epochs 400 --plot-dir models/p06_1
+# Bifurcation figures and the cusp's path.
+$NMM bifurcation mlp --model models/mlp_p1.nmmw --param eta --range -10,0 --codim2 J \
+    --range2 0,25 --out models/p1/branch.csv --out-codim2 models/p1/folds.csv --plot models/p1/bifurcation.svg
+$NMM bifurcation mlp --model models/mlp_p06_1.nmmw --param eta --range -10,0 --codim2 J \
+    --range2 0,30 --vary p=0.6:1:9 --out-cusps models/p06_1/cusp_path.csv
