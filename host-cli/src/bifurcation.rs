@@ -15,6 +15,7 @@ use nmm_core::continuation::{
 };
 use nmm_core::equilibria::{SearchBox, equilibria_of_model};
 use nmm_core::mlp::MlpMeanField;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -507,19 +508,12 @@ where
                     (y0 - 1.0, y1 + 1.0)
                 };
                 let x1 = if hi > lo { hi } else { lo + 1.0 };
-                let mut chart = ChartBuilder::on(area)
-                    .caption(format!("cusp {label} vs {name}"), ("sans-serif", 18))
-                    .margin(12)
-                    .x_label_area_size(36)
-                    .y_label_area_size(60)
-                    .build_cartesian_2d(lo..x1, y0..y1)
-                    .map_err(|x| e(&x))?;
-                chart
-                    .configure_mesh()
-                    .x_desc(name)
-                    .y_desc(label)
-                    .draw()
-                    .map_err(|x| e(&x))?;
+                let mut chart = panel(
+                    area,
+                    format!("cusp {label} vs {name}"),
+                    (name, (lo, x1)),
+                    (label, (y0, y1)),
+                )?;
                 chart
                     .draw_series(LineSeries::new(
                         pts.iter().zip(&ys).map(|(p, y)| (p.0, *y)),
@@ -540,6 +534,29 @@ where
         println!("wrote {}", svg_path.display());
     }
     Ok(())
+}
+
+/// A captioned panel with labelled axes over `x` and `y` (the layout every figure here uses).
+fn panel<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    caption: String,
+    (xdesc, x): (&str, (f64, f64)),
+    (ydesc, y): (&str, (f64, f64)),
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
+        .map_err(|e| anyhow!("plot: {e:?}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(xdesc)
+        .y_desc(ydesc)
+        .draw()
+        .map_err(|e| anyhow!("plot: {e:?}"))?;
+    Ok(chart)
 }
 
 fn figure<const N: usize>(
@@ -576,22 +593,12 @@ fn figure<const N: usize>(
             (a - d, b + d)
         };
         let ((x0, x1), (y0, y1)) = (pad(x0, x1), pad(y0, y1));
-        let mut chart = ChartBuilder::on(&areas[0])
-            .caption(
-                format!("{model}: equilibria in {param}"),
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(|x| e(&x))?;
-        chart
-            .configure_mesh()
-            .x_desc(param)
-            .y_desc(var)
-            .draw()
-            .map_err(|x| e(&x))?;
+        let mut chart = panel(
+            &areas[0],
+            format!("{model}: equilibria in {param}"),
+            (param, (x0, x1)),
+            (var, (y0, y1)),
+        )?;
         // Consecutive points of a branch with the same stability form one segment.
         for w in rows.windows(2) {
             if w[0].branch != w[1].branch {
@@ -624,22 +631,12 @@ fn figure<const N: usize>(
         if panels == 2 {
             let (a0, a1, b0, b1) = bounds(&mut curves.iter().flatten().map(|p| (p.0, p.1)));
             let ((a0, a1), (b0, b1)) = (pad(a0, a1), pad(b0, b1));
-            let mut chart = ChartBuilder::on(&areas[1])
-                .caption(
-                    format!("{model}: folds in ({param}, {p2})"),
-                    ("sans-serif", 18),
-                )
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(60)
-                .build_cartesian_2d(a0..a1, b0..b1)
-                .map_err(|x| e(&x))?;
-            chart
-                .configure_mesh()
-                .x_desc(param)
-                .y_desc(p2)
-                .draw()
-                .map_err(|x| e(&x))?;
+            let mut chart = panel(
+                &areas[1],
+                format!("{model}: folds in ({param}, {p2})"),
+                (param, (a0, a1)),
+                (p2, (b0, b1)),
+            )?;
             for c in curves {
                 chart
                     .draw_series(LineSeries::new(
