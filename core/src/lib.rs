@@ -20,6 +20,8 @@
 //!   of fold curves in two parameters (cusps, Bogdanov-Takens points).
 //! - [`brain`]: whole-brain networks of mean-field nodes with delays and noise.
 //! - [`connectome`]: connectome normalisations and a built-in synthetic connectome.
+//! - [`realtime`]: one node stepped at a fixed tick with a PI controller, and the golden
+//!   scenarios that host, firmware and WASM must reproduce bit for bit.
 //!
 //! ```
 //! use nmm_core::{Model, integrate::OdeMethod, models::Mpr};
@@ -45,6 +47,7 @@ pub mod integrate;
 pub mod mlp;
 pub mod models;
 pub mod real;
+pub mod realtime;
 pub mod rng;
 pub mod sim;
 pub mod spiking;

@@ -1,0 +1,232 @@
+//! The cross-target contract (DESIGN.md): the same f32 scenarios give the same bits on the host,
+//! on the Cortex-M4F firmware under QEMU, and in the WASM module under node.
+//!
+//! Each golden scenario of `nmm_core::realtime::Scenario::ALL` is digested (FNV-1a over every
+//! tick's state, stimulation and PWM duty) on the host here, by the firmware in QEMU
+//! (`firmware/src/bin/qemu.rs`, which also checks against build.rs's host digests and exits 1
+//! on a mismatch) and through the WASM module's C ABI (`wasm/js/golden.mjs`). All must be equal:
+//! no tolerance, the targets run the same IEEE-754 single-precision operations in the same
+//! order with no fused multiply-adds.
+//!
+//! Needs `qemu-system-arm` and `node` (CI installs them) and the two artefacts, which
+//! `scripts/test.sh` builds first (this test builds them if they are missing).
+
+use nmm_core::mlp::MlpMeanField;
+use nmm_core::realtime::{GOLDEN_R_MAX, Outcome, Scenario, ScenarioModel};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+const WEIGHTS: &str = "models/mlp_p06_1.nmmw";
+
+fn host_outcomes() -> Vec<(&'static str, Outcome)> {
+    let bytes = std::fs::read(root().join(WEIGHTS)).unwrap();
+    let mlp = MlpMeanField::<f32>::from_bytes(&bytes).unwrap();
+    Scenario::ALL
+        .iter()
+        .map(|sc| (sc.name, sc.run(&mut sc.build(&mlp))))
+        .collect()
+}
+
+/// The artefact at `rel` under the target dir, built with `args` if missing.
+fn artefact(rel: &str, args: &[&str]) -> PathBuf {
+    let path = target_dir().join(rel);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(args)
+            .current_dir(root())
+            .status()
+            .expect("run cargo");
+        assert!(st.success(), "cargo {args:?} failed");
+    }
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
+}
+
+fn tool(name: &str, install: &str) {
+    let ok = Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "{name} not found: {install} (CI's .ci/run installs it)");
+}
+
+#[test]
+fn firmware_in_qemu_matches_host_bit_for_bit() {
+    tool("qemu-system-arm", "apt-get install qemu-system-arm");
+    let elf = artefact(
+        "thumbv7em-none-eabihf/release/nmm-firmware-qemu",
+        &[
+            "build",
+            "-p",
+            "nmm-firmware",
+            "--release",
+            "--target",
+            "thumbv7em-none-eabihf",
+        ],
+    );
+    // `timeout`: without semihosting QEMU would never exit; the run takes ~2 s.
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "qemu-system-arm",
+            "-cpu",
+            "cortex-m4",
+            "-machine",
+            "mps2-an386",
+        ])
+        .args(["-nographic", "-icount", "shift=0"])
+        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(&elf)
+        .output()
+        .expect("run qemu-system-arm");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "firmware exited {:?}:\n{text}",
+        out.status
+    );
+
+    for (name, o) in host_outcomes() {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("golden {name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{text}"));
+        let want = format!("digest=0x{:016x}", o.digest);
+        assert!(
+            line.contains(&want),
+            "{name}: host {want}, firmware: {line}"
+        );
+        assert!(line.contains("resets=0"), "{name}: {line}");
+    }
+    assert!(text.contains("firmware: all golden digests match the host"));
+
+    // The loop counts overruns when the period is shorter than a step.
+    let ov = text
+        .lines()
+        .find(|l| l.starts_with("overrun-check"))
+        .expect("overrun line");
+    assert!(!ov.ends_with("overruns=0"), "{ov}");
+
+    // Issue 5's cost target: one Heun step of the 6-6-6-2 MLP under 4,000 retired instructions
+    // on the M4F. Instruction counts under -icount are deterministic for a given binary (not a
+    // timing), so this is a regression check, not a flaky benchmark.
+    let cost = |model: &str| -> u64 {
+        let l = text
+            .lines()
+            .find(|l| l.starts_with(&format!("cost {model} ")))
+            .unwrap_or_else(|| panic!("no cost line for {model}"));
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix("heun_step_instr="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("bad cost line {l}"))
+    };
+    assert!(
+        cost("mlp") < 4000,
+        "MLP step costs {} instructions",
+        cost("mlp")
+    );
+    assert!(cost("mpr") < cost("mlp") && cost("cc") < cost("mlp"));
+}
+
+fn json_f32(v: f32) -> String {
+    // Exact decimal for an f32 (Rust prints the shortest string that round-trips).
+    format!("{v:?}")
+}
+
+#[test]
+fn wasm_under_node_matches_host_bit_for_bit() {
+    tool("node", "apt-get install nodejs");
+    let wasm = artefact(
+        "wasm32-unknown-unknown/release/nmm_wasm.wasm",
+        &[
+            "build",
+            "-p",
+            "nmm-wasm",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+        ],
+    );
+    let scenarios: Vec<String> = Scenario::ALL
+        .iter()
+        .map(|sc| {
+            let model = match sc.model {
+                ScenarioModel::Mpr => "mpr",
+                ScenarioModel::Cc => "cc",
+                ScenarioModel::Mlp => "mlp",
+            };
+            let pi = match sc.pi {
+                Some((a, b, c, d, e)) => format!(
+                    "[{}, {}, {}, {}, {}]",
+                    json_f32(a),
+                    json_f32(b),
+                    json_f32(c),
+                    json_f32(d),
+                    json_f32(e)
+                ),
+                None => "null".into(),
+            };
+            let noise = match sc.noise {
+                Some((a, b, seed)) => format!("[{}, {}, {seed}]", json_f32(a), json_f32(b)),
+                None => "null".into(),
+            };
+            format!(
+                r#"{{"name": "{}", "model": "{model}", "dt": {}, "ticks": {}, "input_gain": {}, "pi": {pi}, "noise": {noise}}}"#,
+                sc.name,
+                json_f32(sc.dt),
+                sc.ticks,
+                json_f32(sc.input_gain)
+            )
+        })
+        .collect();
+    let request = format!(
+        r#"{{"wasm": {:?}, "weights": {:?}, "r_max": {}, "scenarios": [{}]}}"#,
+        wasm.display().to_string(),
+        root().join(WEIGHTS).display().to_string(),
+        json_f32(GOLDEN_R_MAX),
+        scenarios.join(", ")
+    );
+    let mut child = Command::new("node")
+        .arg(root().join("wasm/js/golden.mjs"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "node exited {:?}: {text}", out.status);
+    for (name, o) in host_outcomes() {
+        let want = format!(r#""{name}":{{"digest":"0x{:016x}""#, o.digest);
+        assert!(text.contains(&want), "{name}: host {want}, wasm: {text}");
+        // The final state printed by JS (f32 widened to f64, printed exactly) parses back to the
+        // host's bits.
+        let state_key = format!(r#""{name}":{{"digest":"0x{:016x}","state":["#, o.digest);
+        let rest = &text[text.find(&state_key).unwrap() + state_key.len()..];
+        let vals: Vec<f32> = rest[..rest.find(']').unwrap()]
+            .split(',')
+            .map(|v| v.parse::<f64>().unwrap() as f32)
+            .collect();
+        for (i, v) in vals.iter().enumerate() {
+            assert_eq!(v.to_bits(), o.state[i].to_bits(), "{name} state[{i}]");
+        }
+    }
+}
