@@ -255,4 +255,7 @@ fn the_loop_reproduces_the_golden_digests() {
         });
         assert_eq!(d.value(), want.digest, "{}", sc.name);
     }
+    // The whole loop state with the largest node (the MLP) fits in 1 KB of stack.
+    let size = std::mem::size_of::<RealTimeLoop<ScriptedInput, PwmOutput<NullPwm>>>();
+    assert!(size < 1024, "{size} bytes");
 }
