@@ -216,12 +216,19 @@ fn firmware_tick_has_no_panic_path() {
         .filter(|k| k.contains("RealTimeLoop") && k.contains("tick"))
         .cloned()
         .collect();
-    assert_eq!(start.len(), 1, "tick not found (it is #[inline(never)]): {start:?}");
+    assert_eq!(
+        start.len(),
+        1,
+        "tick not found (it is #[inline(never)]): {start:?}"
+    );
     let mut seen: std::collections::HashSet<String> = start.iter().cloned().collect();
     let mut stack = start;
     while let Some(f) = stack.pop() {
         let (callees, indirect) = graph.get(&f).cloned().unwrap_or_default();
-        assert!(!indirect, "{f} calls through a register: the check would be incomplete");
+        assert!(
+            !indirect,
+            "{f} calls through a register: the check would be incomplete"
+        );
         assert!(!f.contains("panic"), "the loop can reach {f}");
         for g in callees {
             if seen.insert(g.clone()) {
