@@ -108,6 +108,7 @@ pub fn command() -> Command {
         .arg(num("dt", "DT", "0.1", "Heun step and resampling interval (time units; a whole multiple of the data's bin)").value_parser(value_parser!(f64)))
         .arg(num("val-fraction", "F", "0.2", "Fraction of runs held out for validation (by run, from the seed)").value_parser(value_parser!(f64)))
         .arg(num("v-weight", "LAMBDA", "0.25", "Weight of v's squared error relative to r's (each in units of its spread)").value_parser(value_parser!(f64)))
+        .arg(num("rate-floor", "R0", "0", "Emphasise low-rate states: weight r errors by (mean r + R0)/(r_obs + R0) (R0 in 1/time unit, as r; 0: uniform weights)").value_parser(value_parser!(f64)))
         .arg(
             Arg::new("max-runs")
                 .long("max-runs")
@@ -349,11 +350,12 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         get_usize("rollout"),
         get_usize("jobs"),
     );
-    let (lr, dt, val_fraction, v_weight) = (
+    let (lr, dt, val_fraction, v_weight, rate_floor) = (
         get_f("lr"),
         get_f("dt"),
         get_f("val-fraction"),
         get_f("v-weight"),
+        get_f("rate-floor"),
     );
     let max_runs = m.get_one::<usize>("max-runs").copied();
     let plot_dir = m.get_one::<PathBuf>("plot-dir").cloned();
@@ -375,6 +377,9 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     }
     if !(v_weight.is_finite() && v_weight >= 0.0) {
         bail!("--v-weight must be a non-negative number, got {v_weight}");
+    }
+    if !(rate_floor.is_finite() && rate_floor >= 0.0) {
+        bail!("--rate-floor must be a non-negative number, got {rate_floor}");
     }
     // Fail before training, not after, when the outputs cannot be written.
     let out_dir = match out.parent() {
@@ -404,6 +409,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             dt,
             val_fraction,
             v_weight,
+            rate_floor,
             max_runs,
             plot_dir,
             started,
@@ -423,6 +429,8 @@ struct Job {
     dt: f64,
     val_fraction: f64,
     v_weight: f64,
+    /// Low-rate emphasis `R0` (0: off).
+    rate_floor: f64,
     max_runs: Option<usize>,
     plot_dir: Option<PathBuf>,
     started: Instant,
@@ -465,12 +473,15 @@ fn train_command(job: &Job) -> Result<()> {
     let train = load(&runs, &train_idx, job.dt, job.steps)?;
     let val = load(&runs, &val_idx, job.dt, job.steps)?;
     let norm = data::normalisation(&train);
-    let obj = Objective::new(
+    let mut obj = Objective::new(
         train[0].dt,
         job.steps,
         [norm.in_scale[0], norm.in_scale[1]],
         job.v_weight,
     );
+    if job.rate_floor > 0.0 {
+        obj = obj.with_rate_floor(job.rate_floor, norm.in_mean[0]);
+    }
     let n_train_windows = windows(&train, job.steps, 1).len();
     let n_val_windows = windows(&val, job.steps, 1).len();
     let batches = n_train_windows.div_ceil(job.batch);
@@ -556,8 +567,9 @@ fn train_command(job: &Job) -> Result<()> {
         "dt": obj.dt,
         "rollout": job.steps,
         "resampling": "block means over one training step (dt a whole multiple of the data's bin); drive I at Heun's stage times = grid points",
-        "loss": "mean over windows and steps of [(r - r_data)^2/sd_r^2 + v_weight (v - v_data)^2/sd_v^2] / (1 + v_weight); K Heun steps from each observed state",
+        "loss": "mean over windows and steps of [(r - r_data)^2/sd_r^2 + v_weight (v - v_data)^2/sd_v^2] / (1 + v_weight); K Heun steps from each observed state; with rate_floor R0 > 0 the r term is weighted by (mean r + R0)/(r_data + R0)",
         "v_weight": job.v_weight,
+        "rate_floor": job.rate_floor,
         "sd": {"r": norm.in_scale[0], "v": norm.in_scale[1]},
         "optimiser": {"name": "adam", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "lr": job.lr, "schedule": format!("cosine to {LR_FLOOR} lr"), "batch": job.batch},
         "init": "glorot uniform hidden layers, output layer x0.1, zero biases",
@@ -755,37 +767,40 @@ mod tests {
             mpr_run(-4.0, 10.0, [0.2, -2.0], 1.0, 2, 4.0),
         ];
         let norm = normalisation(&data);
-        let obj = Objective::new(0.1, 6, [norm.in_scale[0], norm.in_scale[1]], 0.25);
-        let ws: Vec<Window> = windows(&data, 6, 5)
-            .into_iter()
-            .step_by(2)
-            .take(6)
-            .collect();
-        assert_eq!(ws.len(), 6);
-        let net = busy_net(7);
-        let (loss, grad) = batch_loss(&net, &norm, &obj, &data, &ws, true);
-        assert!(loss.is_finite() && loss > 0.0);
-        let gmax = grad.iter().fold(0.0_f64, |a, g| a.max(g.abs()));
-        let h = 1e-5;
-        let mut worst = (0.0_f64, 0usize, 0.0, 0.0);
-        for (k, g) in grad.iter().enumerate() {
-            let at = |d: f64| {
-                let mut flat: Vec<f64> = net.iter().collect();
-                flat[k] += d;
-                let n = Net::from_flat(&flat).unwrap();
-                batch_loss(&n, &norm, &obj, &data, &ws, false).0
-            };
-            let fd = (at(h) - at(-h)) / (2.0 * h);
-            let rel = (fd - g).abs() / g.abs().max(1e-3 * gmax);
-            if rel > worst.0 {
-                worst = (rel, k, g, fd);
+        let plain = Objective::new(0.1, 6, [norm.in_scale[0], norm.in_scale[1]], 0.25);
+        // Uniform weights, and the low-rate emphasis of --rate-floor.
+        for obj in [plain, plain.with_rate_floor(0.05, norm.in_mean[0])] {
+            let ws: Vec<Window> = windows(&data, 6, 5)
+                .into_iter()
+                .step_by(2)
+                .take(6)
+                .collect();
+            assert_eq!(ws.len(), 6);
+            let net = busy_net(7);
+            let (loss, grad) = batch_loss(&net, &norm, &obj, &data, &ws, true);
+            assert!(loss.is_finite() && loss > 0.0);
+            let gmax = grad.iter().fold(0.0_f64, |a, g| a.max(g.abs()));
+            let h = 1e-5;
+            let mut worst = (0.0_f64, 0usize, 0.0, 0.0);
+            for (k, g) in grad.iter().enumerate() {
+                let at = |d: f64| {
+                    let mut flat: Vec<f64> = net.iter().collect();
+                    flat[k] += d;
+                    let n = Net::from_flat(&flat).unwrap();
+                    batch_loss(&n, &norm, &obj, &data, &ws, false).0
+                };
+                let fd = (at(h) - at(-h)) / (2.0 * h);
+                let rel = (fd - g).abs() / g.abs().max(1e-3 * gmax);
+                if rel > worst.0 {
+                    worst = (rel, k, g, fd);
+                }
             }
+            eprintln!(
+                "gradient check: loss {loss:.4}, max |g| {gmax:.3e}, worst relative error {:.2e} at weight {} (analytic {:.6e}, central difference {:.6e})",
+                worst.0, worst.1, worst.2, worst.3
+            );
+            assert!(worst.0 < 1e-6, "{worst:?}");
         }
-        eprintln!(
-            "gradient check: loss {loss:.4}, max |g| {gmax:.3e}, worst relative error {:.2e} at weight {} (analytic {:.6e}, central difference {:.6e})",
-            worst.0, worst.1, worst.2, worst.3
-        );
-        assert!(worst.0 < 1e-6, "{worst:?}");
     }
 
     /// Same seed, same result, whatever the number of threads.

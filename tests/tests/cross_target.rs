@@ -53,6 +53,21 @@ fn artefact(rel: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+/// The QEMU board's firmware image (release).
+fn firmware_elf() -> PathBuf {
+    artefact(
+        "thumbv7em-none-eabihf/release/nmm-firmware-qemu",
+        &[
+            "build",
+            "-p",
+            "nmm-firmware",
+            "--release",
+            "--target",
+            "thumbv7em-none-eabihf",
+        ],
+    )
+}
+
 fn tool(name: &str, install: &str) {
     let ok = Command::new(name)
         .arg("--version")
@@ -64,17 +79,7 @@ fn tool(name: &str, install: &str) {
 #[test]
 fn firmware_in_qemu_matches_host_bit_for_bit() {
     tool("qemu-system-arm", "apt-get install qemu-system-arm");
-    let elf = artefact(
-        "thumbv7em-none-eabihf/release/nmm-firmware-qemu",
-        &[
-            "build",
-            "-p",
-            "nmm-firmware",
-            "--release",
-            "--target",
-            "thumbv7em-none-eabihf",
-        ],
-    );
+    let elf = firmware_elf();
     // `timeout`: without semihosting QEMU would never exit; the run takes ~2 s.
     let out = Command::new("timeout")
         .args([
@@ -167,17 +172,7 @@ fn llvm_objdump() -> PathBuf {
 /// function calls through a register (`blx rN`).
 #[test]
 fn firmware_tick_has_no_panic_path() {
-    let elf = artefact(
-        "thumbv7em-none-eabihf/release/nmm-firmware-qemu",
-        &[
-            "build",
-            "-p",
-            "nmm-firmware",
-            "--release",
-            "--target",
-            "thumbv7em-none-eabihf",
-        ],
-    );
+    let elf = firmware_elf();
     let out = Command::new(llvm_objdump())
         .args(["-d", "--no-show-raw-insn"])
         .arg(&elf)

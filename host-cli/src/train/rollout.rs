@@ -16,6 +16,7 @@
 //! L = 1/K sum_{n=1..K} [ (r_n - r_{s+n})^2 / sd_r^2 + lambda (v_n - v_{s+n})^2 / sd_v^2 ] / (1 + lambda)
 //! ```
 //!
+//! (with `--rate-floor r0`, each r term is further weighted by `(mean r + r0) / (r_obs + r0)`)
 //! where `sd_r`, `sd_v` are the training data's standard deviations of `r` and `v` (the input
 //! scales of the normalisation) and `lambda` the weight of `v` (`--v-weight`, 0.25 by
 //! default: the rate counts four times as much as the potential, each in units of its own
@@ -114,6 +115,10 @@ pub struct Objective {
     pub steps: usize,
     /// Per-variable weights `[1/sd_r^2, lambda/sd_v^2] / (1 + lambda)`, divided by `K`.
     weight: [f64; 2],
+    /// Low-rate emphasis `(r0, r_mean)`: the r error at a sample with observed rate `r` is
+    /// weighted by `(r_mean + r0) / (max(r, 0) + r0)` (1 at the mean rate, up to
+    /// `1 + r_mean / r0` at rest). `None`: uniform.
+    rate_floor: Option<(f64, f64)>,
 }
 
 impl Objective {
@@ -129,6 +134,23 @@ impl Objective {
                 1.0 / (sd[0] * sd[0] * denom),
                 v_weight / (sd[1] * sd[1] * denom),
             ],
+            rate_floor: None,
+        }
+    }
+
+    /// Emphasises low-rate states: r errors weighted by `(r_mean + r0) / (r + r0)` at observed
+    /// rate `r` (`r0 > 0`, same unit as r; `r_mean` the training data's mean rate).
+    pub fn with_rate_floor(mut self, r0: f64, r_mean: f64) -> Self {
+        self.rate_floor = Some((r0, r_mean));
+        self
+    }
+
+    /// The weight of the squared r error at a sample whose observed rate is `r_obs`.
+    #[inline]
+    fn r_weight(&self, r_obs: f64) -> f64 {
+        match self.rate_floor {
+            Some((r0, mean)) => self.weight[0] * (mean + r0) / (r_obs.max(0.0) + r0),
+            None => self.weight[0],
         }
     }
 }
@@ -199,7 +221,7 @@ pub fn window_loss(
             x[1] + h * (k1.f[1] + k2.f[1]),
         ];
         let e = [x[0] - tr.r[i1], x[1] - tr.v[i1]];
-        loss += obj.weight[0] * e[0] * e[0] + obj.weight[1] * e[1] * e[1];
+        loss += obj.r_weight(tr.r[i1]) * e[0] * e[0] + obj.weight[1] * e[1] * e[1];
         scratch.push(Step { k1, k2, x });
     }
     if let Some((grad, scale)) = grad {
@@ -209,7 +231,7 @@ pub fn window_loss(
             let st = &scratch[n];
             let i1 = start + n + 1;
             // Loss at x_{n+1}.
-            g[0] += scale * 2.0 * obj.weight[0] * (st.x[0] - tr.r[i1]);
+            g[0] += scale * 2.0 * obj.r_weight(tr.r[i1]) * (st.x[0] - tr.r[i1]);
             g[1] += scale * 2.0 * obj.weight[1] * (st.x[1] - tr.v[i1]);
             // x_{n+1} = x_n + h (k1 + k2), k2 = f(x_n + dt k1), k1 = f(x_n).
             let gk = [h * g[0], h * g[1]];
