@@ -9,7 +9,7 @@ for g in grid_p1 grid_p1_dense grid_p grid_heldout; do
     $NMM spiking sweep --grid models/grids/$g.toml --out "$out"
 done
 $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" \
-    --out models/mlp_p1.nmmw --seed 2 --epochs 500 --plot-dir models/p1
+    --out models/mlp_p1.nmmw --seed 2 --epochs 1000 --rate-floor 0.2 --plot-dir models/p1
 $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" --data "$DATA/sweep_p" \
     --out models/mlp_p06_1.nmmw --seed 2 --epochs 400 --plot-dir models/p06_1
 # Bifurcation figures and the cusp's path.
