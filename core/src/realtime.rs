@@ -149,7 +149,8 @@ fn pad<T: Real, const N: usize>(x: [T; N]) -> [T; MAX_STATE] {
 
 /// A PI controller: `u = kp e + ki integral(e) dt`, `e = setpoint - measured`, clamped to
 /// `[u_min, u_max]`; the integral stops growing while the output is saturated in the
-/// direction of the error (conditional-integration anti-windup).
+/// direction of the error (conditional-integration anti-windup). The limits must satisfy
+/// `u_min <= u_max` (hosts check it where values come from users).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pi<T> {
     /// Proportional gain, input units per rate unit (for MPR: 1 per kHz).
@@ -226,6 +227,7 @@ pub struct RealTime<T> {
     pub controller: Option<Pi<T>>,
     x: [T; MAX_STATE],
     noise: Gaussian<T>,
+    seed: u64,
     last_stim: T,
     ticks: u64,
 }
@@ -240,6 +242,7 @@ impl<T: Real + MlpScalar> RealTime<T> {
             sigma: [<T as Real>::ZERO; MAX_STATE],
             controller: None,
             noise: Gaussian::new(0, 1),
+            seed: 0,
             last_stim: <T as Real>::ZERO,
             ticks: 0,
         }
@@ -249,7 +252,24 @@ impl<T: Real + MlpScalar> RealTime<T> {
     /// single node uses in a whole-brain run with that seed).
     pub fn set_noise(&mut self, sigma: [T; MAX_STATE], seed: u64) {
         self.sigma = sigma;
+        self.seed = seed;
         self.noise = Gaussian::new(seed, 1);
+    }
+
+    /// Back to the model's initial state with the controller's integral and the last
+    /// stimulation cleared. The noise stream goes on (see [`RealTime::restart_noise`]).
+    pub fn reset(&mut self) {
+        self.x = self.node.initial_state();
+        if let Some(pi) = &mut self.controller {
+            pi.reset();
+        }
+        self.last_stim = <T as Real>::ZERO;
+    }
+
+    /// Restarts the noise stream from its seed, so that after [`RealTime::reset`] a run
+    /// replays exactly.
+    pub fn restart_noise(&mut self) {
+        self.noise = Gaussian::new(self.seed, 1);
     }
 
     /// One tick: controller (if any) on the current rate, then one step with input
@@ -307,9 +327,12 @@ impl<T: Real + MlpScalar> RealTime<T> {
 }
 
 /// Maps a rate to a duty cycle in `0..=max_duty`: `r / r_max` clamped to `[0, 1]`, scaled and
-/// rounded down. NaN maps to 0 (the safe output).
+/// rounded down. NaN rates, and an `r_max` that is not positive, map to 0 (the safe output).
 #[inline]
 pub fn rate_to_duty(r: f32, r_max: f32, max_duty: u16) -> u16 {
+    if r_max.is_nan() || r_max <= 0.0 {
+        return 0;
+    }
     let f = r / r_max;
     if f.is_nan() || f <= 0.0 {
         0
@@ -388,7 +411,7 @@ impl Digest {
 pub struct Scenario {
     /// Name printed by the targets.
     pub name: &'static str,
-    /// Which model (0 MPR, 1 Chen-Campbell, 2 MLP with the weights the caller supplies).
+    /// Which model (the MLP with the weights the caller supplies).
     pub model: ScenarioModel,
     /// Tick length (model time unit).
     pub dt: f32,

@@ -139,6 +139,26 @@ fn duty_mapping_clamps_and_is_nan_safe() {
     assert_eq!(rate_to_duty(4.0, 4.0, 1000), 1000);
     assert_eq!(rate_to_duty(f32::INFINITY, 4.0, 1000), 1000);
     assert_eq!(rate_to_duty(3.999_999, 4.0, u16::MAX), u16::MAX - 1);
+    // A full-scale rate that is not positive gives the safe output whatever the rate.
+    assert_eq!(rate_to_duty(1.0, 0.0, 1000), 0);
+    assert_eq!(rate_to_duty(-1.0, -4.0, 1000), 0);
+    assert_eq!(rate_to_duty(1.0, f32::NAN, 1000), 0);
+}
+
+#[test]
+fn reset_and_restart_noise_replay_a_run() {
+    let mut rt = Scenario::ALL[4].build(&some_mlp());
+    rt.controller = Some(Pi::new(1.0, 5.0, 0.15, -10.0, 10.0));
+    let first: Vec<f32> = (0..300).map(|_| rt.tick(0.2)).collect();
+    rt.reset();
+    rt.restart_noise();
+    assert_eq!(rt.stimulation(), 0.0);
+    let again: Vec<f32> = (0..300).map(|_| rt.tick(0.2)).collect();
+    assert_eq!(first, again);
+    // Without restarting the noise the replay differs.
+    rt.reset();
+    let other: Vec<f32> = (0..300).map(|_| rt.tick(0.2)).collect();
+    assert_ne!(first, other);
 }
 
 #[test]

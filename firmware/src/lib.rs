@@ -99,11 +99,12 @@ impl<S: SpiDevice> InputSource for Mcp3201<S> {
 }
 
 /// Microchip MCP4921, a 12-bit SPI DAC: one 16-bit word per update (`0b0011` config: DAC A,
-/// unbuffered, gain 1x, active, then the 12-bit code; datasheet DS21897, register 5-1).
+/// unbuffered, gain 1x, active, then the 12-bit code; datasheet DS21897, register 5-1). The
+/// output updates when chip select rises, which assumes LDAC tied low.
 pub struct Mcp4921<S> {
     spi: S,
-    /// Rate that maps to the full-scale code 4095 (model rate unit); lower rates scale
-    /// linearly, negative or NaN rates give 0.
+    /// Rate that maps to the full-scale code 4095 (model rate unit, positive); lower rates
+    /// scale linearly, negative or NaN rates (or an `r_max` that is not positive) give 0.
     pub r_max: f32,
 }
 
@@ -135,7 +136,7 @@ impl<S: SpiDevice> OutputSink for Mcp4921<S> {
 /// The rate as a PWM duty cycle: `r / r_max` of the channel's maximum duty, clamped.
 pub struct PwmOutput<P> {
     pwm: P,
-    /// Rate that maps to full duty (model rate unit).
+    /// Rate that maps to full duty (model rate unit, positive; otherwise the duty stays 0).
     pub r_max: f32,
     last: u16,
 }
@@ -224,11 +225,7 @@ impl<I: InputSource, O: OutputSink> RealTimeLoop<I, O> {
         }
         let mut r = self.rt.tick(self.last_sample);
         if !self.rt.is_finite() {
-            let x0 = self.rt.node.initial_state();
-            self.rt.set_state(x0);
-            if let Some(pi) = &mut self.rt.controller {
-                pi.reset();
-            }
+            self.rt.reset();
             self.stats.resets = self.stats.resets.wrapping_add(1);
             r = 0.0;
         }

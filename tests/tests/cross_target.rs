@@ -37,18 +37,17 @@ fn host_outcomes() -> Vec<(&'static str, Outcome)> {
         .collect()
 }
 
-/// The artefact at `rel` under the target dir, built with `args` if missing.
+/// The artefact at `rel` under the target dir, built (or found up to date) by `cargo args`:
+/// never a stale image from an earlier source.
 fn artefact(rel: &str, args: &[&str]) -> PathBuf {
     let path = target_dir().join(rel);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(args)
-            .current_dir(root())
-            .status()
-            .expect("run cargo");
-        assert!(st.success(), "cargo {args:?} failed");
-    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .expect("run cargo");
+    assert!(st.success(), "cargo {args:?} failed");
     assert!(path.exists(), "{} missing after the build", path.display());
     path
 }
@@ -192,17 +191,22 @@ fn firmware_tick_has_no_panic_path() {
         let Some(f) = &cur else { continue };
         let mut words = line.split_whitespace().skip(1);
         let Some(op) = words.next() else { continue };
-        let is_branch = matches!(op, "b" | "b.w" | "bl" | "blx" | "bl.w");
-        if !is_branch {
+        let operand = words.next().unwrap_or("");
+        let entry = graph.get_mut(f).unwrap();
+        // A write to pc other than a return (`pop {..., pc}`, `bx lr`) is an indirect jump.
+        if (op.starts_with("ldr") || op.starts_with("mov")) && operand.starts_with("pc") {
+            entry.1 = true;
             continue;
         }
-        let entry = graph.get_mut(f).unwrap();
+        if !is_branch(op) {
+            continue;
+        }
         if let Some(target) = line.split_once('<').and_then(|(_, t)| t.split_once('>')) {
             let callee = target.0.split('+').next().unwrap().to_string();
             if &callee != f {
                 entry.0.push(callee);
             }
-        } else if op == "blx" {
+        } else if (op.starts_with("blx") || op.starts_with("bx")) && operand != "lr" {
             entry.1 = true;
         }
     }
@@ -236,8 +240,41 @@ fn firmware_tick_has_no_panic_path() {
     println!("{} functions reachable from tick, none panics", seen.len());
 }
 
+/// A Thumb-2 branch mnemonic: b, bl, blx, bx, with an optional condition and width suffix
+/// (`bne.w`, `blt`, `b.n`, ...).
+fn is_branch(op: &str) -> bool {
+    const CONDS: [&str; 16] = [
+        "", "eq", "ne", "cs", "hs", "cc", "lo", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt",
+        "gt",
+    ];
+    let op = op.trim_end_matches(".w").trim_end_matches(".n");
+    let Some(rest) = op.strip_prefix('b') else {
+        return false;
+    };
+    let is_cond = |c: &str| CONDS.contains(&c) || c == "le" || c == "al";
+    // `bls` is b + ls, `bl` is bl + no condition: try the plain form and each link form.
+    is_cond(rest)
+        || ["lx", "l", "x"]
+            .iter()
+            .any(|p| rest.strip_prefix(p).is_some_and(is_cond))
+}
+
+#[test]
+fn branch_mnemonics() {
+    for op in [
+        "b", "b.w", "bl", "blx", "bx", "bne", "bne.w", "bls", "ble", "blt.w", "bxeq",
+    ] {
+        assert!(is_branch(op), "{op}");
+    }
+    for op in ["bic", "bfi", "bkpt", "ldr", "add", "bics"] {
+        assert!(!is_branch(op), "{op}");
+    }
+}
+
 fn json_f32(v: f32) -> String {
-    // Exact decimal for an f32 (Rust prints the shortest string that round-trips).
+    // The shortest decimal that rounds back to this f32 (not its exact value): the reader must
+    // round what it parses to f32 (the ABI does for every f32 argument; golden.mjs does it for
+    // the input gain, which it multiplies itself).
     format!("{v:?}")
 }
 

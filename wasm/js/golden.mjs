@@ -44,8 +44,10 @@ for (const sc of req.scenarios) {
   if (sc.noise) m.setNoise(sc.noise[0], sc.noise[1], BigInt(sc.noise[2]));
   const d = new Fnv();
   for (let k = 0; k < sc.ticks; k++) {
-    // f32 product, as nmm-core computes it (both factors are f32: the f64 product is exact).
-    m.input = Math.fround(sc.input_gain * nmm.scriptedInput(k));
+    // f32 product, as nmm-core computes it: round the gain to f32 first (the request carries
+    // the shortest decimal, which parses to the nearest f64); the f64 product of two f32 is
+    // exact, so one more rounding gives the f32 product.
+    m.input = Math.fround(Math.fround(sc.input_gain) * nmm.scriptedInput(k));
     m.step(1);
     const bits = m.stateBits;
     d.bytes(new Uint8Array(bits.buffer, 0, 4 * MAX_STATE));

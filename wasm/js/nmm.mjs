@@ -92,7 +92,7 @@ export class Nmm {
       const len = this.toScratch(new Uint8Array(weights.buffer ?? weights, weights.byteOffset ?? 0, weights.byteLength));
       h = this.check(this.x.nmm_create_mlp(len, dt));
     } else {
-      if (!(kind in KINDS)) throw new Error(`unknown model kind "${kind}" (mpr, cc, mlp)`);
+      if (!Object.hasOwn(KINDS, kind)) throw new Error(`unknown model kind "${kind}" (mpr, cc, mlp)`);
       h = this.check(this.x.nmm_create(KINDS[kind], dt));
     }
     const m = new Model(this, h, kind);
@@ -173,7 +173,8 @@ export class Model {
     return this.nmm.x.nmm_stimulation(this.handle);
   }
 
-  /** Back to the initial state. */
+  /** Back to the initial state; the controller's integral is cleared and the noise restarts
+   * from its seed, so the same inputs replay the same run. */
   reset() {
     this.nmm.check(this.nmm.x.nmm_reset(this.handle));
     return this;
@@ -194,15 +195,20 @@ export class Model {
     return new Float32Array(this.nmm.memory, this.nmm.x.nmm_trace_ptr(), rows * MAX_STATE);
   }
 
+  statePtr() {
+    const ptr = this.nmm.x.nmm_state_ptr(this.handle);
+    if (ptr === 0) throw this.nmm.error(-1);
+    return ptr;
+  }
+
   /** The current state (a copy, nState values). */
   get state() {
-    const ptr = this.nmm.x.nmm_state_ptr(this.handle);
-    return Array.from(new Float32Array(this.nmm.memory, ptr, this.nState));
+    return Array.from(new Float32Array(this.nmm.memory, this.statePtr(), this.nState));
   }
 
   /** The current state's raw bits (Uint32Array of MAX_STATE, padded with zeros). */
   get stateBits() {
-    const ptr = this.nmm.x.nmm_state_ptr(this.handle);
+    const ptr = this.statePtr();
     return new Uint32Array(this.nmm.memory.slice(ptr, ptr + 4 * MAX_STATE));
   }
 

@@ -1,8 +1,8 @@
 //! The C ABI: thin `extern "C"` wrappers over one [`Registry`] in a `static`.
 //!
-//! wasm32 without threads runs one call at a time, so the registry is reached through a raw
-//! pointer to a `static mut`; this is the only `unsafe` in nmm's Rust code outside firmware
-//! start-up, and nothing else can observe the aliasing.
+//! wasm32 without threads runs one call at a time, so the registry and the two buffers are
+//! reached through raw pointers to `static mut`s (the only `unsafe` of this crate; the
+//! firmware's board binary has its own, for MMIO); nothing else can observe the aliasing.
 
 use super::{MAX_STATE, Registry, SCRATCH_LEN, TRACE_ROWS};
 use nmm_core::realtime::{Pi, scripted_input};
@@ -188,9 +188,12 @@ pub extern "C" fn nmm_trace_ptr() -> *const f32 {
     trace().as_ptr().cast()
 }
 
-/// Address of the state of `h` (4 f32), or 0 for a bad handle.
+/// Address of the state of `h` (4 f32), or 0 for a bad handle (with an error message).
 #[unsafe(no_mangle)]
 pub extern "C" fn nmm_state_ptr(h: i32) -> *const f32 {
+    if reg().n_state(h) < 0 {
+        return core::ptr::null();
+    }
     match reg().state(h) {
         Some(x) => x.as_ptr(),
         None => core::ptr::null(),

@@ -18,17 +18,24 @@
 //!
 //! | export | meaning |
 //! |---|---|
-//! | `nmm_create(kind, dt) -> h` | kind 0 MPR, 1 Chen-Campbell, 2 MLP (weights in scratch, length via `nmm_create_mlp`) |
+//! | `nmm_abi_version() -> 1` | this table's version |
+//! | `nmm_scratch_ptr()`, `nmm_scratch_len()` | the scratch buffer |
+//! | `nmm_error_ptr()`, `nmm_error_len()` | the last error message (UTF-8) |
+//! | `nmm_create(kind, dt) -> h` | kind 0 MPR, 1 Chen-Campbell, with default parameters |
 //! | `nmm_create_mlp(len, dt) -> h` | MLP from an NMMW file of `len` bytes in scratch |
 //! | `nmm_destroy(h)` | frees the slot |
 //! | `nmm_set_param(h, name_len, value)` / `nmm_get_param(h, name_len)` | by name (name in scratch) |
 //! | `nmm_set_input(h, I)`, `nmm_set_dt(h, dt)` | input (model units), tick (model time unit) |
 //! | `nmm_set_noise(h, sigma_r, sigma_v, seed_lo, seed_hi)` | additive noise, 64-bit seed |
 //! | `nmm_set_controller(h, kp, ki, setpoint, u_min, u_max)`, `nmm_clear_controller(h)` | PI on the rate |
-//! | `nmm_reset(h)` | initial state, controller integral cleared |
-//! | `nmm_step(h, n)` | n ticks |
+//! | `nmm_reset(h)` | initial state, controller integral cleared, noise restarted from its seed |
+//! | `nmm_step(h, n)` | n ticks (`n <= i32::MAX`) |
 //! | `nmm_run(h, n)` | n ticks, each state recorded in the trace buffer (`n <= TRACE_ROWS`) |
+//! | `nmm_state_ptr(h)`, `nmm_n_state(h)` | the current state (4 `f32`, the first n meaningful) |
+//! | `nmm_trace_ptr()` | the trace of the last `nmm_run` |
+//! | `nmm_stimulation(h)` | the controller output of the last tick |
 //! | `nmm_scripted_input(k)` | the golden scenarios' input at tick k |
+//! | `nmm_rate_to_duty(r, r_max, max_duty)` | the firmware's rate-to-duty mapping |
 #![cfg_attr(target_arch = "wasm32", no_std)]
 #![deny(missing_docs)]
 
@@ -313,15 +320,13 @@ impl Registry {
         }
     }
 
-    /// Back to the initial state; the controller's integral is cleared.
+    /// Back to the initial state, controller integral cleared, noise restarted from its seed:
+    /// the same inputs then replay the same run.
     pub fn reset(&mut self, h: i32) -> i32 {
         match self.slot(h) {
             Ok(s) => {
-                let x0 = s.rt.node.initial_state();
-                s.rt.set_state(x0);
-                if let Some(pi) = &mut s.rt.controller {
-                    pi.reset();
-                }
+                s.rt.reset();
+                s.rt.restart_noise();
                 0
             }
             Err(e) => e,
@@ -330,7 +335,8 @@ impl Registry {
 
     /// `n` ticks; with a `trace`, state rows go to its first `n` rows. Returns `n` or an error.
     pub fn step(&mut self, h: i32, n: u32, mut trace: Option<&mut [[f32; MAX_STATE]]>) -> i32 {
-        let rows = trace.as_ref().map_or(usize::MAX, |t| t.len());
+        // The tick count is returned as a non-negative i32.
+        let rows = trace.as_ref().map_or(i32::MAX as usize, |t| t.len());
         if n as usize > rows {
             return self.fail(
                 Error::TooLong,
@@ -363,19 +369,20 @@ impl Registry {
         Some(s.rt.state())
     }
 
-    /// Number of state variables of `h`.
-    pub fn n_state(&self, h: i32) -> i32 {
-        match usize::try_from(h).ok().and_then(|i| self.slots.get(i)) {
-            Some(Some(s)) => s.rt.node.n_state() as i32,
-            _ => Error::BadHandle as i32,
+    /// Number of state variables of `h`, or an error code.
+    pub fn n_state(&mut self, h: i32) -> i32 {
+        match self.slot(h) {
+            Ok(s) => s.rt.node.n_state() as i32,
+            Err(e) => e,
         }
     }
 
-    /// The controller output of the last tick of `h`.
-    pub fn stimulation(&self, h: i32) -> f32 {
-        match usize::try_from(h).ok().and_then(|i| self.slots.get(i)) {
-            Some(Some(s)) => s.rt.stimulation(),
-            _ => f32::NAN,
+    /// The controller output of the last tick of `h` (NaN, with an error message, for a bad
+    /// handle).
+    pub fn stimulation(&mut self, h: i32) -> f32 {
+        match self.slot(h) {
+            Ok(s) => s.rt.stimulation(),
+            Err(_) => f32::NAN,
         }
     }
 

@@ -8,7 +8,8 @@
 //! It runs every golden scenario of `nmm_core::realtime::Scenario::ALL` through the real-time
 //! loop (scripted input, PWM output, timer 0 as the clock), prints each trajectory digest
 //! and whether it equals the host's (computed by build.rs), then the cost of one step of each
-//! model in retired instructions, and exits 0 only if every digest matched.
+//! model in retired instructions, and exits 0 only if every digest matched (and a run at a
+//! period shorter than a step counted overruns).
 //!
 //! With `-icount shift=0` QEMU retires one instruction per virtual nanosecond and the
 //! mps2-an386 timers count at 25 MHz, so one count is 40 instructions: costs are

@@ -248,6 +248,12 @@ test("noise: same seed same trajectory, different seed different", () => {
   const first = Float32Array.from(m.run(1000));
   m.reset().setNoise(0.01, 0.3, 7);
   assert.deepEqual(Float32Array.from(m.run(1000)), first, "reset + same seed replays");
+  // reset alone restarts the noise from its seed too
+  m.reset();
+  assert.deepEqual(Float32Array.from(m.run(1000)), first, "reset replays");
+  // a destroyed model's state is an error, not a read of address 0
+  m.destroy();
+  assert.throws(() => m.state, NmmError);
 });
 
 test(`run(n) beyond the trace capacity (${TRACE_ROWS} rows) errors cleanly`, () => {
