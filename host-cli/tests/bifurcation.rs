@@ -31,6 +31,15 @@ fn rows(path: &std::path::Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The cusps (eta, J) in a fold-curve CSV written by `--out-codim2`.
+fn cusps_in(path: &std::path::Path) -> Vec<(f64, f64)> {
+    rows(path)
+        .iter()
+        .filter(|r| r[2] == "CP")
+        .map(|r| (r[3].parse().unwrap(), r[4].parse().unwrap()))
+        .collect()
+}
+
 /// Folds of MPR (J = 15, Delta = 1) in eta and the cusp in (eta, J): the closed form of
 /// `nmm_core::models::mpr` is independent of the continuation (Newton on the defining system).
 /// Tolerance 1e-7 relative: the located points solve their equations to the corrector
@@ -84,11 +93,7 @@ fn mpr_folds_and_cusp_match_the_closed_form() {
         );
     }
     let c = cusp(1.0, 1.0);
-    let cusps: Vec<(f64, f64)> = rows(&b)
-        .iter()
-        .filter(|r| r[2] == "CP")
-        .map(|r| (r[3].parse().unwrap(), r[4].parse().unwrap()))
-        .collect();
+    let cusps = cusps_in(&b);
     assert!(!cusps.is_empty(), "a cusp");
     for (eta, j) in cusps {
         assert!(
@@ -269,11 +274,7 @@ fn shipped_p1_model_has_its_cusp_within_two_percent_of_mpr() {
         b.to_str().unwrap(),
     ]));
     let c = cusp(1.0, 1.0);
-    let cusps: Vec<(f64, f64)> = rows(&b)
-        .iter()
-        .filter(|r| r[2] == "CP")
-        .map(|r| (r[3].parse().unwrap(), r[4].parse().unwrap()))
-        .collect();
+    let cusps = cusps_in(&b);
     // Both fold branches end at the cusp: one row each, the same point.
     assert!(!cusps.is_empty(), "a cusp");
     for (eta, j) in cusps {
