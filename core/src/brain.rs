@@ -54,17 +54,23 @@
 //! let w = [0.0, 1.0, 1.0, 0.0];
 //! let d = [0, 5, 5, 0];
 //! let counts = count_links(2, &w, &d).unwrap();
-//! let (mut ir, mut il) = (vec![0; 3], vec![Link::default(); counts.instant]);
-//! let (mut dr, mut dl) = (vec![0; 5], vec![Link::default(); counts.delayed]);
-//! let conn = Connectome::build(2, &w, &d, &mut ir, &mut il, &mut dr, &mut dl).unwrap();
+//! // Caller-owned buffers, no allocation: fixed arrays with room to spare, sliced to the
+//! // lengths the connectome needs (as firmware would with statics).
+//! type B = Brain<'static, f64, Mpr<f64>, 2>;
+//! let (mut ir, mut dr) = ([0; 3], [0; 5]);
+//! let (mut il, mut dl) = ([Link::default(); 4], [Link::default(); 4]);
+//! let conn = Connectome::build(
+//!     2, &w, &d, &mut ir, &mut il[..counts.instant], &mut dr, &mut dl[..counts.delayed],
+//! ).unwrap();
 //! let models = [Mpr::<f64>::default(); 2];
 //! let mut x = [models[0].initial_state(); 2];
-//! let mut hist = vec![0.0; Brain::<f64, Mpr<f64>, 2>::history_len(&conn)];
-//! let mut work = vec![[0.0; 2]; Brain::<f64, Mpr<f64>, 2>::work_len(2)];
-//! let mut coupling = vec![0.0; Brain::<f64, Mpr<f64>, 2>::coupling_len(2)];
+//! let (mut hist, mut work, mut coupling) = ([0.0; 128], [[0.0; 2]; 32], [0.0; 32]);
+//! let hist = &mut hist[..B::history_len(&conn)];
+//! let work = &mut work[..B::work_len(2)];
+//! let coupling = &mut coupling[..B::coupling_len(2)];
 //! let mut noise = [Gaussian::new(7, 1), Gaussian::new(7, 2)];
 //! let mut brain = Brain::new(
-//!     conn, &models, 0.1, [0.0, 0.0], 0.01, &mut x, &mut hist, &mut work, &mut coupling, &mut noise,
+//!     conn, &models, 0.1, [0.0, 0.0], 0.01, &mut x, hist, work, coupling, &mut noise,
 //! ).unwrap();
 //! for _ in 0..1000 {
 //!     brain.step();
