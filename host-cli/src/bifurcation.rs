@@ -13,7 +13,7 @@ use nmm_core::continuation::{
     Direction, Label, Settings, continue_equilibria, continue_folds, parameter_field,
     parameter_field2,
 };
-use nmm_core::equilibria::{SearchBox, equilibria_of_model};
+use nmm_core::equilibria::{Equilibria, SearchBox, equilibria_of_model};
 use nmm_core::mlp::MlpMeanField;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -163,6 +163,32 @@ struct Row<const N: usize> {
     eig: (f64, f64),
 }
 
+/// Every equilibrium of `model` with `param` set to `value`, searched in the model's default
+/// box (the starting points of a continuation).
+fn equilibria_at<M, const N: usize>(
+    model: &M,
+    param: &str,
+    value: f64,
+    input: f64,
+) -> Result<Equilibria<f64, N, 16>>
+where
+    M: Model<f64, N> + Clone + DefaultBox<N>,
+{
+    let mut start = model.clone();
+    start
+        .set(param, value)
+        .map_err(|e| anyhow!("--range: {param} = {value}: {e}"))?;
+    let (lo, hi) = M::BOX;
+    let search = SearchBox {
+        lo,
+        hi,
+        points_per_dim: M::GRID,
+    };
+    Ok(equilibria_of_model::<f64, M, N, 16>(
+        &start, input, &search, 1e-11,
+    ))
+}
+
 fn run_model<M, const N: usize>(model: M, m: &ArgMatches) -> Result<()>
 where
     M: Model<f64, N> + Clone + DefaultBox<N>,
@@ -181,17 +207,7 @@ where
     };
     settings.check().map_err(|e| anyhow!("{e}"))?;
     // Start: every equilibrium at the start of the range.
-    let mut start = model.clone();
-    start
-        .set(param, range[0])
-        .map_err(|e| anyhow!("--range: {param} = {}: {e}", range[0]))?;
-    let (lo, hi) = M::BOX;
-    let search = SearchBox {
-        lo,
-        hi,
-        points_per_dim: M::GRID,
-    };
-    let starts = equilibria_of_model::<f64, M, N, 16>(&start, input, &search, 1e-11);
+    let starts = equilibria_at(&model, param, range[0], input)?;
     if starts.is_empty() {
         bail!("no equilibrium found at {param} = {}", range[0]);
     }
@@ -379,17 +395,7 @@ fn cusps_of<M, const N: usize>(
 where
     M: Model<f64, N> + Clone + DefaultBox<N>,
 {
-    let mut start = model.clone();
-    start
-        .set(param, range[0])
-        .map_err(|e| anyhow!("{param}: {e}"))?;
-    let (lo, hi) = M::BOX;
-    let search = SearchBox {
-        lo,
-        hi,
-        points_per_dim: M::GRID,
-    };
-    let starts = equilibria_of_model::<f64, M, N, 16>(&start, input, &search, 1e-11);
+    let starts = equilibria_at(model, param, range[0], input)?;
     let mut f = parameter_field(model, param, input).map_err(|e| anyhow!("{param}: {e}"))?;
     let mut folds = Vec::new();
     for e in starts.points.iter() {

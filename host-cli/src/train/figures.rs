@@ -12,6 +12,26 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 }
 
 /// Smallest and largest finite value of the series, padded by 5 %; `(-0.5, 0.5)` if none.
+/// A legend entry: a short line in the series' style.
+fn swatch(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style)
+}
+
+/// The legend box, top right, over a white veil.
+fn legend_box<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 fn y_range<'a>(series: impl Iterator<Item = &'a [f64]>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for s in series {
@@ -69,21 +89,15 @@ pub fn loss_curves(path: &Path, title: &str, train: &[f64], val: &[f64]) -> Resu
             .draw_series(LineSeries::new(tp, BLUE.stroke_width(2)))
             .map_err(err)?
             .label("train (mean over the epoch's batches)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+            .legend(swatch(BLUE.stroke_width(2)));
         if !vp.is_empty() {
             chart
                 .draw_series(LineSeries::new(vp, RED.stroke_width(2)))
                 .map_err(err)?
                 .label("validation (end of epoch)")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+                .legend(swatch(RED.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend_box(&mut chart)?;
         root.present().map_err(err)?;
     }
     atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))
@@ -136,21 +150,13 @@ pub fn mlp_vs_data(
                 .draw_series(LineSeries::new(line(data[c]), grey.stroke_width(2)))
                 .map_err(err)?
                 .label("network")
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2))
-                });
+                .legend(swatch(grey.stroke_width(2)));
             chart
                 .draw_series(LineSeries::new(line(mlp[c]), BLUE.stroke_width(2)))
                 .map_err(err)?
                 .label("MLP mean field (Heun)")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+                .legend(swatch(BLUE.stroke_width(2)));
+            legend_box(&mut chart)?;
         }
         root.present().map_err(err)?;
     }
