@@ -37,6 +37,7 @@ fn mcp3201_decodes_the_datasheet_frame() {
         },
     );
     let v = adc.read().unwrap();
+    // 1e-6: a few f32 roundings of values of order 5 (ulp 4.8e-7) in either expression.
     assert!(
         (v - (-5.0 + 10.0 * 0xABC as f32 / 4095.0)).abs() < 1e-6,
         "{v}"
@@ -132,6 +133,7 @@ fn failed_reads_hold_the_last_sample_and_are_counted() {
     let mut lp = RealTimeLoop::new(rt, input, Recorder::default());
     lp.tick();
     lp.tick();
+    // 1e-7: the sample is 0.1 * k in f32 (one rounding, ulp ~1.5e-8 near 0.2).
     assert!((lp.last_sample() - 0.2).abs() < 1e-7);
     lp.tick();
     lp.tick();
