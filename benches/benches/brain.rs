@@ -12,8 +12,16 @@
 //! ratio printed is 120 s / nmm's wall time.
 //!
 //! Then: scaling with regions (connectivity_68, connectivity_192, builtin:1000) and with batch
-//! size (independent runs on a rayon pool of all cores), and the bound: the delayed coupling
-//! is one gather and one multiply-add per link and step.
+//! size (independent runs on a rayon pool of all cores).
+//!
+//! The bound, as measured with `perf stat` on the 76-region run (2026-11, AMD EPYC Zen 3): about
+//! 280 instructions per region and step at about 3.9 instructions per cycle, i.e. the core's
+//! issue width, not memory (the history ring, (max delay + 16 steps) x regions values, is
+//! 0.29 MB: it stays in L2) nor the coupling product (20 links per region: 20 multiply-adds,
+//! a few cycles in AVX2). Per region and step: two normal draws (ziggurat on xoshiro256++,
+//! about a quarter of the instructions), two MPR derivative evaluations with the Heun
+//! combinations (about a third), the blocked coupling sums (about a tenth), BOLD (a few
+//! percent). Beyond this needs the per-region work vectorised across regions.
 
 use nmm_cli::brain::{Config, ConnectomeCfg, Prepared, run};
 use rayon::prelude::*;

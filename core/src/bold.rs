@@ -273,6 +273,14 @@ impl<T: Real> BoldParams<T> {
     /// ```
     #[inline]
     pub fn deriv(&self, x: &[T; 4], z: T) -> [T; 4] {
+        self.deriv_with(x, z, (T::ONE - self.e_0).ln())
+    }
+
+    /// [`BoldParams::deriv`] with `ln(1 - E_0)` computed by the caller (once per step of many
+    /// regions instead of twice per region: libm's logarithm and exponential are the cost of
+    /// BOLD).
+    #[inline]
+    fn deriv_with(&self, x: &[T; 4], z: T, ln_1m_e0: T) -> [T; 4] {
         let [s, f, v, q] = *x;
         let floor = T::from_f64(POSITIVE_FLOOR);
         let fp = f.max(floor);
@@ -280,7 +288,7 @@ impl<T: Real> BoldParams<T> {
         // a^b as exp(b ln a): the same value to a few ulp, at about half the cost of a general
         // power function; this is the hot spot of whole-brain runs with BOLD.
         let outflow = (vp.ln() / self.alpha).exp();
-        let extraction = (T::ONE - ((T::ONE - self.e_0).ln() / fp).exp()) / self.e_0;
+        let extraction = (T::ONE - (ln_1m_e0 / fp).exp()) / self.e_0;
         [
             z - s / self.tau_s - (f - T::ONE) / self.tau_f,
             s,
@@ -315,7 +323,17 @@ impl<T: Real> BoldParams<T> {
     /// ```
     #[inline]
     pub fn step(&self, x: &[T; 4], z: T, dt: T) -> [T; 4] {
-        heun(&mut |_t, x: &[T; 4]| self.deriv(x, z), T::ZERO, x, dt)
+        self.step_with(x, z, dt, (T::ONE - self.e_0).ln())
+    }
+
+    #[inline]
+    fn step_with(&self, x: &[T; 4], z: T, dt: T, ln_1m_e0: T) -> [T; 4] {
+        heun(
+            &mut |_t, x: &[T; 4]| self.deriv_with(x, z, ln_1m_e0),
+            T::ZERO,
+            x,
+            dt,
+        )
     }
 }
 
@@ -486,8 +504,9 @@ impl<'a, T: Real> BoldMonitor<'a, T> {
         if z.len() != r || out.len() != r {
             step_length_mismatch();
         }
+        let ln_1m_e0 = (T::ONE - self.params.e_0).ln();
         for (x, &zi) in self.state.iter_mut().zip(z) {
-            *x = self.params.step(x, zi, self.dt);
+            *x = self.params.step_with(x, zi, self.dt, ln_1m_e0);
         }
         self.since_sample += 1;
         if self.since_sample < self.n_per_tr {

@@ -19,9 +19,12 @@
 //! [`Connectome::build`] turns a dense `n x n` weight matrix and delay matrix into two
 //! compressed-row lists of the non-zero links, one for links without delay and one for delayed
 //! links, in slices the caller sizes with [`count_links`]. Only the coupling variable's history
-//! is kept: per region a ring of `L = max_delay + 1` time slots, stored twice in a row
-//! (`2 L n` values, region-major) so that a delayed read is `history[base + offset]` with a
-//! per-link offset and no wrap-around test, and consecutive times are contiguous.
+//! is kept: per region a ring of `L = max_delay + 1` time slots followed by copies of its first
+//! `BLOCK - 1` slots (`R = L + BLOCK - 1` values per region, region-major), so that any
+//! `BLOCK` consecutive times are contiguous. A link stores where its source's ring starts and
+//! its lag `L - d`; a read is one wrap-around test on the lag. (A ring stored twice over would
+//! spare that test but doubles the history, which then no longer fits a core's L2 cache for a
+//! 76-region connectome with 46 ms delays at dt = 0.1 ms: the blocked sums ran 2x slower.)
 //!
 //! Delay blocking: a link with delay `d >= B` ([`BLOCK`] steps) only reaches back to states at
 //! least `B` steps old, so at the start of every block of `B` steps the delayed input of all
@@ -43,7 +46,10 @@
 //!
 //! Node `i` draws its noise from stream `i + 1` of the run's seed ([`Gaussian::new`]), so with
 //! `G = 0` node `i` reproduces, bit for bit, [`crate::sim::simulate`] with
-//! `Gaussian::new(seed, i + 1)`, constant zero input and Heun.
+//! `Gaussian::new(seed, i + 1)`, constant zero input and Heun. The draws are made [`BLOCK`]
+//! steps at a time per region (the same numbers in the same order, with the stream's state kept
+//! in registers for the whole block), so when a run stops mid-block its streams have moved past
+//! the noise it used; [`Brain::reset_history`] does not discard drawn noise.
 //!
 //! ```
 //! use nmm_core::brain::{Brain, Connectome, Link, count_links};
@@ -88,10 +94,12 @@ use core::fmt;
 pub struct Link<T> {
     /// Weight `W_ij` after normalisation (dimensionless).
     pub w: T,
-    /// For a link without delay, the source region `j`; for a delayed link, the offset of
-    /// `x_j(t + dt - d_ij)` in the mirrored history relative to the slot of `t + dt`:
-    /// `2 L j + L - d_ij`.
+    /// For a link without delay, the source region `j`; for a delayed link, where region `j`'s
+    /// ring starts in the history: `R j`.
     pub at: u32,
+    /// For a delayed link, `L - d_ij`: `x_j(t + dt - d_ij)` is in ring slot
+    /// `(slot of t + dt + lag) mod L`. Zero for links without delay.
+    pub lag: u32,
 }
 
 /// Sizes of the link lists of a connectome.
@@ -126,7 +134,7 @@ pub enum BrainError {
         /// Source region.
         j: usize,
     },
-    /// The history of the longest delay does not fit the 32-bit offsets.
+    /// The history of the longest delay does not fit the 32-bit offsets (`R n` over 2^32).
     TooLong,
     /// The time step is not positive and finite.
     BadStep,
@@ -210,9 +218,8 @@ pub fn count_links<T: Real>(
             c.max_delay = c.max_delay.max(d);
         }
     }
-    let slots = c.max_delay + 1;
-    if slots
-        .checked_mul(2 * n)
+    if ring_len(c.max_delay + 1)
+        .checked_mul(n)
         .is_none_or(|h| h > u32::MAX as usize)
     {
         return Err(BrainError::TooLong);
@@ -229,6 +236,8 @@ pub struct Connectome<'a, T> {
     inst: &'a [Link<T>],
     del_rows: &'a [u32],
     del: &'a [Link<T>],
+    /// Some link has a delay of 1 to `BLOCK - 1` steps.
+    has_short: bool,
 }
 
 impl<'a, T: Real> Connectome<'a, T> {
@@ -275,13 +284,18 @@ impl<'a, T: Real> Connectome<'a, T> {
                     let d = delays.get(i * n + j).copied().unwrap_or(0) as usize;
                     if d == 0 {
                         if !blocked {
-                            inst[ki] = Link { w, at: j as u32 };
+                            inst[ki] = Link {
+                                w,
+                                at: j as u32,
+                                lag: 0,
+                            };
                             ki += 1;
                         }
                     } else if (d >= BLOCK) == blocked {
                         del[kd] = Link {
                             w,
-                            at: (2 * slots * j + slots - d) as u32,
+                            at: (ring_len(slots) * j) as u32,
+                            lag: (slots - d) as u32,
                         };
                         kd += 1;
                     }
@@ -295,6 +309,7 @@ impl<'a, T: Real> Connectome<'a, T> {
             slots,
             inst_rows,
             inst,
+            has_short: c.delayed > c.blocked,
             del_rows,
             del,
         })
@@ -314,6 +329,18 @@ impl<'a, T: Real> Connectome<'a, T> {
     pub fn max_delay(&self) -> usize {
         self.slots - 1
     }
+
+    /// Sum of `w x_j` over region `i`'s links without delay (zero when the connectome has
+    /// none). Inlined by force: as a call it cost a call, spills and a `vzeroupper` per region.
+    #[inline(always)]
+    fn instant_input<const N: usize>(&self, i: usize, x: &[[T; N]], cv: usize) -> T {
+        if self.inst.is_empty() {
+            T::ZERO
+        } else {
+            let row = &self.inst[self.inst_rows[i] as usize..self.inst_rows[i + 1] as usize];
+            instant_sum(row, x, cv)
+        }
+    }
 }
 
 /// Sum of `w x_j` over a row of links without delay, `x_j` the coupling variable of region `j`.
@@ -326,33 +353,52 @@ fn instant_sum<T: Real, const N: usize>(links: &[Link<T>], x: &[[T; N]], cv: usi
     s
 }
 
-/// Sum of `w h[base + at]` over a row of delayed links, in four partial sums so the gathers
-/// overlap (the order of additions is fixed, so results do not depend on the machine).
+/// Ring slots per region for `slots = L` time slots: `L + BLOCK - 1` (see the module docs).
+const fn ring_len(slots: usize) -> usize {
+    slots + BLOCK - 1
+}
+
+/// Index in the history of link `l`'s value for the time whose slot is `base` (`< L`).
 #[inline(always)]
-fn delayed_sum<T: Real>(links: &[Link<T>], hist: &[T]) -> T {
+fn hist_index<T>(l: &Link<T>, base: usize, slots: usize) -> usize {
+    let p = l.lag as usize + base;
+    l.at as usize + if p >= slots { p - slots } else { p }
+}
+
+/// Sum of `w x_j(t - d)` over a row of delayed links, `base` the ring slot of `t`, in four
+/// partial sums so the gathers overlap (the order of additions is fixed, so results do not
+/// depend on the machine).
+#[inline(always)]
+fn delayed_sum<T: Real>(links: &[Link<T>], hist: &[T], base: usize, slots: usize) -> T {
     let mut acc = [T::ZERO; 4];
     let mut chunks = links.chunks_exact(4);
     for c in &mut chunks {
         for k in 0..4 {
-            acc[k] += c[k].w * hist[c[k].at as usize];
+            acc[k] += c[k].w * hist[hist_index(&c[k], base, slots)];
         }
     }
     for (k, l) in chunks.remainder().iter().enumerate() {
-        acc[k] += l.w * hist[l.at as usize];
+        acc[k] += l.w * hist[hist_index(l, base, slots)];
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 /// Steps per block of the delayed coupling (see the module docs).
-pub const BLOCK: usize = 8;
+pub const BLOCK: usize = 16;
 
-/// Adds `w h[at + base .. + BLOCK]` of every link to `acc` (the delayed input of `BLOCK`
-/// consecutive steps), in link order.
+/// Adds `w x_j` of every link for the `BLOCK` consecutive times from the one in ring slot
+/// `base` on to `acc` (the delayed input of `BLOCK` steps), in link order.
 #[inline(always)]
-fn block_sum<T: Real>(links: &[Link<T>], hist: &[T], acc: &mut [T; BLOCK]) {
+fn block_sum<T: Real>(
+    links: &[Link<T>],
+    hist: &[T],
+    base: usize,
+    slots: usize,
+    acc: &mut [T; BLOCK],
+) {
     *acc = [T::ZERO; BLOCK];
     for l in links {
-        let start = l.at as usize;
+        let start = hist_index(l, base, slots);
         if let Some(h) = hist.get(start..start + BLOCK) {
             for (a, &x) in acc.iter_mut().zip(h) {
                 *a += l.w * x;
@@ -375,17 +421,22 @@ pub struct Brain<'a, T, M, const N: usize> {
     coupling: &'a mut [T],
     noise: &'a mut [Gaussian<T>],
     step: u64,
+    /// Steps of pre-drawn noise already used (`BLOCK`: draw the next block).
+    noise_used: usize,
+    /// Every region has the same model parameters.
+    uniform: bool,
 }
 
 impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
-    /// Length of the history buffer for `conn`: `2 (max_delay + 1) n`.
+    /// Length of the history buffer for `conn`: `(max_delay + BLOCK) n`.
     pub fn history_len(conn: &Connectome<'_, T>) -> usize {
-        2 * conn.slots * conn.n
+        ring_len(conn.slots) * conn.n
     }
 
-    /// Length of the per-node work buffer for `n` regions: `3 n` states.
+    /// Length of the per-node work buffer for `n` regions: `(2 + BLOCK) n` states (two Heun
+    /// stages and `BLOCK` steps of pre-drawn noise).
     pub const fn work_len(n: usize) -> usize {
-        3 * n
+        (2 + BLOCK) * n
     }
 
     /// Length of the coupling buffer for `n` regions: `(2 + BLOCK) n` values.
@@ -415,7 +466,10 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
         work: &'a mut [[T; N]],
         coupling: &'a mut [T],
         noise: &'a mut [Gaussian<T>],
-    ) -> Result<Self, BrainError> {
+    ) -> Result<Self, BrainError>
+    where
+        M: PartialEq,
+    {
         let n = conn.n;
         check_len("models", n, models.len())?;
         check_len("state", n, x.len())?;
@@ -444,6 +498,8 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
             coupling,
             noise,
             step: 0,
+            noise_used: BLOCK,
+            uniform: models.windows(2).all(|w| w[0] == w[1]),
         };
         b.reset_history();
         Ok(b)
@@ -453,7 +509,7 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
     /// delayed coupling; call after changing the state with [`Brain::state_mut`].
     pub fn reset_history(&mut self) {
         let cv = M::COUPLING_VAR;
-        let len = 2 * self.conn.slots;
+        let len = ring_len(self.conn.slots);
         for (ring, x) in self.hist.chunks_exact_mut(len).zip(self.x.iter()) {
             ring.fill(x[cv]);
         }
@@ -462,7 +518,7 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
         let (cd, _) = self.coupling.split_at_mut(conn.n);
         for (i, c) in cd.iter_mut().enumerate() {
             let row = &conn.del[conn.del_rows[2 * i] as usize..conn.del_rows[2 * i + 2] as usize];
-            *c = delayed_sum(row, self.hist);
+            *c = delayed_sum(row, self.hist, 0, conn.slots);
         }
     }
 
@@ -493,7 +549,61 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
 
     /// Advances the network by one step (see the module docs). Returns `false`, leaving the
     /// network in its new state, if any state variable became NaN or infinite.
-    pub fn step(&mut self) -> bool {
+    pub fn step(&mut self) -> bool
+    where
+        M: Clone,
+    {
+        if self.uniform {
+            // One local copy of the shared parameters: the compiler then keeps what the model
+            // derives from them (MPR's 1/tau, Delta/(pi tau)) out of the region loops. Same
+            // operations on the same values, so the results are those of the per-region path.
+            let m = self.models[0].clone();
+            self.step_impl::<true>(&m)
+        } else {
+            let m = &self.models[0];
+            self.step_impl::<false>(m)
+        }
+    }
+
+    /// Draws the next [`BLOCK`] steps of noise of every region, `sigma_k sqrt(dt) z`, in each
+    /// stream's order (steps, then variables, as a single-node run draws them), into the work
+    /// buffer step-major (`[2 n + s n + i]` for step `s` of the block and region `i`).
+    #[inline(never)]
+    fn draw_noise(&mut self, sq: T) {
+        let n = self.conn.n;
+        let dwb = &mut self.work[2 * n..(2 + BLOCK) * n];
+        for (i, gauss) in self.noise[..n].iter_mut().enumerate() {
+            for dw in dwb[i..].iter_mut().step_by(n) {
+                for (d, s) in dw.iter_mut().zip(&self.sigma) {
+                    *d = *s * sq * gauss.next();
+                }
+            }
+        }
+        self.noise_used = 0;
+    }
+
+    /// The delayed input of links with delays of at least [`BLOCK`] steps for the `BLOCK`
+    /// steps from `next` on, into `coupling` step-major (`[2 n + s n + i]`).
+    #[inline(never)]
+    fn fill_blocks(&mut self, next: u64) {
+        let conn = self.conn;
+        let n = conn.n;
+        let base = (next % conn.slots as u64) as usize;
+        let hist = &*self.hist;
+        let blocks = &mut self.coupling[2 * n..(2 + BLOCK) * n];
+        for i in 0..n {
+            let row =
+                &conn.del[conn.del_rows[2 * i + 1] as usize..conn.del_rows[2 * i + 2] as usize];
+            let mut a = [T::ZERO; BLOCK];
+            block_sum(row, hist, base, conn.slots, &mut a);
+            for (b, v) in blocks[i..].iter_mut().step_by(n).zip(a) {
+                *b = v;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn step_impl<const UNIFORM: bool>(&mut self, m0: &M) -> bool {
         let n = self.conn.n;
         let cv = M::COUPLING_VAR;
         let dt = self.dt;
@@ -501,72 +611,75 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
         let h = dt * T::HALF;
         let g = self.g;
         let conn = self.conn;
+        if self.noise_used == BLOCK {
+            self.draw_noise(sq);
+        }
+        let used = self.noise_used;
+        self.noise_used += 1;
+        // Delayed part of c(t + dt) = c at step `next`, links with long delays: at the start
+        // of each block, the sums for its BLOCK steps (they only read states at least BLOCK
+        // steps old, all computed by now).
+        let next = self.step + 1;
+        let in_block = (self.step % BLOCK as u64) as usize;
+        if in_block == 0 {
+            self.fill_blocks(next);
+        }
+        // Buffers sliced to their lengths up front, so the region loops index without checks.
+        let models = &self.models[..n];
+        let xs = &mut self.x[..n];
         let (cd, rest) = self.coupling.split_at_mut(n);
         let (c, blocks) = rest.split_at_mut(n);
+        let blocked = &blocks[in_block * n..(in_block + 1) * n];
         let (k1s, rest) = self.work.split_at_mut(n);
-        let (ps, dws) = rest.split_at_mut(n);
+        let (ps, dwb) = rest.split_at_mut(n);
+        let dws = &dwb[used * n..(used + 1) * n];
+        let has_short = conn.has_short;
 
         // Predictor, with c(t) = G g_i (delayed part + instant part at x(t)).
         for i in 0..n {
-            let row = &conn.inst[conn.inst_rows[i] as usize..conn.inst_rows[i + 1] as usize];
-            let m = &self.models[i];
-            c[i] = g * m.coupling_gain() * (cd[i] + instant_sum(row, self.x, cv));
-            // Draws in variable order, as `Gaussian::array` in a single-node run; a plain loop
-            // keeps the draws in registers (an array built by a non-inlined `from_fn` went
-            // through memory and stalled the following vector load).
-            let gauss = &mut self.noise[i];
-            let mut dw = [T::ZERO; N];
-            for (d, s) in dw.iter_mut().zip(&self.sigma) {
-                *d = *s * sq * gauss.next();
-            }
-            let x = &self.x[i];
+            let m = if UNIFORM { m0 } else { &models[i] };
+            c[i] = g * m.coupling_gain() * (cd[i] + conn.instant_input(i, xs, cv));
+            let (x, dw) = (&xs[i], &dws[i]);
             let k1 = m.deriv(x, c[i]);
             ps[i] = m.project(core::array::from_fn(|k| x[k] + dt * k1[k] + dw[k]));
             k1s[i] = k1;
-            dws[i] = dw;
         }
 
-        // Delayed part of c(t + dt) = c at step `next`. Blocked links: at the start of each
-        // block, the sums for its BLOCK steps; short delays: gathered now.
-        let next = self.step + 1;
-        let slots = conn.slots as u64;
-        let in_block = (self.step % BLOCK as u64) as usize;
-        if in_block == 0 {
-            let base = (next % slots) as usize;
-            let hist = &self.hist[base..];
-            for (i, acc) in blocks.chunks_exact_mut(BLOCK).enumerate() {
-                let row =
-                    &conn.del[conn.del_rows[2 * i + 1] as usize..conn.del_rows[2 * i + 2] as usize];
-                let mut a = [T::ZERO; BLOCK];
-                block_sum(row, hist, &mut a);
-                acc.copy_from_slice(&a);
-            }
-        }
-        let base = (next % slots) as usize;
-        let hist = &self.hist[base..];
-        for (i, cdi) in cd.iter_mut().enumerate() {
-            let row = &conn.del[conn.del_rows[2 * i] as usize..conn.del_rows[2 * i + 1] as usize];
-            *cdi = delayed_sum(row, hist) + blocks[i * BLOCK + in_block];
-        }
-
-        // Corrector with c(t + dt) (the predictor for links without delay).
+        // Corrector with c(t + dt): the predictor for links without delay, the stored history
+        // for delayed ones (their sum `cd` is also the delayed part of the next step's c(t);
+        // short delays are gathered here). Then x(t + dt) goes into its slot `base` of the
+        // region's ring, and into the copy at `base + L` for the first BLOCK - 1 slots; no
+        // delayed read of this step touches them (a delay d in 1..L reads slot
+        // `(base - d) mod L`, and only the blocked sums, made before this loop, read copies).
+        let base = (next % conn.slots as u64) as usize;
+        let len = ring_len(conn.slots);
+        let hist = &mut self.hist[..n * len];
         let mut finite = true;
         for i in 0..n {
-            let row = &conn.inst[conn.inst_rows[i] as usize..conn.inst_rows[i + 1] as usize];
-            let m = &self.models[i];
-            let c2 = g * m.coupling_gain() * (cd[i] + instant_sum(row, ps, cv));
+            cd[i] = if has_short {
+                let short =
+                    &conn.del[conn.del_rows[2 * i] as usize..conn.del_rows[2 * i + 1] as usize];
+                delayed_sum(short, hist, base, conn.slots) + blocked[i]
+            } else {
+                blocked[i]
+            };
+            let m = if UNIFORM { m0 } else { &models[i] };
+            let c2 = g * m.coupling_gain() * (cd[i] + conn.instant_input(i, ps, cv));
             let k2 = m.deriv(&ps[i], c2);
-            let (x, k1, dw) = (&self.x[i], &k1s[i], &dws[i]);
+            let (x, k1, dw) = (&xs[i], &k1s[i], &dws[i]);
             let xn = m.project(core::array::from_fn(|k| x[k] + h * (k1[k] + k2[k]) + dw[k]));
             finite &= xn.iter().all(|v| v.is_finite());
-            self.x[i] = xn;
-        }
-
-        // Store x(t + dt) in both copies of its slot of each region's ring.
-        let len = 2 * conn.slots;
-        for (ring, x) in self.hist.chunks_exact_mut(len).zip(self.x.iter()) {
-            ring[base] = x[cv];
-            ring[base + conn.slots] = x[cv];
+            xs[i] = xn;
+            // Read back from the stored state: indexing `xn` itself made the compiler spill it
+            // with two 8-byte stores and reload it with one 16-byte load, a store-forwarding
+            // stall of about 10 cycles per region.
+            let v = xs[i][cv];
+            if let Some(ring) = hist.get_mut(i * len..(i + 1) * len) {
+                ring[base] = v;
+                if base < BLOCK - 1 {
+                    ring[base + conn.slots] = v;
+                }
+            }
         }
         self.step = next;
         finite

@@ -424,7 +424,7 @@ fn simulate<T, M, const N: usize>(
 ) -> Result<RunOutput>
 where
     T: Real,
-    M: Model<T, N> + Clone,
+    M: Model<T, N> + Clone + PartialEq,
 {
     let cfg = &p.cfg;
     let n = p.conn.n;
@@ -476,11 +476,25 @@ where
     let counts = count_links(n, &wt, &p.delays)?;
     let (mut ir, mut il) = (
         vec![0u32; n + 1],
-        vec![Link { w: T::ZERO, at: 0 }; counts.instant],
+        vec![
+            Link {
+                w: T::ZERO,
+                at: 0,
+                lag: 0
+            };
+            counts.instant
+        ],
     );
     let (mut dr, mut dl) = (
         vec![0u32; 2 * n + 1],
-        vec![Link { w: T::ZERO, at: 0 }; counts.delayed],
+        vec![
+            Link {
+                w: T::ZERO,
+                at: 0,
+                lag: 0
+            };
+            counts.delayed
+        ],
     );
     let conn = Connectome::build(n, &wt, &p.delays, &mut ir, &mut il, &mut dr, &mut dl)?;
     let mut hist = vec![T::ZERO; Brain::<T, M, N>::history_len(&conn)];
