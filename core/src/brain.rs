@@ -185,7 +185,7 @@ fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), Brai
 ///
 /// # Errors
 /// [`BrainError::Length`] for wrong shapes, [`BrainError::NonFiniteWeight`] for NaN or infinite
-/// weights, [`BrainError::TooLong`] if `2 (max_delay + 1) n` exceeds `u32::MAX`.
+/// weights, [`BrainError::TooLong`] if `(max_delay + BLOCK) n` exceeds `u32::MAX`.
 pub fn count_links<T: Real>(
     n: usize,
     weights: &[T],
