@@ -70,7 +70,7 @@
 //! ).unwrap();
 //! let models = [Mpr::<f64>::default(); 2];
 //! let mut x = [models[0].initial_state(); 2];
-//! let (mut hist, mut work, mut coupling) = ([0.0; 128], [[0.0; 2]; 32], [0.0; 32]);
+//! let (mut hist, mut work, mut coupling) = ([0.0; 128], [[0.0; 2]; 64], [0.0; 64]);
 //! let hist = &mut hist[..B::history_len(&conn)];
 //! let work = &mut work[..B::work_len(2)];
 //! let coupling = &mut coupling[..B::coupling_len(2)];
