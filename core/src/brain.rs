@@ -21,7 +21,8 @@
 //! links, in slices the caller sizes with [`count_links`]. Only the coupling variable's history
 //! is kept: per region a ring of `L = max_delay + 1` time slots followed by copies of its first
 //! `BLOCK - 1` slots (`R = L + BLOCK - 1` values per region, region-major), so that any
-//! `BLOCK` consecutive times are contiguous. A link stores where its source's ring starts and
+//! `BLOCK` consecutive times are contiguous (when `L >= BLOCK`, the only case with blocked
+//! links; a shorter ring only serves single reads). A link stores where its source's ring starts and
 //! its lag `L - d`; a read is one wrap-around test on the lag. (A ring stored twice over would
 //! spare that test but doubles the history, which then no longer fits a core's L2 cache for a
 //! 76-region connectome with 46 ms delays at dt = 0.1 ms: the blocked sums ran 2x slower.)
@@ -134,7 +135,7 @@ pub enum BrainError {
         /// Source region.
         j: usize,
     },
-    /// The history of the longest delay does not fit the 32-bit offsets (`R n` over 2^32).
+    /// The history of the longest delay does not fit the 32-bit offsets (`R n >= 2^32`).
     TooLong,
     /// The time step is not positive and finite.
     BadStep,
@@ -157,9 +158,9 @@ impl fmt::Display for BrainError {
                     "weight W[{i}][{j}] (from region {j} to {i}) is not finite"
                 )
             }
-            BrainError::TooLong => {
-                f.write_str("the delays are too long for this many regions (history over 2^32)")
-            }
+            BrainError::TooLong => f.write_str(
+                "the delays are too long for this many regions (history of 2^32 values or more)",
+            ),
             BrainError::BadStep => f.write_str("the time step must be positive and finite"),
             BrainError::BadConstant(what) => write!(f, "{what} must be finite (and >= 0)"),
         }
@@ -218,8 +219,9 @@ pub fn count_links<T: Real>(
             c.max_delay = c.max_delay.max(d);
         }
     }
-    if ring_len(c.max_delay + 1)
-        .checked_mul(n)
+    if c.max_delay
+        .checked_add(BLOCK)
+        .and_then(|r| r.checked_mul(n))
         .is_none_or(|h| h > u32::MAX as usize)
     {
         return Err(BrainError::TooLong);
@@ -553,15 +555,20 @@ impl<'a, T: Real, M: Model<T, N>, const N: usize> Brain<'a, T, M, N> {
     where
         M: Clone,
     {
+        let Some(first) = self.models.first() else {
+            self.step += 1; // no regions: only time moves
+            return true;
+        };
         if self.uniform {
             // One local copy of the shared parameters: the compiler then keeps what the model
             // derives from them (MPR's 1/tau, Delta/(pi tau)) out of the region loops. Same
             // operations on the same values, so the results are those of the per-region path.
-            let m = self.models[0].clone();
+            // (`PartialEq` counts -0.0 and 0.0 as equal: parameters that differ only in the
+            // sign of a zero all run with the first region's, which no model distinguishes.)
+            let m = first.clone();
             self.step_impl::<true>(&m)
         } else {
-            let m = &self.models[0];
-            self.step_impl::<false>(m)
+            self.step_impl::<false>(first)
         }
     }
 

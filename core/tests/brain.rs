@@ -175,6 +175,7 @@ fn delays_match_a_naive_full_history_reference() {
     let dt = 0.05;
     let mut d = vec![0; n * n];
     delays_in_steps(n, &len, 10.0, dt, &mut d).unwrap();
+    let long_only = d.clone();
     // Some links with delays of 1 to 9 steps (below BLOCK): gathered step by step.
     for k in (3..n * n).step_by(7) {
         if k % (n + 1) != 0 {
@@ -184,105 +185,157 @@ fn delays_match_a_naive_full_history_reference() {
     let max_d = *d.iter().max().unwrap() as usize;
     assert!(max_d > 50, "delays of tens of steps ({max_d})");
     // Both kinds of delayed links: gathered step by step (below BLOCK) and summed in blocks.
-    let short = (0..n * n)
-        .filter(|&k| w[k] != 0.0 && (1..BLOCK as u32).contains(&d[k]))
-        .count();
+    let short = |d: &[u32]| {
+        (0..n * n)
+            .filter(|&k| w[k] != 0.0 && (1..BLOCK as u32).contains(&d[k]))
+            .count()
+    };
     assert!(
-        short > 0 && max_d >= BLOCK,
-        "short links {short}, longest {max_d}"
+        short(&d) > 0 && max_d >= BLOCK,
+        "short links {}, longest {max_d}",
+        short(&d)
     );
+    assert_eq!(short(&long_only), 0);
+    // Only short delays: a ring shorter than a block (L = 10 < BLOCK).
+    let short_only: Vec<u32> = (0..n * n)
+        .map(|k| {
+            if k % (n + 1) == 0 {
+                0
+            } else {
+                1 + (k % 9) as u32
+            }
+        })
+        .collect();
     for uniform in [false, true] {
-        // Per-region parameters, and one set shared by all (the brain's uniform path, which hoists
-        // the model's constants out of the region loops).
-        let models: Vec<Mpr<f64>> = (0..n)
-            .map(|i| Mpr {
-                eta: if uniform { -4.7 } else { -4.6 - 0.1 * i as f64 },
-                ..Mpr::default()
-            })
-            .collect();
-        let (g, sigma, seed, steps) = (0.8, [0.02, 0.05], 5u64, 3000);
-        let x0: Vec<[f64; 2]> = models
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let s = m.initial_state();
-                [s[0] + 0.01 * i as f64, s[1]]
-            })
-            .collect();
-        let mut net = Net {
-            n,
-            w: w.clone(),
-            d: d.clone(),
-            models: models.clone(),
-            x: x0.clone(),
-            g,
-            sigma,
-            dt,
-            seed,
-        };
-        let fast = net.run(steps, |_| {});
-
-        // Reference: past[k] = state at step k.
-        let mut past: Vec<Vec<[f64; 2]>> = vec![x0.clone()];
-        let mut noise: Vec<_> = (0..n)
-            .map(|i| Gaussian::<f64>::new(seed, i as u64 + 1))
-            .collect();
-        let r_at = |past: &Vec<Vec<[f64; 2]>>, t: i64, j: usize| past[t.max(0) as usize][j][0];
-        let sq = dt.sqrt();
-        for k in 0..steps as i64 {
-            let x = past[k as usize].clone();
-            let mut pred = vec![[0.0; 2]; n];
-            let mut k1s = vec![[0.0; 2]; n];
-            let mut dws = vec![[0.0; 2]; n];
-            for i in 0..n {
-                let c1: f64 = g
-                    * (0..n)
-                        .map(|j| w[i * n + j] * r_at(&past, k - d[i * n + j] as i64, j))
-                        .sum::<f64>();
-                let z: [f64; 2] = noise[i].array();
-                let dw = [sigma[0] * sq * z[0], sigma[1] * sq * z[1]];
-                let k1 = models[i].deriv(&x[i], c1);
-                pred[i] =
-                    models[i].project([x[i][0] + dt * k1[0] + dw[0], x[i][1] + dt * k1[1] + dw[1]]);
-                k1s[i] = k1;
-                dws[i] = dw;
-            }
-            let mut next = vec![[0.0; 2]; n];
-            for i in 0..n {
-                let c2: f64 = g
-                    * (0..n)
-                        .map(|j| {
-                            let dij = d[i * n + j] as i64;
-                            let r = if dij == 0 {
-                                pred[j][0]
-                            } else {
-                                r_at(&past, k + 1 - dij, j)
-                            };
-                            w[i * n + j] * r
-                        })
-                        .sum::<f64>();
-                let k2 = models[i].deriv(&pred[i], c2);
-                let h = dt * 0.5;
-                next[i] = models[i].project([
-                    x[i][0] + h * (k1s[i][0] + k2[0]) + dws[i][0],
-                    x[i][1] + h * (k1s[i][1] + k2[1]) + dws[i][1],
-                ]);
-            }
-            past.push(next);
-        }
-        let reference = past.last().unwrap();
-        let mut worst = 0.0f64;
-        for (a, b) in fast.iter().zip(reference) {
-            for k in 0..2 {
-                worst = worst.max((a[k] - b[k]).abs() / (1.0 + b[k].abs()));
-            }
-        }
-        println!("uniform = {uniform}: max relative difference after {steps} steps: {worst:e}");
-        // Only the order of the additions differs (about 1e-16 per step); over 3000 steps of a
-        // contracting noisy system that stays far below 1e-10. A wrong delay index (off by one
-        // step) changes the coupling by about dt |dr/dt| W ~ 1e-3 and fails this.
-        assert!(worst < 1e-10, "fast and reference differ by {worst:e}");
+        check_against_reference("mixed delays", n, &w, &d, dt, uniform);
     }
+    check_against_reference("blocked delays only", n, &w, &long_only, dt, true);
+    check_against_reference("short delays only", n, &w, &short_only, dt, false);
+    // One region with a delayed self-link, and one with no links at all.
+    check_against_reference("one region", 1, &[0.4], &[7], dt, true);
+    check_against_reference("one region, no links", 1, &[0.0], &[0], dt, true);
+}
+
+/// Runs the brain and the naive full-history reference on one network and compares them.
+fn check_against_reference(what: &str, n: usize, w: &[f64], d: &[u32], dt: f64, uniform: bool) {
+    // Per-region parameters, and one set shared by all (the brain's uniform path, which hoists
+    // the model's constants out of the region loops).
+    let models: Vec<Mpr<f64>> = (0..n)
+        .map(|i| Mpr {
+            eta: if uniform { -4.7 } else { -4.6 - 0.1 * i as f64 },
+            ..Mpr::default()
+        })
+        .collect();
+    let (g, sigma, seed, steps) = (0.8, [0.02, 0.05], 5u64, 3000);
+    let x0: Vec<[f64; 2]> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let s = m.initial_state();
+            [s[0] + 0.01 * i as f64, s[1]]
+        })
+        .collect();
+    let mut net = Net {
+        n,
+        w: w.to_vec(),
+        d: d.to_vec(),
+        models: models.clone(),
+        x: x0.clone(),
+        g,
+        sigma,
+        dt,
+        seed,
+    };
+    let fast = net.run(steps, |_| {});
+
+    // Reference: past[k] = state at step k.
+    let mut past: Vec<Vec<[f64; 2]>> = vec![x0.clone()];
+    let mut noise: Vec<_> = (0..n)
+        .map(|i| Gaussian::<f64>::new(seed, i as u64 + 1))
+        .collect();
+    let r_at = |past: &Vec<Vec<[f64; 2]>>, t: i64, j: usize| past[t.max(0) as usize][j][0];
+    let sq = dt.sqrt();
+    for k in 0..steps as i64 {
+        let x = past[k as usize].clone();
+        let mut pred = vec![[0.0; 2]; n];
+        let mut k1s = vec![[0.0; 2]; n];
+        let mut dws = vec![[0.0; 2]; n];
+        for i in 0..n {
+            let c1: f64 = g
+                * (0..n)
+                    .map(|j| w[i * n + j] * r_at(&past, k - d[i * n + j] as i64, j))
+                    .sum::<f64>();
+            let z: [f64; 2] = noise[i].array();
+            let dw = [sigma[0] * sq * z[0], sigma[1] * sq * z[1]];
+            let k1 = models[i].deriv(&x[i], c1);
+            pred[i] =
+                models[i].project([x[i][0] + dt * k1[0] + dw[0], x[i][1] + dt * k1[1] + dw[1]]);
+            k1s[i] = k1;
+            dws[i] = dw;
+        }
+        let mut next = vec![[0.0; 2]; n];
+        for i in 0..n {
+            let c2: f64 = g
+                * (0..n)
+                    .map(|j| {
+                        let dij = d[i * n + j] as i64;
+                        let r = if dij == 0 {
+                            pred[j][0]
+                        } else {
+                            r_at(&past, k + 1 - dij, j)
+                        };
+                        w[i * n + j] * r
+                    })
+                    .sum::<f64>();
+            let k2 = models[i].deriv(&pred[i], c2);
+            let h = dt * 0.5;
+            next[i] = models[i].project([
+                x[i][0] + h * (k1s[i][0] + k2[0]) + dws[i][0],
+                x[i][1] + h * (k1s[i][1] + k2[1]) + dws[i][1],
+            ]);
+        }
+        past.push(next);
+    }
+    let reference = past.last().unwrap();
+    let mut worst = 0.0f64;
+    for (a, b) in fast.iter().zip(reference) {
+        for k in 0..2 {
+            worst = worst.max((a[k] - b[k]).abs() / (1.0 + b[k].abs()));
+        }
+    }
+    println!("{what}, uniform = {uniform}: max relative difference after {steps} steps: {worst:e}");
+    // Only the order of the additions differs (about 1e-16 per step); over 3000 steps of a
+    // contracting noisy system that stays far below 1e-10. A wrong delay index (off by one
+    // step) changes the coupling by about dt |dr/dt| W ~ 1e-3 and fails this.
+    assert!(
+        worst < 1e-10,
+        "{what}: fast and reference differ by {worst:e}"
+    );
+}
+
+/// With no regions a step does nothing (and does not panic).
+#[test]
+fn an_empty_network_steps() {
+    let (mut ir, mut dr) = ([0u32; 1], [0u32; 1]);
+    let conn = Connectome::<f64>::build(0, &[], &[], &mut ir, &mut [], &mut dr, &mut []).unwrap();
+    let models: [Mpr<f64>; 0] = [];
+    type B = Brain<'static, f64, Mpr<f64>, 2>;
+    let mut hist = vec![0.0; B::history_len(&conn)];
+    let mut b = Brain::new(
+        conn,
+        &models,
+        0.1,
+        [0.01, 0.01],
+        0.1,
+        &mut [],
+        &mut hist,
+        &mut [],
+        &mut [],
+        &mut [],
+    )
+    .unwrap();
+    assert!(b.step());
+    assert_eq!(b.steps(), 1);
 }
 
 /// On a ring where every region has the same in-strength s, the homogeneous equilibrium solves

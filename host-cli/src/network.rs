@@ -30,6 +30,8 @@ use std::sync::{Mutex, RwLock};
 
 /// Neurons per block: the unit of parallel work and of connectivity generation.
 pub const BLOCK: usize = 1024;
+// Indices into a block are masked with BLOCK - 1 (no bounds checks on the hot paths).
+const _: () = assert!(BLOCK.is_power_of_two());
 
 /// How the excitabilities `eta_j` are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
