@@ -7,8 +7,10 @@
 //!
 //! ```
 //! use nmm_core::connectome::{Normalise, normalise, synthetic};
-//! let n = 8;
-//! let (mut w, mut len, mut centres) = (vec![0.0; n * n], vec![0.0; n * n], vec![[0.0; 3]; n]);
+//! const N: usize = 8;
+//! let n = N;
+//! // Fixed arrays, as a no_std caller would use (nothing here allocates).
+//! let (mut w, mut len, mut centres) = ([0.0; N * N], [0.0; N * N], [[0.0; 3]; N]);
 //! synthetic(n, &mut w, &mut len, &mut centres).unwrap();
 //! normalise(n, &mut w, Normalise::Laplacian).unwrap();
 //! for i in 0..n {

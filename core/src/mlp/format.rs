@@ -316,8 +316,9 @@ pub fn inspect(bytes: &[u8]) -> Result<FileInfo<'_>, FormatError> {
 /// use nmm_core::mlp::{Mlp, MlpMeanField, Normalisation, format};
 /// let m = MlpMeanField::new(Mlp::<f64>::splat(0.5), Normalisation::identity()).unwrap();
 /// let meta = r#"{"seed": 7, "p": [0.6, 1.0]}"#;
-/// let mut buf = vec![0u8; MlpMeanField::<f64>::encoded_len(meta.len())];
-/// let n = m.to_bytes(meta, &mut buf).unwrap();
+/// let mut storage = [0u8; 1024]; // a fixed buffer, as firmware would use
+/// let buf = &mut storage[..MlpMeanField::<f64>::encoded_len(meta.len())];
+/// let n = m.to_bytes(meta, buf).unwrap();
 /// assert_eq!(format::metadata(&buf[..n]), Ok(meta));
 /// ```
 pub fn metadata(bytes: &[u8]) -> Result<&str, FormatError> {
@@ -406,7 +407,8 @@ impl<T: Real + MlpScalar, const H1: usize, const H2: usize> MlpMeanField<T, H1, 
     /// ```
     /// use nmm_core::mlp::{Mlp, MlpMeanField, Normalisation};
     /// let m = MlpMeanField::new(Mlp::<f64>::splat(0.25), Normalisation::identity()).unwrap();
-    /// let mut buf = vec![0u8; MlpMeanField::<f64>::encoded_len(2)];
+    /// let mut buf = [0u8; 512]; // a fixed buffer with room to spare
+    /// assert_eq!(MlpMeanField::<f64>::encoded_len(2), 486);
     /// assert_eq!(m.to_bytes("{}", &mut buf), Ok(486));
     /// assert_eq!(&buf[..4], b"NMMW");
     /// ```
