@@ -17,7 +17,7 @@
 //! The bound, as measured with `perf stat` on the 76-region run (2026-11, AMD EPYC Zen 3): about
 //! 280 instructions per region and step at about 3.9 instructions per cycle, i.e. the core's
 //! issue width, not memory (the history ring, (max delay + 16 steps) x regions values, is
-//! 0.29 MB: it stays in L2) nor the coupling product (20 links per region: 20 multiply-adds,
+//! 0.32 MB: it stays in L2) nor the coupling product (20 links per region: 20 multiply-adds,
 //! a few cycles in AVX2). Per region and step: two normal draws (ziggurat on xoshiro256++,
 //! about a quarter of the instructions), two MPR derivative evaluations with the Heun
 //! combinations (about a third), the blocked coupling sums (about a tenth), BOLD (a few

@@ -24,8 +24,9 @@
 //! `BLOCK` consecutive times are contiguous (when `L >= BLOCK`, the only case with blocked
 //! links; a shorter ring only serves single reads). A link stores where its source's ring starts and
 //! its lag `L - d`; a read is one wrap-around test on the lag. (A ring stored twice over would
-//! spare that test but doubles the history, which then no longer fits a core's L2 cache for a
-//! 76-region connectome with 46 ms delays at dt = 0.1 ms: the blocked sums ran 2x slower.)
+//! spare that test but doubles the history memory; on TVB's 76-region connectome, 51 ms of
+//! delays at dt = 0.1 ms, the two layouts took the same number of cycles, so the smaller one
+//! was kept.)
 //!
 //! Delay blocking: a link with delay `d >= B` ([`BLOCK`] steps) only reaches back to states at
 //! least `B` steps old, so at the start of every block of `B` steps the delayed input of all

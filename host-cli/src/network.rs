@@ -270,8 +270,8 @@ impl Graph {
     /// connectivity), ascending, to the front of `buf` and returns how many there are.
     ///
     /// Branch-free: every candidate is written and the count advances by the Bernoulli outcome,
-    /// so the 90 % of candidates that fail at p = 0.1 cost no mispredicted branch (this halved
-    /// the time to build the graph).
+    /// so the 90 % of candidates that fail at p = 0.1 cost no mispredicted branch (the graph build
+    /// at N = 10^4, p = 0.1 took 28 % fewer cycles).
     #[inline]
     fn generate_into(&self, src: usize, b: usize, buf: &mut [u16; BLOCK]) -> usize {
         let len = self.block_len(b);

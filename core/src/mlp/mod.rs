@@ -227,7 +227,7 @@ impl<S: MlpScalar, const I: usize, const H1: usize, const H2: usize, const O: us
     ///
     /// ```
     /// use nmm_core::mlp::Mlp;
-    /// let flat: Vec<f64> = (0..98).map(|k| k as f64).collect();
+    /// let flat: [f64; 98] = core::array::from_fn(|k| k as f64);
     /// let net = Mlp::<f64>::from_flat(&flat).unwrap();
     /// assert_eq!(net.l1.w[0][1], 1.0);
     /// assert_eq!(net.l1.b[0], 36.0);
