@@ -109,139 +109,266 @@ impl<T: Real> Qif<T> {
 pub struct BlockSums<T> {
     /// Sum of the new `v` over every neuron of the block.
     pub v: T,
-    /// Number of neurons whose new `v` is at or above `V_peak`.
-    pub above: u32,
+    /// The largest new `v` in the block (minus infinity for an empty block): some neuron
+    /// reached `V_peak` exactly when `max >= V_peak`.
+    pub max: T,
+}
+
+/// The synaptic input of a block of neurons for one step (see [`Qif::advance_block`]).
+#[derive(Debug)]
+pub struct BlockInput<'a, T> {
+    /// Spikes that reach each neuron this step (at most 255 per step; a host delivering more
+    /// moves whole counts into `kick` first). Each adds `w` to `v`. Zeroed by the update.
+    pub counts: &'a mut [u8],
+    /// Jump of `v` per counted spike (dimensionless, as `v`).
+    pub w: T,
+    /// Further per-neuron jumps of `v` (empty for none). Zeroed by the update.
+    pub kick: &'a mut [T],
+    /// Jump of every neuron's `v` (all-to-all delivery).
+    pub kick_all: T,
+    /// Input current common to the block (added to `dv/dt`, as `eta`).
+    pub current: T,
+    /// Per-neuron synaptic current (empty for none), added to `dv/dt`.
+    pub level: &'a [T],
 }
 
 impl<T: Real> Qif<T> {
     /// The Euler step of every neuron of a block, as straight-line arithmetic that vectorises:
-    /// `x = v[i] + kick[i] + kick_all`, `v[i] = x + dt/tau (x^2 + eta[i] + current + level[i])`,
-    /// `kick[i] = 0`, with four fixed partial sums (so the order of the reduction, and the result,
-    /// do not depend on the machine).
+    /// `x = v[i] + (counts[i] w + kick[i]) + kick_all`,
+    /// `v[i] = x + dt/tau (x^2 + eta[i] + current + level[i])`, `counts[i] = kick[i] = 0`, with
+    /// four fixed partial sums (so the order of the reduction, and the result, do not depend on
+    /// the machine). Without `kick` the jump is `counts[i] w` alone.
+    ///
+    /// Counting spikes as small integers and multiplying once keeps spike delivery an integer
+    /// increment (vectorisable, order-free); the jump is the exact `counts[i] w` rounded once,
+    /// rather than `w` added `counts[i]` times.
     ///
     /// Refractory neurons are stepped too and must be put back by the caller: it parks them at
     /// `V_reset` during their hold (so they never reach `V_peak` in one step), subtracts their
     /// stepped value from the sum and writes `V_reset` back; neurons found at or above `V_peak`
     /// start their hold. The host network does exactly this; per neuron the result is
-    /// bit-identical to [`Qif::step`] (tested in the host).
-    ///
-    /// `level` is the per-neuron synaptic current (empty for none).
+    /// bit-identical to [`Qif::step`] with the kick `counts[i] w + kick[i]` (tested in the host).
     ///
     /// # Panics
-    /// If `eta`, `kick` (and a non-empty `level`) are not as long as `v`.
+    /// If `eta`, `counts` (and a non-empty `kick` or `level`) are not as long as `v`.
     ///
     /// ```
-    /// use nmm_core::spiking::Qif;
+    /// use nmm_core::spiking::{BlockInput, Qif};
     /// let q = Qif::<f64>::new(1.0, 100.0, -100.0, 1e-3);
-    /// let (mut v, eta, mut kick) = ([0.0, 99.9], [1.0; 2], [0.5; 2]);
-    /// let s = q.advance_block(&mut v, &eta, &mut kick, 0.0, 0.0, &[]);
-    /// assert_eq!(s.above, 1);
+    /// let (mut v, eta, mut counts) = ([0.0, 99.9], [1.0; 2], [2, 0]);
+    /// let input = BlockInput { counts: &mut counts, w: 0.25, kick: &mut [], kick_all: 0.0,
+    ///                          current: 0.0, level: &[] };
+    /// let s = q.advance_block(&mut v, &eta, input);
+    /// assert!(s.max >= 100.0);
     /// assert_eq!(v[0], 0.5 + 1e-3 * (0.25 + 1.0));
-    /// assert_eq!(kick, [0.0; 2]);
+    /// assert_eq!(counts, [0; 2]);
     /// ```
     #[inline]
-    pub fn advance_block(
+    pub fn advance_block(&self, v: &mut [T], eta: &[T], input: BlockInput<'_, T>) -> BlockSums<T> {
+        check_lengths(v.len(), eta, &input);
+        match (input.kick.is_empty(), input.level.is_empty()) {
+            (true, true) => self.lanes::<false, false>(v, eta, input),
+            (true, false) => self.lanes::<false, true>(v, eta, input),
+            (false, true) => self.lanes::<true, false>(v, eta, input),
+            (false, false) => self.lanes::<true, true>(v, eta, input),
+        }
+    }
+
+    /// One step of four neurons (`KICK`, `LEVEL`: whether those inputs are present).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)] // the four lanes' operands, kept in registers
+    fn four<const KICK: bool, const LEVEL: bool>(
         &self,
         v: &mut [T],
         eta: &[T],
+        counts: &mut [u8],
         kick: &mut [T],
-        kick_all: T,
-        current: T,
         level: &[T],
-    ) -> BlockSums<T> {
-        let n = v.len();
-        if eta.len() != n || kick.len() != n || !(level.is_empty() || level.len() == n) {
-            block_length_mismatch();
-        }
-        if level.is_empty() {
-            self.lanes::<false>(v, eta, kick, kick_all, current, level)
-        } else {
-            self.lanes::<true>(v, eta, kick, kick_all, current, level)
+        c: &BlockInput<'_, T>,
+        acc: &mut [T; 4],
+        top: &mut [T; 4],
+    ) {
+        let dtt = self.dt_over_tau;
+        for l in 0..4 {
+            let mut jump = T::from_f64(f64::from(counts[l])) * c.w;
+            if KICK {
+                jump += kick[l];
+                kick[l] = T::ZERO;
+            }
+            counts[l] = 0;
+            let x = v[l] + jump + c.kick_all;
+            let cur = if LEVEL {
+                c.current + level[l]
+            } else {
+                c.current
+            };
+            let xn = x + dtt * (x * x + eta[l] + cur);
+            v[l] = xn;
+            acc[l] += xn;
+            // The largest new v per lane (a vector max; a per-lane count compiled to branches).
+            top[l] = if xn > top[l] { xn } else { top[l] };
         }
     }
 
     #[inline(always)]
-    fn lanes<const LEVEL: bool>(
+    fn lanes<const KICK: bool, const LEVEL: bool>(
         &self,
         v: &mut [T],
         eta: &[T],
-        kick: &mut [T],
-        kick_all: T,
-        current: T,
-        level: &[T],
+        input: BlockInput<'_, T>,
     ) -> BlockSums<T> {
         const L: usize = 4;
-        let (dtt, vp) = (self.dt_over_tau, self.v_peak);
+        let n = v.len();
+        let whole = n - n % L;
         let mut acc = [T::ZERO; L];
-        let mut above = [0u32; L];
-        let zeros = [T::ZERO; L];
-        let mut one = |l: usize, v: &mut T, e: T, k: &mut T, lv: T| {
-            let x = *v + *k + kick_all;
-            let c = current + lv;
-            let xn = x + dtt * (x * x + e + c);
-            *v = xn;
-            *k = T::ZERO;
-            acc[l] += xn;
-            above[l] += (xn >= vp) as u32;
+        let mut top = [T::from_f64(f64::NEG_INFINITY); L];
+        let BlockInput {
+            counts,
+            kick,
+            level,
+            ..
+        } = input;
+        let c = BlockInput {
+            counts: &mut [],
+            kick: &mut [],
+            level: &[],
+            ..input
         };
-        let mut vc = v.chunks_exact_mut(L);
-        let mut ec = eta.chunks_exact(L);
-        let mut kc = kick.chunks_exact_mut(L);
-        let mut lc = level.chunks_exact(L);
-        for ((vs, es), ks) in (&mut vc).zip(&mut ec).zip(&mut kc) {
-            let ls: &[T] = if LEVEL {
-                lc.next().unwrap_or(&zeros)
-            } else {
-                &zeros
-            };
-            for l in 0..L {
-                one(l, &mut vs[l], es[l], &mut ks[l], ls[l]);
+        let mut i = 0;
+        while i < whole {
+            let kick: &mut [T] = if KICK { &mut kick[i..i + L] } else { &mut [] };
+            let level: &[T] = if LEVEL { &level[i..i + L] } else { &[] };
+            self.four::<KICK, LEVEL>(
+                &mut v[i..i + L],
+                &eta[i..i + L],
+                &mut counts[i..i + L],
+                kick,
+                level,
+                &c,
+                &mut acc,
+                &mut top,
+            );
+            i += L;
+        }
+        self.finish::<KICK, LEVEL>(whole, v, eta, counts, kick, level, &c, acc, top)
+    }
+
+    /// Completes [`Qif::advance_block`] for a vectorised version of it written elsewhere (the
+    /// host's AVX2 kernel): given the four lanes' partial sums `acc` and maxima `top` over
+    /// neurons `0..whole` (`whole` a multiple of four; lane `l` holding neurons `l, l + 4, ..`),
+    /// steps neurons `whole..` as `advance_block` does and reduces the lanes in its order.
+    ///
+    /// # Panics
+    /// As [`Qif::advance_block`].
+    pub fn advance_tail(
+        &self,
+        whole: usize,
+        v: &mut [T],
+        eta: &[T],
+        input: BlockInput<'_, T>,
+        acc: [T; 4],
+        top: [T; 4],
+    ) -> BlockSums<T> {
+        check_lengths(v.len(), eta, &input);
+        if whole > v.len() {
+            block_length_mismatch();
+        }
+        let BlockInput {
+            counts,
+            kick,
+            level,
+            ..
+        } = input;
+        let c = BlockInput {
+            counts: &mut [],
+            kick: &mut [],
+            level: &[],
+            ..input
+        };
+        match (kick.is_empty(), level.is_empty()) {
+            (true, true) => {
+                self.finish::<false, false>(whole, v, eta, counts, kick, level, &c, acc, top)
+            }
+            (true, false) => {
+                self.finish::<false, true>(whole, v, eta, counts, kick, level, &c, acc, top)
+            }
+            (false, true) => {
+                self.finish::<true, false>(whole, v, eta, counts, kick, level, &c, acc, top)
+            }
+            (false, false) => {
+                self.finish::<true, true>(whole, v, eta, counts, kick, level, &c, acc, top)
             }
         }
-        let lr = lc.remainder();
-        for (i, ((v, e), k)) in vc
-            .into_remainder()
-            .iter_mut()
-            .zip(ec.remainder())
-            .zip(kc.into_remainder())
-            .enumerate()
-        {
-            let lv = if LEVEL { lr[i] } else { T::ZERO };
-            one(0, v, *e, k, lv);
+    }
+
+    /// The neurons from `whole` on (fewer than four), one at a time in lane 0 of a padded
+    /// group, and the reduction of the four partial sums.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)] // the block's arrays and the lanes' partial sums
+    fn finish<const KICK: bool, const LEVEL: bool>(
+        &self,
+        whole: usize,
+        v: &mut [T],
+        eta: &[T],
+        counts: &mut [u8],
+        kick: &mut [T],
+        level: &[T],
+        c: &BlockInput<'_, T>,
+        mut acc: [T; 4],
+        mut top: [T; 4],
+    ) -> BlockSums<T> {
+        const L: usize = 4;
+        for j in whole..v.len() {
+            let mut vj = [v[j], T::ZERO, T::ZERO, T::ZERO];
+            let ej = [eta[j], T::ZERO, T::ZERO, T::ZERO];
+            let mut cj = [counts[j], 0, 0, 0];
+            let mut kj = [
+                if KICK { kick[j] } else { T::ZERO },
+                T::ZERO,
+                T::ZERO,
+                T::ZERO,
+            ];
+            let lj = [
+                if LEVEL { level[j] } else { T::ZERO },
+                T::ZERO,
+                T::ZERO,
+                T::ZERO,
+            ];
+            let (mut a1, mut b1) = ([T::ZERO; L], top);
+            self.four::<KICK, LEVEL>(&mut vj, &ej, &mut cj, &mut kj, &lj, c, &mut a1, &mut b1);
+            v[j] = vj[0];
+            counts[j] = 0;
+            if KICK {
+                kick[j] = T::ZERO;
+            }
+            acc[0] += a1[0];
+            top[0] = b1[0];
         }
+        let max = |a: T, b: T| if b > a { b } else { a };
         BlockSums {
             v: (acc[0] + acc[1]) + (acc[2] + acc[3]),
-            above: above.iter().sum(),
+            max: max(max(top[0], top[1]), max(top[2], top[3])),
         }
+    }
+}
+
+/// Panics unless `eta` and `counts` (and a non-empty `kick` or `level`) have length `n`.
+#[inline]
+fn check_lengths<T>(n: usize, eta: &[T], input: &BlockInput<'_, T>) {
+    let fits = |len: usize| len == 0 || len == n;
+    if eta.len() != n
+        || input.counts.len() != n
+        || !fits(input.kick.len())
+        || !fits(input.level.len())
+    {
+        block_length_mismatch();
     }
 }
 
 #[cold]
 #[inline(never)]
 fn block_length_mismatch() -> ! {
-    panic!("Qif::advance_block: eta, kick and level must be as long as v")
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Qif<f64> {
-    /// [`Qif::advance_block`] compiled for AVX2 (four f64 lanes instead of SSE2's two). The
-    /// results are bit-identical: the same IEEE operations in the same order, and no fused
-    /// multiply-adds (FMA is not enabled).
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 (check with `is_x86_feature_detected!("avx2")` on a host).
-    #[target_feature(enable = "avx2")]
-    pub fn advance_block_avx2(
-        &self,
-        v: &mut [f64],
-        eta: &[f64],
-        kick: &mut [f64],
-        kick_all: f64,
-        current: f64,
-        level: &[f64],
-    ) -> BlockSums<f64> {
-        self.advance_block(v, eta, kick, kick_all, current, level)
-    }
+    panic!("Qif::advance_block: eta, counts (and a non-empty kick or level) must be as long as v")
 }
 
 /// Parameters of the dimensionless Izhikevich neuron of Chen and Campbell (REFERENCE 3):

@@ -5,6 +5,7 @@ pub mod bifurcation;
 pub mod bold;
 pub mod brain;
 pub mod connectome;
+pub mod delivery;
 pub mod fixed_points;
 pub mod io;
 pub mod mf;
