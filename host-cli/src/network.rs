@@ -14,12 +14,13 @@
 //!
 //! Connectivity: the targets of source `j` inside block `b` are Bernoulli(p) draws from an
 //! xoshiro256++ generator seeded by a hash of (seed, j, b). Stored connectivity keeps them as
-//! a bit matrix for p >= 1/16 (N^2/8 bytes: one bit per candidate pair, 1/(8p) bytes per
-//! synapse) and as 16-bit block-local indices below (2 bytes per synapse plus an 8-byte offset
-//! per source and block), whichever is smaller; procedural connectivity regenerates each
-//! source's row of bits at each spike (no per-synapse memory). All three give the same network
-//! for a seed. Autapses follow the same Bernoulli rule (with p = 1, all-to-all, every neuron
-//! also excites itself, as in the mean-field derivation).
+//! a bit matrix for p >= 1/16 (N ceil(N/1024) 128 bytes: one bit per candidate pair, rows
+//! padded to whole blocks; 1/(8p) bytes per synapse when N is a multiple of 1024) and as 16-bit
+//! block-local indices below (2 bytes per synapse plus an 8-byte offset per source and block);
+//! procedural connectivity regenerates each source's row of bits at each spike (no
+//! per-synapse memory). All three give the same network for a seed. Autapses follow the same
+//! Bernoulli rule (with p = 1, all-to-all, every neuron also excites itself, as in the
+//! mean-field derivation).
 //!
 //! Memory per neuron: QIF 33 bytes (potential, excitability, jump accumulator, synaptic level,
 //! spike count) plus, for the pulse synapse, 8 bytes per ring slot
@@ -193,8 +194,8 @@ fn mix(mut z: u64) -> u64 {
 /// Stored connectivity.
 enum Stored {
     /// One bit per (source, target): row `src * nblocks + b` holds the targets of `src` in
-    /// block `b`. `N^2 / 8` bytes whatever p; chosen for p >= 1/16, where it is no larger than
-    /// 16-bit indices.
+    /// block `b`. `N ceil(N/1024) 128` bytes whatever p; chosen for p >= 1/16, where (for N a
+    /// multiple of the block) it is no larger than 16-bit indices.
     Bits(Vec<Row>),
     /// 16-bit block-local target indices; `offsets[src * nblocks + b]..offsets[.. + 1]` are the
     /// targets of `src` in block `b`. Chosen for p < 1/16.
@@ -1092,9 +1093,13 @@ impl Pop for QifBlock {
             }
         }
         // ... and the neurons that crossed V_peak start their hold.
-        // (Held neurons are parked at V_reset, so none of them is among the crossings.)
+        // (A held neuron whose stepped value reached V_peak, possible with V_reset close to
+        // V_peak or a large step, is parked back at V_reset above and is not a crossing.)
         for &i in &self.crossed {
             let v = &mut self.v[i as usize];
+            if *v < self.neuron.v_peak {
+                continue;
+            }
             sum -= *v;
             *v = v_reset;
             self.refr.push((i, self.neuron.hold_steps));
@@ -1357,7 +1362,7 @@ mod tests {
                 width_steps: 0,
                 pulse: with_level,
                 all: false,
-                w: 0.0,
+                w: 0.037,
                 start: 0,
                 refr: Vec::new(),
                 crossed: Vec::new(),
@@ -1365,7 +1370,17 @@ mod tests {
             let (mut v, mut hold) = (v0, vec![0u32; n]);
             let mut total_spikes = 0;
             for step in 0..5000 {
-                let counts: Vec<u8> = (0..n).map(|_| (g.next().abs() * 2.0) as u8).collect();
+                // Counts are jumps with the instant synapse (the pulse one turns them into ring
+                // entries, which the scalar step does not model).
+                let counts: Vec<u8> = (0..n)
+                    .map(|_| {
+                        if with_level {
+                            0
+                        } else {
+                            (g.next().abs() * 2.0) as u8
+                        }
+                    })
+                    .collect();
                 let extra: Vec<f64> = (0..n)
                     .map(|_| if step % 2 == 1 { 0.05 * g.next() } else { 0.0 })
                     .collect();
