@@ -132,6 +132,25 @@ pub struct BlockInput<'a, T> {
     pub level: &'a [T],
 }
 
+impl<'a, T: Copy> BlockInput<'a, T> {
+    /// The per-neuron arrays `(counts, kick, level)` and the scalars (with empty arrays).
+    fn split(self) -> (&'a mut [u8], &'a mut [T], &'a [T], Self) {
+        let BlockInput {
+            counts,
+            kick,
+            level,
+            ..
+        } = self;
+        let scalars = BlockInput {
+            counts: &mut [],
+            kick: &mut [],
+            level: &[],
+            ..self
+        };
+        (counts, kick, level, scalars)
+    }
+}
+
 impl<T: Real> Qif<T> {
     /// The Euler step of every neuron of a block, as straight-line arithmetic that vectorises:
     /// `x = v[i] + (counts[i] w + kick[i]) + kick_all`,
@@ -222,18 +241,7 @@ impl<T: Real> Qif<T> {
         let whole = n - n % L;
         let mut acc = [T::ZERO; L];
         let mut top = [T::from_f64(f64::NEG_INFINITY); L];
-        let BlockInput {
-            counts,
-            kick,
-            level,
-            ..
-        } = input;
-        let c = BlockInput {
-            counts: &mut [],
-            kick: &mut [],
-            level: &[],
-            ..input
-        };
+        let (counts, kick, level, c) = input.split();
         let mut i = 0;
         while i < whole {
             let kick: &mut [T] = if KICK { &mut kick[i..i + L] } else { &mut [] };
@@ -273,18 +281,7 @@ impl<T: Real> Qif<T> {
         if whole > v.len() {
             block_length_mismatch();
         }
-        let BlockInput {
-            counts,
-            kick,
-            level,
-            ..
-        } = input;
-        let c = BlockInput {
-            counts: &mut [],
-            kick: &mut [],
-            level: &[],
-            ..input
-        };
+        let (counts, kick, level, c) = input.split();
         match (kick.is_empty(), level.is_empty()) {
             (true, true) => {
                 self.finish::<false, false>(whole, v, eta, counts, kick, level, &c, acc, top)
