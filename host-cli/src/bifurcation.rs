@@ -5,8 +5,8 @@
 use crate::fixed_points::DefaultBox;
 use crate::io::{atomic_write, write_csv};
 use crate::models::{model_from_args, model_subcommands};
-use crate::{get_f64, with_model};
-use anyhow::{Context, Result, anyhow, bail};
+use crate::{get_f64, with_mlp, with_model};
+use anyhow::{Result, anyhow, bail};
 use clap::{Arg, ArgMatches, Command, value_parser};
 use nmm_core::Model;
 use nmm_core::continuation::{
@@ -106,25 +106,29 @@ pub fn command() -> Command {
         .subcommands(subs)
 }
 
-/// Loads a `.nmmw` model with the `--eta`, `--p`, `--J` flags applied.
-pub fn load_mlp(m: &ArgMatches) -> Result<MlpMeanField<f64>> {
-    let path = m.get_one::<PathBuf>("model").expect("required");
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut model =
-        MlpMeanField::<f64>::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+/// Applies the `--eta`, `--p`, `--J` flags to a loaded MLP mean field.
+pub fn set_mlp_flags<const H1: usize, const H2: usize>(
+    model: &mut MlpMeanField<f64, H1, H2>,
+    m: &ArgMatches,
+) -> Result<()> {
     for name in ["eta", "p", "J"] {
         if let Some(v) = get_f64(m, name) {
             model.set(name, v).map_err(|e| anyhow!("--{name}: {e}"))?;
         }
     }
-    Ok(model)
+    Ok(())
 }
 
 /// Runs `bifurcation`.
 pub fn run(m: &ArgMatches) -> Result<()> {
     let (name, sub) = m.subcommand().expect("clap requires a model");
     if name == "mlp" {
-        return run_model::<MlpMeanField<f64>, 2>(load_mlp(sub)?, sub);
+        let path = sub.get_one::<PathBuf>("model").expect("required");
+        return with_mlp!(f64, path, |model| {
+            let mut model = model;
+            set_mlp_flags(&mut model, sub)?;
+            run_model::<_, 2>(model, sub)
+        });
     }
     with_model!(name, |M, N| run_model::<M, N>(
         model_from_args::<M, N>(sub)?,

@@ -371,11 +371,7 @@ fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
             let path = p.cfg.model_file.as_ref().ok_or_else(|| {
                 anyhow!("model = \"mlp\" needs model_file (a .nmmw from nmm train)")
             })?;
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let m = nmm_core::mlp::MlpMeanField::<T>::from_bytes(&bytes)
-                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-            simulate::<T, nmm_core::mlp::MlpMeanField<T>, 2>(m, p, progress)
+            crate::with_mlp!(T, path, |m| simulate::<T, _, 2>(m, p, progress))
         }
         other => bail!("model {other:?}: expected mpr, cc, rww, rww-griffiths or mlp"),
     }

@@ -38,7 +38,7 @@ impl DefaultBox<2> for nmm_core::models::RwwGriffiths<f64> {
     const BOX: ([f64; 2], [f64; 2]) = ([0.0, 0.0], [1.0, 1.0]);
     const GRID: usize = 30;
 }
-impl DefaultBox<2> for nmm_core::mlp::MlpMeanField<f64> {
+impl<const H1: usize, const H2: usize> DefaultBox<2> for nmm_core::mlp::MlpMeanField<f64, H1, H2> {
     // As MPR: the MLP is trained on (r, v) of QIF networks.
     const BOX: ([f64; 2], [f64; 2]) = ([1e-4, -20.0], [10.0, 10.0]);
     const GRID: usize = 40;

@@ -2,7 +2,7 @@
 
 use crate::io::{NpzEntry, write_npz};
 use crate::models::{RunDefaults, model_from_args, model_subcommands, params_json, parse_state};
-use crate::{command_line, get_f64, out_arg, plot, seed_arg, with_model};
+use crate::{command_line, get_f64, out_arg, plot, seed_arg, with_mlp, with_model};
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgMatches, Command, value_parser};
 use ndarray::Array1;
@@ -87,7 +87,12 @@ fn mf_args(c: Command) -> Command {
 pub fn run(m: &ArgMatches) -> Result<()> {
     let (name, sub) = m.subcommand().expect("clap requires a model");
     if name == "mlp" {
-        return run_model::<MlpMeanField<f64>, 2>(crate::bifurcation::load_mlp(sub)?, sub);
+        let path = sub.get_one::<PathBuf>("model").expect("required");
+        return with_mlp!(f64, path, |model| {
+            let mut model = model;
+            crate::bifurcation::set_mlp_flags(&mut model, sub)?;
+            run_model::<_, 2>(model, sub)
+        });
     }
     with_model!(name, |M, N| run_model::<M, N>(
         model_from_args::<M, N>(sub)?,

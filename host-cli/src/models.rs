@@ -56,7 +56,7 @@ impl RunDefaults for RwwGriffiths<f64> {
         "Reduced Wong-Wang in the gain form of Griffiths et al. 2022 (tanh-squashed currents)";
 }
 
-impl RunDefaults for nmm_core::mlp::MlpMeanField<f64> {
+impl<const H1: usize, const H2: usize> RunDefaults for nmm_core::mlp::MlpMeanField<f64, H1, H2> {
     const T_END: f64 = 80.0;
     const DT: f64 = 0.01;
     // The MPR protocol, for comparison with `nmm mf mpr`.
@@ -92,6 +92,45 @@ macro_rules! with_model {
                 $body
             }
             other => unreachable!("clap only accepts known models, got {other}"),
+        }
+    }};
+}
+
+/// Reads the weight file `$path` (a `&Path`) and calls `$body` with `$m` bound to it as an
+/// `MlpMeanField<$T, H, H>` for the file's hidden width `H`, one of
+/// [`crate::train::HIDDEN`] (const generics need the sizes at compile time, so each width is a
+/// separately compiled model). Errors (with `?`) name the file: unreadable, corrupt, or of
+/// another shape.
+#[macro_export]
+macro_rules! with_mlp {
+    ($T:ty, $path:expr, |$m:ident| $body:expr) => {{
+        let path: &std::path::Path = $path;
+        let bytes = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let info = nmm_core::mlp::format::inspect(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let bad = |e| anyhow::anyhow!("{}: {e}", path.display());
+        match (info.sizes[0], info.sizes[1], info.sizes[2], info.sizes[3]) {
+            (6, 6, 6, 2) => {
+                let $m =
+                    nmm_core::mlp::MlpMeanField::<$T, 6, 6>::from_bytes(&bytes).map_err(bad)?;
+                $body
+            }
+            (6, 16, 16, 2) => {
+                let $m =
+                    nmm_core::mlp::MlpMeanField::<$T, 16, 16>::from_bytes(&bytes).map_err(bad)?;
+                $body
+            }
+            (6, 32, 32, 2) => {
+                let $m =
+                    nmm_core::mlp::MlpMeanField::<$T, 32, 32>::from_bytes(&bytes).map_err(bad)?;
+                $body
+            }
+            (i, h1, h2, o) => anyhow::bail!(
+                "{}: layer sizes {i}-{h1}-{h2}-{o}; nmm loads 6-H-H-2 with H in {:?}",
+                path.display(),
+                $crate::train::HIDDEN
+            ),
         }
     }};
 }

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! nmm train --data DIR [--data DIR2 ...] --out MODEL.nmmw [--seed S] [--epochs E] [--lr LR]
-//!           [--batch B] [--rollout K] [--dt 0.1] [--val-fraction 0.2] [--v-weight 0.25]
-//!           [--max-runs N] [--plot-dir DIR] [--jobs T]
+//!           [--batch B] [--rollout K] [--dt 0.1] [--substeps 1] [--hidden 6]
+//!           [--val-fraction 0.2] [--v-weight 0.25] [--rate-floor 0] [--max-runs N]
+//!           [--plot-dir DIR] [--jobs T]
 //! ```
 //!
 //! 1. **Data** ([`data`]): each directory's `manifest.csv` lists the runs and their `J`,
@@ -17,8 +18,10 @@
 //!    `--max-runs N` its first `N` are kept; of those, the first `round(f N)` (at least one
 //!    when `f > 0` and there are two runs or more) are held out for validation.
 //! 3. **Normalisation** from the training runs ([`data::normalisation`]).
-//! 4. **Objective** ([`rollout`]): windows of `K` Heun steps of `dt` from every observed
-//!    state, driven by the observed `I(t)`, compared with the data at each step; squared
+//! 4. **Objective** ([`rollout`]): windows of `K` data intervals of `dt` (each crossed by
+//!    `--substeps` Heun steps) from every observed state of a 6 -> H -> H -> 2 network
+//!    (`--hidden H`: 6, 16 or 32), driven by the observed `I(t)`, compared with the data at
+//!    each sample; squared
 //!    errors of `r` and `v` in units of their spreads, `v` weighted by `lambda` relative to
 //!    `r` (rate-weighted), averaged.
 //! 5. **Optimisation**: Adam (beta 0.9, 0.999, eps 1e-8) on minibatches of windows, shuffled
@@ -105,6 +108,8 @@ pub fn command() -> Command {
         .arg(num("lr", "LR", "0.003", "Adam learning rate at the first epoch (cosine decay to LR/20 at the last)").value_parser(value_parser!(f64)))
         .arg(num("batch", "B", "256", "Rollout windows per Adam step").value_parser(value_parser!(usize)))
         .arg(num("rollout", "K", "10", "Heun steps per rollout window").value_parser(value_parser!(usize)))
+        .arg(num("substeps", "S", "1", "Heun steps per data interval in the rollouts (step DT/S; the drive interpolated linearly)").value_parser(value_parser!(usize)))
+        .arg(num("hidden", "H", "6", "Width of both hidden layers: 6, 16 or 32 (6 -> H -> H -> 2)").value_parser(value_parser!(usize)))
         .arg(num("dt", "DT", "0.1", "Heun step and resampling interval (time units; a whole multiple of the data's bin)").value_parser(value_parser!(f64)))
         .arg(num("val-fraction", "F", "0.2", "Fraction of runs held out for validation (by run, from the seed)").value_parser(value_parser!(f64)))
         .arg(num("v-weight", "LAMBDA", "0.25", "Weight of v's squared error relative to r's (each in units of its spread)").value_parser(value_parser!(f64)))
@@ -141,9 +146,9 @@ pub struct Settings {
 
 /// What [`fit`] returns.
 #[derive(Clone, Debug)]
-pub struct Fit {
+pub struct Fit<const H: usize = 6> {
     /// The chosen weights (lowest validation loss, or the last epoch's).
-    pub net: Net,
+    pub net: Net<H>,
     /// Epoch (1-based) of the chosen weights.
     pub best_epoch: usize,
     /// Mean training loss of each epoch's batches (before their updates).
@@ -169,14 +174,14 @@ fn shuffle<T>(rng: &mut Xoshiro256PlusPlus, x: &mut [T]) {
 /// Initial weights from the seed: Glorot-uniform hidden layers
 /// (`U[-a, a]`, `a = sqrt(6 / (fan_in + fan_out))`), the output layer the same scaled by 0.1
 /// (a nearly still vector field to start from), biases zero.
-pub fn init_net(seed: u64) -> Net {
+pub fn init_net<const H: usize>(seed: u64) -> Net<H> {
     let mut rng = stream(seed, STREAM_INIT);
     let mut u = |a: f64| a * (2.0 * uniform_open0(&mut rng) - 1.0);
-    let mut net = Net::splat(0.0);
-    let a1 = (6.0 / 12.0_f64).sqrt();
-    let a3 = 0.1 * (6.0 / 8.0_f64).sqrt();
+    let mut net = Net::<H>::splat(0.0);
+    let glorot = |fan_in: usize, fan_out: usize| (6.0 / (fan_in + fan_out) as f64).sqrt();
+    let (a1, a2, a3) = (glorot(6, H), glorot(H, H), 0.1 * glorot(H, 2));
     net.l1.w = net.l1.w.map(|row| row.map(|_| u(a1)));
-    net.l2.w = net.l2.w.map(|row| row.map(|_| u(a1)));
+    net.l2.w = net.l2.w.map(|row| row.map(|_| u(a2)));
     net.l3.w = net.l3.w.map(|row| row.map(|_| u(a3)));
     net
 }
@@ -196,22 +201,22 @@ fn lr_at(lr: f64, e: usize, n: usize) -> f64 {
 ///
 /// # Errors
 /// When every batch of an epoch is skipped for a non-finite loss or gradient (divergence).
-pub fn fit(
-    mut net: Net,
+pub fn fit<const H: usize>(
+    mut net: Net<H>,
     norm: &Normalisation<f64>,
     obj: &Objective,
     train: &[Trajectory],
     val: &[Trajectory],
     s: &Settings,
     bar: &ProgressBar,
-) -> Result<Fit> {
+) -> Result<Fit<H>> {
     let mut train_windows = windows(train, obj.steps, 1);
     let val_windows = windows(val, obj.steps, 1);
     if train_windows.is_empty() {
         bail!("no training windows: every training run is shorter than --rollout + 1 samples");
     }
     let mut rng = stream(s.seed, STREAM_SHUFFLE);
-    let mut adam = Adam::new();
+    let mut adam = Adam::new(Net::<H>::N_WEIGHTS);
     let mut out = Fit {
         net,
         best_epoch: 0,
@@ -258,6 +263,11 @@ pub fn fit(
             }
             format!("{}/{}  train {tl:.3e}  val {vl:.3e}", e + 1, s.epochs)
         };
+        // Without a terminal (a log file, a batch job) the bar is hidden: print about 20
+        // lines instead.
+        if bar.is_hidden() && ((e + 1) % s.epochs.div_ceil(20) == 0 || e + 1 == s.epochs) {
+            eprintln!("train: epoch {msg}");
+        }
         bar.set_message(msg);
     }
     Ok(out)
@@ -286,28 +296,38 @@ pub fn split(
     (train, val)
 }
 
-/// The MLP integrated by Heun's method with step `tr.dt` from `tr`'s first sample, driven by
-/// `tr`'s `I(t)`, keeping `r >= 0` (as [`nmm_core::Model::project`] does in deployment).
-pub fn free_run(model: &MlpMeanField<f64>, tr: &Trajectory) -> [Vec<f64>; 2] {
+/// The MLP integrated by Heun's method, `substeps` steps per sample interval `tr.dt` (the drive
+/// interpolated linearly), from `tr`'s first sample, driven by `tr`'s `I(t)`, keeping `r >= 0`
+/// (as [`nmm_core::Model::project`] does in deployment); the state at `tr`'s samples.
+pub fn free_run<const H: usize>(
+    model: &MlpMeanField<f64, H, H>,
+    tr: &Trajectory,
+    substeps: usize,
+) -> [Vec<f64>; 2] {
     let n = tr.len();
     let (mut r, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
     if n == 0 {
         return [r, v];
     }
+    let sub = substeps.max(1);
+    let h = tr.dt / sub as f64;
     let mut x = [tr.r[0], tr.v[0]];
-    let f = |x: &[f64; 2], k: usize| model.deriv_with(x, tr.eta, tr.p, tr.j, tr.input[k]);
+    let f = |x: &[f64; 2], i: f64| model.deriv_with(x, tr.eta, tr.p, tr.j, i);
     for k in 0..n {
         r.push(x[0]);
         v.push(x[1]);
         if k + 1 < n {
-            let k1 = f(&x, k);
-            let xp = [x[0] + tr.dt * k1[0], x[1] + tr.dt * k1[1]];
-            let k2 = f(&xp, k + 1);
-            let h = 0.5 * tr.dt;
-            x = [
-                (x[0] + h * (k1[0] + k2[0])).max(0.0),
-                x[1] + h * (k1[1] + k2[1]),
-            ];
+            let (ia, ib) = (tr.input[k], tr.input[k + 1]);
+            let at = |j: usize| ia + (ib - ia) * (j as f64 / sub as f64);
+            for j in 0..sub {
+                let k1 = f(&x, at(j));
+                let xp = [x[0] + h * k1[0], x[1] + h * k1[1]];
+                let k2 = f(&xp, at(j + 1));
+                x = [
+                    (x[0] + 0.5 * h * (k1[0] + k2[0])).max(0.0),
+                    x[1] + 0.5 * h * (k1[1] + k2[1]),
+                ];
+            }
         }
     }
     [r, v]
@@ -344,12 +364,14 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     let seed = *m.get_one::<u64>("seed").expect("default");
     let get_usize = |id: &str| *m.get_one::<usize>(id).expect("default");
     let get_f = |id: &str| *m.get_one::<f64>(id).expect("default");
-    let (epochs, batch, steps, jobs) = (
+    let (epochs, batch, steps, jobs, hidden) = (
         get_usize("epochs"),
         get_usize("batch"),
         get_usize("rollout"),
         get_usize("jobs"),
+        get_usize("hidden"),
     );
+    let substeps = get_usize("substeps");
     let (lr, dt, val_fraction, v_weight, rate_floor) = (
         get_f("lr"),
         get_f("dt"),
@@ -359,10 +381,18 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     );
     let max_runs = m.get_one::<usize>("max-runs").copied();
     let plot_dir = m.get_one::<PathBuf>("plot-dir").cloned();
-    for (id, v) in [("epochs", epochs), ("batch", batch), ("rollout", steps)] {
+    for (id, v) in [
+        ("epochs", epochs),
+        ("batch", batch),
+        ("rollout", steps),
+        ("substeps", substeps),
+    ] {
         if v == 0 {
             bail!("--{id} must be at least 1");
         }
+    }
+    if !HIDDEN.contains(&hidden) {
+        bail!("--hidden {hidden}: expected one of {HIDDEN:?}");
     }
     if max_runs == Some(0) {
         bail!("--max-runs must be at least 1");
@@ -405,6 +435,8 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             epochs,
             batch,
             steps,
+            substeps,
+            hidden,
             lr,
             dt,
             val_fraction,
@@ -425,6 +457,10 @@ struct Job {
     epochs: usize,
     batch: usize,
     steps: usize,
+    /// Heun steps per data interval.
+    substeps: usize,
+    /// Width of both hidden layers.
+    hidden: usize,
     lr: f64,
     dt: f64,
     val_fraction: f64,
@@ -456,7 +492,20 @@ fn load(runs: &[RunEntry], idx: &[usize], dt: f64, steps: usize) -> Result<Vec<T
     Ok(data)
 }
 
+/// Hidden widths `--hidden` accepts: each is compiled separately (const generics), and every
+/// command that loads a model ([`crate::bifurcation::with_mlp`]) takes the same list.
+pub const HIDDEN: [usize; 3] = [6, 16, 32];
+
 fn train_command(job: &Job) -> Result<()> {
+    match job.hidden {
+        6 => train_sized::<6>(job),
+        16 => train_sized::<16>(job),
+        32 => train_sized::<32>(job),
+        h => bail!("--hidden {h}: expected one of {HIDDEN:?}"),
+    }
+}
+
+fn train_sized<const H: usize>(job: &Job) -> Result<()> {
     let mut runs = Vec::new();
     for dir in &job.dirs {
         let (found, missing) = data::list_runs(dir)?;
@@ -478,7 +527,8 @@ fn train_command(job: &Job) -> Result<()> {
         job.steps,
         [norm.in_scale[0], norm.in_scale[1]],
         job.v_weight,
-    );
+    )
+    .with_substeps(job.substeps);
     if job.rate_floor > 0.0 {
         obj = obj.with_rate_floor(job.rate_floor, norm.in_mean[0]);
     }
@@ -507,7 +557,7 @@ fn train_command(job: &Job) -> Result<()> {
     );
     let t_fit = Instant::now();
     let fit = fit(
-        init_net(job.seed),
+        init_net::<H>(job.seed),
         &norm,
         &obj,
         &train,
@@ -553,7 +603,7 @@ fn train_command(job: &Job) -> Result<()> {
     let meta = json!({
         "nmm_version": crate::VERSION,
         "command": crate::command_line(),
-        "model": "mlp mean field 6-6-6-2 (tanh, tanh, linear); inputs r, v, eta, p, J, I; outputs dr/dt, dv/dt",
+        "model": format!("mlp mean field 6-{H}-{H}-2 (tanh, tanh, linear); inputs r, v, eta, p, J, I; outputs dr/dt, dv/dt"),
         "seed": job.seed,
         "data": job.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
         "runs": {
@@ -566,8 +616,9 @@ fn train_command(job: &Job) -> Result<()> {
         "p_range": range(&train, |t, _| t.p),
         "dt": obj.dt,
         "rollout": job.steps,
+        "substeps": job.substeps,
         "resampling": "block means over one training step (dt a whole multiple of the data's bin); drive I at Heun's stage times = grid points",
-        "loss": "mean over windows and steps of [(r - r_data)^2/sd_r^2 + v_weight (v - v_data)^2/sd_v^2] / (1 + v_weight); K Heun steps from each observed state; with rate_floor R0 > 0 the r term is weighted by (mean r + R0)/(r_data + R0)",
+        "loss": "mean over windows and steps of [(r - r_data)^2/sd_r^2 + v_weight (v - v_data)^2/sd_v^2] / (1 + v_weight); K data intervals (each by `substeps` Heun steps) from each observed state; with rate_floor R0 > 0 the r term is weighted by (mean r + R0)/(r_data + R0)",
         "v_weight": job.v_weight,
         "rate_floor": job.rate_floor,
         "sd": {"r": norm.in_scale[0], "v": norm.in_scale[1]},
@@ -581,14 +632,14 @@ fn train_command(job: &Job) -> Result<()> {
         "train_seconds": fit_s,
     });
     let meta = serde_json::to_string(&meta)?;
-    let mut bytes = vec![0u8; MlpMeanField::<f64>::encoded_len(meta.len())];
+    let mut bytes = vec![0u8; MlpMeanField::<f64, H, H>::encoded_len(meta.len())];
     let n = model
         .to_bytes(&meta, &mut bytes)
         .map_err(|e| anyhow!("encoding {}: {e}", job.out.display()))?;
     atomic_write(&job.out, |w| Ok(w.write_all(&bytes[..n])?))?;
 
     if let Some(dir) = &job.plot_dir {
-        plots(dir, &model, &fit, &train, &val)?;
+        plots(dir, job.substeps, &model, &fit, &train, &val)?;
     }
     let val_text = if final_val.is_finite() {
         format!("{final_val:.4e}")
@@ -611,10 +662,11 @@ fn train_command(job: &Job) -> Result<()> {
     Ok(())
 }
 
-fn plots(
+fn plots<const H: usize>(
     dir: &Path,
-    model: &MlpMeanField<f64>,
-    fit: &Fit,
+    substeps: usize,
+    model: &MlpMeanField<f64, H, H>,
+    fit: &Fit<H>,
     train: &[Trajectory],
     val: &[Trajectory],
 ) -> Result<()> {
@@ -631,7 +683,7 @@ fn plots(
         (val, "held-out")
     };
     for (k, tr) in runs.iter().take(PLOT_RUNS).enumerate() {
-        let [r, v] = free_run(model, tr);
+        let [r, v] = free_run(model, tr, substeps);
         let t: Vec<f64> = (0..tr.len()).map(|i| tr.time(i)).collect();
         let name = tr
             .file
@@ -713,8 +765,8 @@ mod tests {
 
     /// Deterministic non-trivial weights: Glorot from a seed, with biases and a larger output
     /// layer so that every weight has a sizeable gradient.
-    fn busy_net(seed: u64) -> Net {
-        let mut net = init_net(seed);
+    fn busy_net<const H: usize>(seed: u64) -> Net<H> {
+        let mut net = init_net::<H>(seed);
         let mut rng = stream(seed, 99);
         for w in net.iter_mut() {
             *w += 0.3 * (2.0 * uniform_open0(&mut rng) - 1.0);
@@ -727,7 +779,7 @@ mod tests {
     fn eval_matches_core_model() {
         let tr = mpr_run(-5.0, 15.0, [0.5, -1.0], 1.0, 1, 5.0);
         let norm = normalisation(std::slice::from_ref(&tr));
-        let net = busy_net(4);
+        let net = busy_net::<6>(4);
         let model = MlpMeanField::new(net, norm).unwrap();
         for k in 0..tr.len() {
             let u = tr.inputs(k);
@@ -755,19 +807,28 @@ mod tests {
         assert!(format!("{e:#}").contains("x.npz"), "{e:#}");
     }
 
-    /// Reverse-mode gradient of the rollout loss against central differences, for all 98
-    /// weights: K = 6 Heun steps, 6 windows from two MPR runs (one with a transient).
-    /// Step h = 1e-5 (the loss is O(1) and smooth): truncation ~h^2 |L'''| ~ 1e-10 and
-    /// rounding ~1e-16/h ~ 1e-11, so the relative error should be ~1e-8 or below where the
-    /// gradient is not tiny; relative errors are taken against max(|g|, 1e-3 max|g|).
+    /// Reverse-mode gradient of the rollout loss against central differences, for every
+    /// weight: K = 6 data intervals, 6 windows from two MPR runs (one with a transient); the
+    /// default 6 -> 6 -> 6 -> 2 network with one Heun step per interval (98 weights) and a
+    /// 6 -> 16 -> 16 -> 2 one with 3 substeps (418 weights), each with uniform weights and
+    /// with the low-rate emphasis of --rate-floor. Step h = 1e-5 (the loss is O(1) and smooth):
+    /// truncation ~h^2 |L'''| ~ 1e-10 and rounding ~1e-16/h ~ 1e-11, so the relative error
+    /// should be ~1e-8 or below where the gradient is not tiny; relative errors are taken
+    /// against max(|g|, 1e-3 max|g|).
     #[test]
     fn gradient_matches_central_differences() {
+        check_gradient::<6>(1);
+        check_gradient::<16>(3);
+    }
+
+    fn check_gradient<const H: usize>(substeps: usize) {
         let data = vec![
             mpr_run(-5.0, 15.0, [1.2, -1.5], 1.0, 1, 4.0),
             mpr_run(-4.0, 10.0, [0.2, -2.0], 1.0, 2, 4.0),
         ];
         let norm = normalisation(&data);
-        let plain = Objective::new(0.1, 6, [norm.in_scale[0], norm.in_scale[1]], 0.25);
+        let plain = Objective::new(0.1, 6, [norm.in_scale[0], norm.in_scale[1]], 0.25)
+            .with_substeps(substeps);
         // Uniform weights, and the low-rate emphasis of --rate-floor.
         for obj in [plain, plain.with_rate_floor(0.05, norm.in_mean[0])] {
             let ws: Vec<Window> = windows(&data, 6, 5)
@@ -776,7 +837,7 @@ mod tests {
                 .take(6)
                 .collect();
             assert_eq!(ws.len(), 6);
-            let net = busy_net(7);
+            let net = busy_net::<H>(7);
             let (loss, grad) = batch_loss(&net, &norm, &obj, &data, &ws, true);
             assert!(loss.is_finite() && loss > 0.0);
             let gmax = grad.iter().fold(0.0_f64, |a, g| a.max(g.abs()));
@@ -786,7 +847,7 @@ mod tests {
                 let at = |d: f64| {
                     let mut flat: Vec<f64> = net.iter().collect();
                     flat[k] += d;
-                    let n = Net::from_flat(&flat).unwrap();
+                    let n = Net::<H>::from_flat(&flat).unwrap();
                     batch_loss(&n, &norm, &obj, &data, &ws, false).0
                 };
                 let fd = (at(h) - at(-h)) / (2.0 * h);
@@ -796,7 +857,7 @@ mod tests {
                 }
             }
             eprintln!(
-                "gradient check: loss {loss:.4}, max |g| {gmax:.3e}, worst relative error {:.2e} at weight {} (analytic {:.6e}, central difference {:.6e})",
+                "gradient check (H = {H}, {substeps} substeps): loss {loss:.4}, max |g| {gmax:.3e}, worst relative error {:.2e} at weight {} (analytic {:.6e}, central difference {:.6e})",
                 worst.0, worst.1, worst.2, worst.3
             );
             assert!(worst.0 < 1e-6, "{worst:?}");
@@ -825,7 +886,7 @@ mod tests {
                 .unwrap();
             pool.install(|| {
                 fit(
-                    init_net(5),
+                    init_net::<6>(5),
                     &norm,
                     &obj,
                     &data[..1],

@@ -132,20 +132,53 @@ fn cc_hopf_points_bracket_the_bursting_regime() {
 }
 
 /// A model file written by core's writer runs through `mf mlp` and `bifurcation mlp`, and the
-/// trajectory equals core's own integration of the same model (same f64 arithmetic: 1e-12).
+/// trajectory equals core's own integration of the same model (same f64 arithmetic: 1e-12);
+/// for each hidden width nmm loads (6, 16, 32). A corrupted file is refused with the reason,
+/// and a width nmm does not load (8) with the widths it does.
 #[test]
 fn mlp_files_run_through_mf_and_bifurcation() {
     let dir = tempfile::tempdir().unwrap();
-    let flat: Vec<f64> = (0..Mlp::<f64>::N_WEIGHTS)
-        .map(|k| 0.3 * ((k as f64) * 0.7).sin())
-        .collect();
-    let net = Mlp::<f64>::from_flat(&flat).unwrap();
-    let model = MlpMeanField::new(net, Normalisation::identity()).unwrap();
-    let mut bytes = vec![0u8; MlpMeanField::<f64>::encoded_len(2)];
-    model.to_bytes("{}", &mut bytes).unwrap();
-    let path = dir.path().join("m.nmmw");
+    mlp_file_runs::<6>(dir.path());
+    mlp_file_runs::<16>(dir.path());
+    mlp_file_runs::<32>(dir.path());
+    let path = dir.path().join("m6.nmmw");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    let out = dir.path().join("m.npz");
+    let o = nmm(&["mf", "mlp", "--model", path.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("m6.nmmw") && err.to_lowercase().contains("checksum"),
+        "{err}"
+    );
+    let path = write_mlp::<8>(dir.path());
+    let o = nmm(&["mf", "mlp", "--model", path.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("m8.nmmw") && err.contains("6-8-8-2") && err.contains("[6, 16, 32]"),
+        "{err}"
+    );
+}
+
+/// Writes `mH.nmmw`: a 6 -> H -> H -> 2 network with arbitrary smooth weights.
+fn write_mlp<const H: usize>(dir: &std::path::Path) -> std::path::PathBuf {
+    let flat: Vec<f64> = (0..Mlp::<f64, 6, H, H, 2>::N_WEIGHTS)
+        .map(|k| 0.3 * ((k as f64) * 0.7).sin() * (6.0 / H as f64).sqrt())
+        .collect();
+    let net = Mlp::<f64, 6, H, H, 2>::from_flat(&flat).unwrap();
+    let model = MlpMeanField::<f64, H, H>::new(net, Normalisation::identity()).unwrap();
+    let mut bytes = vec![0u8; MlpMeanField::<f64, H, H>::encoded_len(2)];
+    model.to_bytes("{}", &mut bytes).unwrap();
+    let path = dir.join(format!("m{H}.nmmw"));
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+fn mlp_file_runs<const H: usize>(dir: &std::path::Path) {
+    let path = write_mlp::<H>(dir);
+    let out = dir.join(format!("m{H}.npz"));
     ok(nmm(&[
         "mf",
         "mlp",
@@ -163,7 +196,7 @@ fn mlp_files_run_through_mf_and_bifurcation() {
     let mut r = ndarray_npy::NpzReader::new(std::fs::File::open(&out).unwrap()).unwrap();
     let rs: ndarray::Array1<f64> = r.by_name("r").unwrap();
     // The file stores f32: reload as the host does.
-    let m = MlpMeanField::<f64>::from_bytes(&bytes).unwrap();
+    let m = MlpMeanField::<f64, H, H>::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
     let mut x = m.initial_state();
     for k in 0..500 {
         x = nmm_core::integrate::OdeMethod::Rk4.step(
@@ -173,7 +206,12 @@ fn mlp_files_run_through_mf_and_bifurcation() {
             0.01,
         );
     }
-    assert!((rs[500] - x[0]).abs() < 1e-12, "{} vs {}", rs[500], x[0]);
+    assert!(
+        (rs[500] - x[0]).abs() < 1e-12,
+        "H = {H}: {} vs {}",
+        rs[500],
+        x[0]
+    );
     // This arbitrary network need not have an equilibrium: either a branch or that message.
     let o = nmm(&[
         "bifurcation",
@@ -192,17 +230,7 @@ fn mlp_files_run_through_mf_and_bifurcation() {
     );
     assert!(
         text.contains("branch") || text.contains("no equilibrium found at eta = -10"),
-        "{text}"
-    );
-    // A corrupted file is refused with the reason.
-    bytes[100] ^= 1;
-    std::fs::write(&path, &bytes).unwrap();
-    let o = nmm(&["mf", "mlp", "--model", path.to_str().unwrap()]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("m.nmmw") && err.to_lowercase().contains("checksum"),
-        "{err}"
+        "H = {H}: {text}"
     );
 }
 
