@@ -4,7 +4,7 @@
 set -e
 DATA=${DATA:-../data}
 NMM=${NMM:-./target/release/nmm}
-for g in grid_p1 grid_p1_dense grid_p grid_heldout; do
+for g in grid_p1 grid_p1_dense grid_p grid_heldout grid_ensemble; do
     out=$DATA/sweep_${g#grid_}
     $NMM spiking sweep --grid models/grids/$g.toml --out "$out"
 done
@@ -17,3 +17,6 @@ $NMM bifurcation mlp --model models/mlp_p1.nmmw --param eta --range -10,0 --codi
     --range2 0,25 --out models/p1/branch.csv --out-codim2 models/p1/folds.csv --plot models/p1/bifurcation.svg
 $NMM bifurcation mlp --model models/mlp_p06_1.nmmw --param eta --range -10,0 --codim2 J \
     --range2 0,30 --vary p=0.6:1:9 --out-cusps models/p06_1/cusp_path.csv
+# Held-out errors against MPR with J -> J p: single runs, and seed ensembles (systematic error).
+python3 models/evaluate.py "$NMM" models/mlp_p06_1.nmmw "$DATA/sweep_heldout" models/p06_1/eval_heldout.csv
+python3 models/evaluate.py "$NMM" models/mlp_p06_1.nmmw "$DATA/sweep_ensemble" models/p06_1/ensemble.csv
