@@ -15,10 +15,11 @@ samples of the dt = bin run). Two measures, for r and for v:
                    in a bin of 0.01 has Poisson variance r/(N bin)), which no deterministic
                    mean field can predict.
   systematic       with K >= 2 runs per group: the RMS distance from the model to the
-                   network's expected trajectory, estimated without bias as
-                   sqrt(mean_t[(m - xbar)^2 - s^2/K]) (xbar, s^2: mean and sample variance over
-                   the K runs at each time; 0 when the estimate is negative). The noise left in
-                   it is about sqrt(mean s^2/K) ("floor").
+                   network's expected trajectory, sqrt(mean_t[(m - xbar)^2 - s^2/K]) (xbar, s^2:
+                   mean and sample variance over the K runs at each time; 0 when negative). The
+                   squared quantity is unbiased for independent runs; its square root is not
+                   exactly. "noise" is sqrt(mean s^2/K), the RMS sampling error of xbar that was
+                   removed (not the uncertainty of the estimate, which is smaller).
 
 Prints a table per group and the means per p, and writes a CSV.
 
@@ -34,7 +35,8 @@ for row in csv.DictReader(open(os.path.join(heldout, "manifest.csv"))):
     path = os.path.join(heldout, row["file"])
     if not os.path.exists(path):
         continue
-    d = np.load(path)
+    with np.load(path) as npz:
+        d = {k: npz[k] for k in ("r", "v", "meta")}
     meta = json.loads(d["meta"].tobytes())
     init = (float(meta["init"]["r"]), float(meta["init"]["v"]))
     key = (float(row["J"]), float(row["eta"]), float(row["p"]), meta["stim"],
@@ -58,13 +60,14 @@ with tempfile.TemporaryDirectory() as tmp:
             f = os.path.join(tmp, name + ".npz")
             subprocess.run([nmm] + args + common + ["--out", f], check=True,
                            stdout=subprocess.DEVNULL)
-            m = np.load(f)
+            with np.load(f) as npz:
+                traj = {var: npz[var] for var in ("r", "v")}
             for vi, var in enumerate(("r", "v")):
-                n = min(len(x[1 + vi]) for x in members)
-                x = m[var]
-                centres = 0.5 * (x[:-1] + x[1:])[:n]
+                n = min(len(mem[1 + vi]) for mem in members)
+                y = traj[var]
+                centres = 0.5 * (y[:-1] + y[1:])[:n]
                 n = len(centres)
-                data = np.stack([x[1 + vi][:n] for x in members])
+                data = np.stack([mem[1 + vi][:n] for mem in members])
                 single = np.sqrt(np.mean((centres - data) ** 2, axis=1))
                 res[f"{name}_rmse_{var}"] = float(single.mean())
                 if k >= 2:
@@ -72,15 +75,15 @@ with tempfile.TemporaryDirectory() as tmp:
                     s2 = data.var(axis=0, ddof=1)
                     d2 = np.mean((centres - xbar) ** 2 - s2 / k)
                     res[f"{name}_sys_{var}"] = float(np.sqrt(max(d2, 0.0)))
-                    res[f"floor_{var}"] = float(np.sqrt(np.mean(s2 / k)))
+                    res[f"noise_{var}"] = float(np.sqrt(np.mean(s2 / k)))
         results.append(res)
         line = "%-16s K=%d J=%5.1f eta=%5.1f p=%.1f  MLP r %.4f v %.4f | MPR(Jp) r %.4f v %.4f" % (
             res["file"], k, J, eta, p, res["mlp_rmse_r"], res["mlp_rmse_v"],
             res["mpr_Jp_rmse_r"], res["mpr_Jp_rmse_v"])
         if k >= 2:
-            line += "  || systematic MLP r %.4f v %.4f | MPR(Jp) r %.4f v %.4f (floor %.4f %.4f)" % (
+            line += "  || systematic MLP r %.4f v %.4f | MPR(Jp) r %.4f v %.4f (noise of the mean %.4f %.4f)" % (
                 res["mlp_sys_r"], res["mlp_sys_v"], res["mpr_Jp_sys_r"], res["mpr_Jp_sys_v"],
-                res["floor_r"], res["floor_v"])
+                res["noise_r"], res["noise_v"])
         print(line, flush=True)
 keys = []
 for r in results:
@@ -98,6 +101,6 @@ for p in sorted({r["p"] for r in results}):
     ens = [r for r in sel if r["runs"] >= 2]
     if ens:
         m2 = lambda k: np.mean([r[k] for r in ens])
-        print("p = %.1f (%d groups of >= 2 runs): mean systematic error  MLP r %.4f v %.4f | MPR(J p) r %.4f v %.4f (floor r %.4f v %.4f)" % (
+        print("p = %.1f (%d groups of >= 2 runs): mean systematic error  MLP r %.4f v %.4f | MPR(J p) r %.4f v %.4f (noise of the mean r %.4f v %.4f)" % (
             p, len(ens), m2("mlp_sys_r"), m2("mlp_sys_v"), m2("mpr_Jp_sys_r"), m2("mpr_Jp_sys_v"),
-            m2("floor_r"), m2("floor_v")))
+            m2("noise_r"), m2("noise_v")))

@@ -371,7 +371,8 @@ fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
             let path = p.cfg.model_file.as_ref().ok_or_else(|| {
                 anyhow!("model = \"mlp\" needs model_file (a .nmmw from nmm train)")
             })?;
-            crate::with_mlp!(T, path, |m| simulate::<T, _, 2>(m, p, progress))
+            (|| crate::with_mlp!(T, path, |m| simulate::<T, _, 2>(m, p, progress)))()
+                .context("model_file")
         }
         other => bail!("model {other:?}: expected mpr, cc, rww, rww-griffiths or mlp"),
     }

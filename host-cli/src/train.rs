@@ -107,10 +107,10 @@ pub fn command() -> Command {
         .arg(num("epochs", "E", "100", "Passes over the training windows").value_parser(value_parser!(usize)))
         .arg(num("lr", "LR", "0.003", "Adam learning rate at the first epoch (cosine decay to LR/20 at the last)").value_parser(value_parser!(f64)))
         .arg(num("batch", "B", "256", "Rollout windows per Adam step").value_parser(value_parser!(usize)))
-        .arg(num("rollout", "K", "10", "Heun steps per rollout window").value_parser(value_parser!(usize)))
+        .arg(num("rollout", "K", "10", "Data intervals (samples of DT) per rollout window").value_parser(value_parser!(usize)))
         .arg(num("substeps", "S", "1", "Heun steps per data interval in the rollouts (step DT/S; the drive interpolated linearly)").value_parser(value_parser!(usize)))
         .arg(num("hidden", "H", "6", "Width of both hidden layers: 6, 16 or 32 (6 -> H -> H -> 2)").value_parser(value_parser!(usize)))
-        .arg(num("dt", "DT", "0.1", "Heun step and resampling interval (time units; a whole multiple of the data's bin)").value_parser(value_parser!(f64)))
+        .arg(num("dt", "DT", "0.1", "Resampling interval (time units; a whole multiple of the data's bin); the Heun step is DT/S").value_parser(value_parser!(f64)))
         .arg(num("val-fraction", "F", "0.2", "Fraction of runs held out for validation (by run, from the seed)").value_parser(value_parser!(f64)))
         .arg(num("v-weight", "LAMBDA", "0.25", "Weight of v's squared error relative to r's (each in units of its spread)").value_parser(value_parser!(f64)))
         .arg(num("rate-floor", "R0", "0", "Emphasise low-rate states: weight r errors by (mean r + R0)/(r_obs + R0) (R0 in 1/time unit, as r; 0: uniform weights)").value_parser(value_parser!(f64)))
@@ -311,6 +311,7 @@ pub fn free_run<const H: usize>(
     }
     let sub = substeps.max(1);
     let h = tr.dt / sub as f64;
+    let half = 0.5 * h;
     let mut x = [tr.r[0], tr.v[0]];
     let f = |x: &[f64; 2], i: f64| model.deriv_with(x, tr.eta, tr.p, tr.j, i);
     for k in 0..n {
@@ -318,14 +319,13 @@ pub fn free_run<const H: usize>(
         v.push(x[1]);
         if k + 1 < n {
             let (ia, ib) = (tr.input[k], tr.input[k + 1]);
-            let at = |j: usize| ia + (ib - ia) * (j as f64 / sub as f64);
             for j in 0..sub {
-                let k1 = f(&x, at(j));
+                let k1 = f(&x, rollout::drive_at(ia, ib, j, sub));
                 let xp = [x[0] + h * k1[0], x[1] + h * k1[1]];
-                let k2 = f(&xp, at(j + 1));
+                let k2 = f(&xp, rollout::drive_at(ia, ib, j + 1, sub));
                 x = [
-                    (x[0] + 0.5 * h * (k1[0] + k2[0])).max(0.0),
-                    x[1] + 0.5 * h * (k1[1] + k2[1]),
+                    (x[0] + half * (k1[0] + k2[0])).max(0.0),
+                    x[1] + half * (k1[1] + k2[1]),
                 ];
             }
         }
@@ -372,6 +372,9 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         get_usize("hidden"),
     );
     let substeps = get_usize("substeps");
+    if substeps > MAX_SUBSTEPS {
+        bail!("--substeps {substeps}: at most {MAX_SUBSTEPS}");
+    }
     let (lr, dt, val_fraction, v_weight, rate_floor) = (
         get_f("lr"),
         get_f("dt"),
@@ -492,8 +495,11 @@ fn load(runs: &[RunEntry], idx: &[usize], dt: f64, steps: usize) -> Result<Vec<T
     Ok(data)
 }
 
+/// Most `--substeps` (a Heun step of dt/1000 is already far below the data's bin).
+const MAX_SUBSTEPS: usize = 1000;
+
 /// Hidden widths `--hidden` accepts: each is compiled separately (const generics), and every
-/// command that loads a model ([`crate::bifurcation::with_mlp`]) takes the same list.
+/// command that loads a model ([`crate::with_mlp`]) takes the same list.
 pub const HIDDEN: [usize; 3] = [6, 16, 32];
 
 fn train_command(job: &Job) -> Result<()> {
@@ -536,12 +542,13 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
     let n_val_windows = windows(&val, job.steps, 1).len();
     let batches = n_train_windows.div_ceil(job.batch);
     println!(
-        "train: {} runs ({} found), {} for training ({n_train_windows} windows of {} steps of dt = {}), {} for validation ({n_val_windows} windows); {batches} batches of {} per epoch",
+        "train: {} runs ({} found), {} for training ({n_train_windows} windows of {} intervals of dt = {}, {} Heun steps each; 6-{H}-{H}-2 network), {} for validation ({n_val_windows} windows); {batches} batches of {} per epoch",
         train.len() + val.len(),
         runs.len(),
         train.len(),
         job.steps,
         obj.dt,
+        job.substeps,
         val.len(),
         job.batch
     );
@@ -617,7 +624,7 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
         "dt": obj.dt,
         "rollout": job.steps,
         "substeps": job.substeps,
-        "resampling": "block means over one training step (dt a whole multiple of the data's bin); drive I at Heun's stage times = grid points",
+        "resampling": "block means over one interval dt (a whole multiple of the data's bin); drive I at the grid points, interpolated linearly to the stage times of the substeps",
         "loss": "mean over windows and steps of [(r - r_data)^2/sd_r^2 + v_weight (v - v_data)^2/sd_v^2] / (1 + v_weight); K data intervals (each by `substeps` Heun steps) from each observed state; with rate_floor R0 > 0 the r term is weighted by (mean r + R0)/(r_data + R0)",
         "v_weight": job.v_weight,
         "rate_floor": job.rate_floor,

@@ -40,7 +40,7 @@ pub struct Trajectory {
     pub j: f64,
     /// Time of sample 0 (time units).
     pub t0: f64,
-    /// Sample interval, the training step (time units).
+    /// Sample interval, the training data interval (time units).
     pub dt: f64,
     /// Population rate (1/time unit).
     pub r: Vec<f64>,
@@ -235,7 +235,8 @@ fn open_npz(file: &Path) -> Result<NpzReader<File>> {
 /// interval (`bin`, 0.01 by default), and sample `k` on the training grid is the mean of the
 /// file's samples `k m .. (k + 1) m` (a trailing partial block is dropped), so it sits at the
 /// block's centre time. The drive `I` is averaged the same way, which gives Heun's method its
-/// input at both stage times (`t_k` and `t_k + dt`) without interpolation. Averaging over one
+/// input at both stage times (`t_k` and `t_k + dt`) without interpolation when it takes one
+/// step per interval (`--substeps 1`; with more, the rollout interpolates linearly). Averaging over one
 /// step removes most of the finite-size noise of a 0.01 bin; it biases a smooth trajectory by
 /// `dt^2 x''/24`, about 0.1 % for the focus oscillations of MPR (frequency ~6 rad per time
 /// unit) at `dt = 0.1`.

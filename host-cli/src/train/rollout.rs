@@ -12,11 +12,6 @@
 //! k1 = f(x, I(t)),  x' = x + h k1,  k2 = f(x', I(t + h)),  x <- x + h (k1 + k2) / 2
 //! ```
 //!
-//! The map over `dt` is what the loss sees, so with `S = 1` the fit absorbs Heun's error at
-//! `dt`: where the field turns fast (the high-rate focus of MPR turns at about 7 rad per time
-//! unit at r = 1.6, J = 17.5, i.e. 0.7 rad per step of 0.1) the learned field differs from the
-//! ODE that a fine-step integrator then runs. `S > 1` trains the field as an ODE.
-//!
 //! with `f = denormalise(MLP(normalise(r, v, eta, p, J, I)))`. The window's loss is
 //!
 //! ```text
@@ -29,6 +24,13 @@
 //! default: the rate counts four times as much as the potential, each in units of its own
 //! spread). A batch's loss is the mean over its windows. Rollouts are not projected onto
 //! `r >= 0` (the loss is smooth in the weights; negative rates are penalised by the data).
+//!
+//! The map over `dt` is what the loss sees, so with `S = 1` the fit absorbs Heun's error at
+//! `dt`: where the field turns fast (the high-rate focus of MPR turns at about 7 rad per time
+//! unit at r = 1.6, J = 17.5, i.e. 0.7 rad per step of 0.1) the learned field may differ from
+//! the ODE that a fine-step integrator then runs. `S > 1` trains the field as an ODE. Between
+//! samples the drive is the linear interpolation of the block-mean samples, not the raw binned
+//! drive.
 
 use super::data::Trajectory;
 use nmm_core::mlp::{Mlp, MlpScalar, Normalisation};
@@ -113,7 +115,8 @@ pub fn backward<const H: usize>(
 /// The rollout and its loss weighting.
 #[derive(Clone, Copy, Debug)]
 pub struct Objective {
-    /// Heun step (time units); the trajectories' sample interval.
+    /// Data interval (time units): the trajectories' sample interval (the Heun step is
+    /// `dt / substeps`).
     pub dt: f64,
     /// Data intervals per window, `K`.
     pub steps: usize,
@@ -129,7 +132,8 @@ pub struct Objective {
 }
 
 impl Objective {
-    /// The objective for rollouts of `steps` Heun steps of `dt`, with the spreads `sd` of
+    /// The objective for rollouts over `steps` data intervals of `dt` (one Heun step each
+    /// until [`Objective::with_substeps`]), with the spreads `sd` of
     /// `(r, v)` in the training data and the weight `v_weight` (lambda) of `v`.
     pub fn new(dt: f64, steps: usize, sd: [f64; 2], v_weight: f64) -> Self {
         let k = steps.max(1) as f64;
@@ -167,6 +171,17 @@ impl Objective {
             Some((r0, mean)) => self.weight[0] * (mean + r0) / (r_obs.max(0.0) + r0),
             None => self.weight[0],
         }
+    }
+}
+
+/// The drive at substep boundary `j` of `sub` between samples `ia` and `ib`: linear, and
+/// exactly `ia` at 0 and `ib` at `sub` (so one substep uses the samples themselves).
+#[inline]
+pub fn drive_at(ia: f64, ib: f64, j: usize, sub: usize) -> f64 {
+    match j {
+        0 => ia,
+        j if j == sub => ib,
+        j => ia + (ib - ia) * (j as f64 / sub as f64),
     }
 }
 
@@ -226,19 +241,14 @@ pub fn window_loss<const H: usize>(
     let mut loss = 0.0;
     for n in 0..k {
         let (ia, ib) = (tr.input[start + n], tr.input[start + n + 1]);
-        let at = |j: usize| match j {
-            0 => ia,
-            j if j == sub => ib,
-            j => ia + (ib - ia) * (j as f64 / sub as f64),
-        };
         for j in 0..sub {
             u[0] = x[0];
             u[1] = x[1];
-            u[5] = at(j);
+            u[5] = drive_at(ia, ib, j, sub);
             let k1 = eval(net, norm, &u);
             u[0] = x[0] + h * k1.f[0];
             u[1] = x[1] + h * k1.f[1];
-            u[5] = at(j + 1);
+            u[5] = drive_at(ia, ib, j + 1, sub);
             let k2 = eval(net, norm, &u);
             x = [
                 x[0] + half * (k1.f[0] + k2.f[0]),
