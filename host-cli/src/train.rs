@@ -5,7 +5,7 @@
 //! nmm train --data DIR [--data DIR2 ...] --out MODEL.nmmw [--seed S] [--epochs E] [--lr LR]
 //!           [--batch B] [--rollout K] [--dt 0.1] [--substeps 1] [--hidden 6]
 //!           [--val-fraction 0.2] [--v-weight 0.25] [--rate-floor 0] [--max-runs N]
-//!           [--plot-dir DIR] [--jobs T]
+//!           [--prior-epochs 0] [--init MODEL.nmmw] [--plot-dir DIR] [--jobs T]
 //! ```
 //!
 //! 1. **Data** ([`data`]): each directory's `manifest.csv` lists the runs and their `J`,
@@ -17,7 +17,11 @@
 //! 2. **Split** by run, from the seed: a seeded permutation of every run found; with
 //!    `--max-runs N` its first `N` are kept; of those, the first `round(f N)` (at least one
 //!    when `f > 0` and there are two runs or more) are held out for validation.
-//! 3. **Normalisation** from the training runs ([`data::normalisation`]).
+//! 3. **Normalisation** from the training runs ([`data::normalisation`]), or that of the
+//!    `--init` model, whose weights are then the starting point. With `--prior-epochs E0`
+//!    the network is first fitted by regression to MPR's vector field with `J -> J p` at the
+//!    training states ([`prior`]), so the rollouts start from the theory and learn how the
+//!    networks depart from it.
 //! 4. **Objective** ([`rollout`]): windows of `K` data intervals of `dt` (each crossed by
 //!    `--substeps` Heun steps) from every observed state of a 6 -> H -> H -> 2 network
 //!    (`--hidden H`: 6, 16 or 32), driven by the observed `I(t)`, compared with the data at
@@ -44,6 +48,7 @@
 
 pub mod data;
 mod figures;
+pub mod prior;
 pub mod rollout;
 
 use crate::io::atomic_write;
@@ -67,6 +72,8 @@ const STREAM_INIT: u64 = 0;
 const STREAM_SHUFFLE: u64 = 1;
 /// Stream of the seed that selects and splits the runs.
 const STREAM_SPLIT: u64 = 2;
+/// Stream of the seed that jitters and shuffles the warm start's samples.
+const STREAM_PRIOR: u64 = 3;
 /// Final learning rate as a fraction of `--lr`.
 const LR_FLOOR: f64 = 0.05;
 /// Held-out runs drawn in `--plot-dir`.
@@ -128,6 +135,14 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(PathBuf))
                 .help("Write figures here: loss.svg, heldout_1..3.svg (MLP vs network)"),
         )
+        .arg(
+            Arg::new("init")
+                .long("init")
+                .value_name("MODEL.nmmw")
+                .value_parser(value_parser!(PathBuf))
+                .help("Start from this model's weights and normalisation (its width must be --hidden) instead of random weights"),
+        )
+        .arg(num("prior-epochs", "E0", "0", "Warm start: first fit the network for E0 epochs by regression to MPR's vector field with J -> J p (Delta and tau from the runs' metadata) at the training states (0: start from random weights)").value_parser(value_parser!(usize)))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)))
 }
 
@@ -372,6 +387,8 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         get_usize("hidden"),
     );
     let substeps = get_usize("substeps");
+    let prior_epochs = get_usize("prior-epochs");
+    let init = m.get_one::<PathBuf>("init").cloned();
     if substeps > MAX_SUBSTEPS {
         bail!("--substeps {substeps}: at most {MAX_SUBSTEPS}");
     }
@@ -445,6 +462,8 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             val_fraction,
             v_weight,
             rate_floor,
+            prior_epochs,
+            init,
             max_runs,
             plot_dir,
             started,
@@ -470,6 +489,10 @@ struct Job {
     v_weight: f64,
     /// Low-rate emphasis `R0` (0: off).
     rate_floor: f64,
+    /// Epochs of regression to MPR with `J -> J p` before the rollouts (0: off).
+    prior_epochs: usize,
+    /// A model to start from (weights and normalisation).
+    init: Option<PathBuf>,
     max_runs: Option<usize>,
     plot_dir: Option<PathBuf>,
     started: Instant,
@@ -494,6 +517,63 @@ fn load(runs: &[RunEntry], idx: &[usize], dt: f64, steps: usize) -> Result<Vec<T
     }
     Ok(data)
 }
+
+/// Weights and normalisation of `--init` `path`, which must be a 6-H-H-2 network.
+fn load_init<const H: usize>(path: &Path) -> Result<(Net<H>, Normalisation<f64>)> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("--init: cannot read {}", path.display()))?;
+    let info = nmm_core::mlp::format::inspect(&bytes)
+        .map_err(|e| anyhow!("--init {}: {e}", path.display()))?;
+    let want = [6, H as u16, H as u16, 2];
+    if info.sizes != want {
+        let [i, h1, h2, o] = info.sizes;
+        bail!(
+            "--init {}: a {i}-{h1}-{h2}-{o} network; --hidden {H} trains 6-{H}-{H}-2",
+            path.display()
+        );
+    }
+    let m = MlpMeanField::<f64, H, H>::from_bytes(&bytes)
+        .map_err(|e| anyhow!("--init {}: {e}", path.display()))?;
+    Ok((*m.net(), *m.norm()))
+}
+
+/// `(Delta, tau)` of the networks behind `train` (each run's metadata `params`); every run
+/// must agree, since the warm start fits one MPR field.
+fn network_constants(train: &[Trajectory]) -> Result<(f64, f64)> {
+    let mut out: Option<(f64, f64, &Path)> = None;
+    for tr in train {
+        let meta = data::read_meta(&tr.file)?;
+        let get = |k: &str| {
+            meta["params"][k]
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{}: metadata has no finite params.{k} (needed by --prior-epochs)",
+                        tr.file.display()
+                    )
+                })
+        };
+        let (delta, tau) = (get("delta")?, get("tau")?);
+        match out {
+            None => out = Some((delta, tau, &tr.file)),
+            Some((d0, t0, f0)) if d0 != delta || t0 != tau => bail!(
+                "--prior-epochs fits one MPR field, but {} has Delta = {delta}, tau = {tau} and {} has Delta = {d0}, tau = {t0}",
+                tr.file.display(),
+                f0.display()
+            ),
+            Some(_) => {}
+        }
+    }
+    out.map(|(d, t, _)| (d, t))
+        .ok_or_else(|| anyhow!("no training runs"))
+}
+
+/// Regression samples per data sample in the warm start (the first at the run's own
+/// parameters, the others moved by [`prior::JITTER`]).
+const PRIOR_COPIES: usize = 8;
+/// Learning rate of the warm start (cosine to `LR_FLOOR` of it).
+const PRIOR_LR: f64 = 0.003;
 
 /// Most `--substeps` (a Heun step of dt/1000 is already far below the data's bin).
 const MAX_SUBSTEPS: usize = 1000;
@@ -527,7 +607,13 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
     let (train_idx, val_idx) = split(runs.len(), job.val_fraction, job.max_runs, job.seed);
     let train = load(&runs, &train_idx, job.dt, job.steps)?;
     let val = load(&runs, &val_idx, job.dt, job.steps)?;
-    let norm = data::normalisation(&train);
+    let (net_init, norm) = match &job.init {
+        Some(path) => {
+            let (net, norm) = load_init::<H>(path)?;
+            (Some(net), norm)
+        }
+        None => (None, data::normalisation(&train)),
+    };
     let mut obj = Objective::new(
         train[0].dt,
         job.steps,
@@ -563,15 +649,49 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
         "{bar:30} {percent:>3}%  epoch {msg}  {elapsed} (eta {eta})",
     );
     let t_fit = Instant::now();
-    let fit = fit(
-        init_net::<H>(job.seed),
-        &norm,
-        &obj,
-        &train,
-        &val,
-        &settings,
-        &bar,
-    )?;
+    let mut net0 = net_init.unwrap_or_else(|| init_net::<H>(job.seed));
+    let mut prior_meta = json!(null);
+    if job.prior_epochs > 0 {
+        let (delta, tau) = network_constants(&train)?;
+        let mut rng = stream(job.seed, STREAM_PRIOR);
+        let mut samples = prior::samples(&train, PRIOR_COPIES, delta, tau, &mut rng);
+        let t0 = Instant::now();
+        let every = job.prior_epochs.div_ceil(20);
+        let loss = prior::fit(
+            &mut net0,
+            &norm,
+            &mut samples,
+            job.prior_epochs,
+            PRIOR_LR,
+            job.batch,
+            |s| shuffle(&mut rng, s),
+            lr_at,
+            |e, l| {
+                if e % every == 0 || e == job.prior_epochs {
+                    eprintln!("train: prior epoch {e}/{}  loss {l:.3e}", job.prior_epochs);
+                }
+            },
+        );
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "train: warm start on MPR with J -> J p (Delta = {delta}, tau = {tau}): {} samples, {} epochs in {secs:.1} s, loss {loss:.3e}",
+            samples.len(),
+            job.prior_epochs
+        );
+        prior_meta = json!({
+            "field": "MPR with J -> J p",
+            "delta": delta,
+            "tau": tau,
+            "samples": samples.len(),
+            "copies": PRIOR_COPIES,
+            "jitter": {"eta": prior::JITTER[0], "J": prior::JITTER[1], "p": prior::JITTER[2]},
+            "epochs": job.prior_epochs,
+            "lr": PRIOR_LR,
+            "loss": loss,
+            "seconds": secs,
+        });
+    }
+    let fit = fit(net0, &norm, &obj, &train, &val, &settings, &bar)?;
     let fit_s = t_fit.elapsed().as_secs_f64();
     bar.finish_and_clear();
 
@@ -630,7 +750,11 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
         "rate_floor": job.rate_floor,
         "sd": {"r": norm.in_scale[0], "v": norm.in_scale[1]},
         "optimiser": {"name": "adam", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "lr": job.lr, "schedule": format!("cosine to {LR_FLOOR} lr"), "batch": job.batch},
-        "init": "glorot uniform hidden layers, output layer x0.1, zero biases",
+        "init": match &job.init {
+            Some(p) => json!(format!("weights and normalisation of {}", p.display())),
+            None => json!("glorot uniform hidden layers, output layer x0.1, zero biases"),
+        },
+        "prior": prior_meta,
         "epochs": job.epochs,
         "best_epoch": fit.best_epoch,
         "skipped_batches": fit.skipped,
@@ -954,6 +1078,170 @@ mod tests {
             }
         }
         sum / n as f64
+    }
+
+    /// The warm start's loss gradient is the derivative of its loss: central differences
+    /// with step 1e-5 on every weight (truncation O(h^2) ~ 1e-10, rounding ~ 1e-16 / 1e-5 =
+    /// 1e-11 relative), compared relative to |g| (at least 1e-3 of the largest |g|, as in
+    /// the rollout check): an error above 1e-6 is a wrong derivative.
+    #[test]
+    fn prior_gradient_matches_central_differences() {
+        let tr = mpr_run(-4.0, 12.0, [0.4, -1.0], 0.5, 3, 1.0);
+        let mut rng = stream(5, 0);
+        let samples = prior::samples(std::slice::from_ref(&tr), 3, 1.0, 1.0, &mut rng);
+        let norm = normalisation(std::slice::from_ref(&tr));
+        let net = busy_net::<16>(4);
+        let (_, grad) = prior::regression_loss(&net, &norm, &samples, true);
+        let gmax = grad.iter().fold(0.0_f64, |a, g| a.max(g.abs()));
+        let h = 1e-5;
+        let mut worst = 0.0f64;
+        for (k, g) in grad.iter().enumerate() {
+            let at = |d: f64| {
+                let mut flat: Vec<f64> = net.iter().collect();
+                flat[k] += d;
+                let n = Net::<16>::from_flat(&flat).unwrap();
+                prior::regression_loss(&n, &norm, &samples, false).0
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            worst = worst.max((fd - g).abs() / g.abs().max(1e-3 * gmax));
+        }
+        assert!(worst < 1e-6, "worst relative gradient error {worst}");
+    }
+
+    /// Warm-start samples: the first copy of each data sample is the data with MPR's field
+    /// (J -> J p) as target; the others move (eta, J, p) by at most the jitter, inside the
+    /// training ranges, and their targets follow.
+    #[test]
+    fn prior_samples_follow_the_data_and_the_theory() {
+        let mut a = mpr_run(-5.0, 15.0, [0.3, -1.5], 0.5, 1, 2.0);
+        let mut b = mpr_run(-3.0, 10.0, [0.3, -1.5], 0.5, 2, 2.0);
+        a.p = 0.6;
+        b.p = 1.0;
+        let data = [a, b];
+        let mut rng = stream(1, 0);
+        let s = prior::samples(&data, 4, 0.7, 1.3, &mut rng);
+        assert_eq!(s.len(), 4 * (data[0].len() + data[1].len()));
+        let mut moved = 0;
+        for (k, chunk) in s.chunks(4).enumerate() {
+            let (tr, i) = if k < data[0].len() {
+                (&data[0], k)
+            } else {
+                (&data[1], k - data[0].len())
+            };
+            assert_eq!(chunk[0].u, tr.inputs(i));
+            for c in chunk {
+                let m = Mpr {
+                    tau: 1.3,
+                    delta: 0.7,
+                    eta: c.u[2],
+                    j: c.u[4] * c.u[3],
+                };
+                assert_eq!(c.f, m.deriv(&[c.u[0], c.u[1]], c.u[5]));
+                assert_eq!([c.u[0], c.u[1], c.u[5]], [tr.r[i], tr.v[i], tr.input[i]]);
+                assert!((c.u[2] - tr.eta).abs() <= prior::JITTER[0]);
+                assert!((c.u[4] - tr.j).abs() <= prior::JITTER[1]);
+                assert!((c.u[3] - tr.p).abs() <= prior::JITTER[2]);
+                assert!((-5.0..=-3.0).contains(&c.u[2]) && (10.0..=15.0).contains(&c.u[4]));
+                assert!((0.6..=1.0).contains(&c.u[3]));
+                moved += usize::from(c.u != tr.inputs(i));
+            }
+        }
+        assert!(moved > s.len() / 2, "{moved} of {} moved", s.len());
+    }
+
+    /// The warm start learns MPR's field: on states of held-out MPR runs (other initial
+    /// states, other drives, p = 0.7 between the training p = 0.6 and 0.8, so J p differs
+    /// from every training value) the RMS error of the 16-wide network's field, in units of
+    /// the output scales, falls from about 1 (untrained) below 0.1 and below a quarter of the
+    /// error that the target J in place of J p would leave. 0.1 is loose for the regression
+    /// itself (the training samples reach an RMS of 0.02 here; the shipped 32-wide warm start
+    /// 0.008 on its own data): the test is that the fit learns the field and interpolates
+    /// it in p, and it fails for a wrong target or gradient.
+    #[test]
+    fn warm_start_fits_mpr_with_j_times_p() {
+        let mut data = vec![];
+        let mut k = 0;
+        for (eta, j) in [(-5.0, 15.0), (-4.0, 10.0), (-6.0, 12.0)] {
+            for p in [0.6, 0.8] {
+                for q in 0..3 {
+                    k += 1;
+                    let mut tr = mpr_run(eta, j * p, [0.1 + 0.3 * q as f64, -1.5], 0.5, k, 4.0);
+                    tr.j = j;
+                    tr.p = p;
+                    data.push(tr);
+                }
+            }
+        }
+        let norm = normalisation(&data);
+        let mut rng = stream(3, 0);
+        let mut samples = prior::samples(&data, 4, 1.0, 1.0, &mut rng);
+        let mut net = init_net::<16>(3);
+        let held: Vec<Trajectory> = [(-5.0, 15.0), (-4.0, 10.0)]
+            .into_iter()
+            .map(|(eta, j)| {
+                let mut tr = mpr_run(eta, j * 0.7, [0.5, -1.0], 0.5, 100 + j as u64, 4.0);
+                tr.j = j;
+                tr.p = 0.7;
+                tr
+            })
+            .collect();
+        let field_err = |net: &Net<16>| {
+            let (mut sum, mut n) = (0.0, 0);
+            for tr in &held {
+                for i in 0..tr.len() {
+                    let u = tr.inputs(i);
+                    let want = prior::mpr_field(&u, 1.0, 1.0);
+                    let got = eval(net, &norm, &u).f;
+                    for c in 0..2 {
+                        let e = (got[c] - want[c]) / norm.out_scale[c];
+                        sum += e * e;
+                        n += 1;
+                    }
+                }
+            }
+            (sum / n as f64).sqrt()
+        };
+        // What a wrong target would cost: MPR with J (not J p) against the right field.
+        let wrong = {
+            let (mut sum, mut n) = (0.0, 0);
+            for tr in &held {
+                for i in 0..tr.len() {
+                    let u = tr.inputs(i);
+                    let mut u1 = u;
+                    u1[3] = 1.0;
+                    let (a, b) = (
+                        prior::mpr_field(&u, 1.0, 1.0),
+                        prior::mpr_field(&u1, 1.0, 1.0),
+                    );
+                    for c in 0..2 {
+                        let e = (a[c] - b[c]) / norm.out_scale[c];
+                        sum += e * e;
+                        n += 1;
+                    }
+                }
+            }
+            (sum / n as f64).sqrt()
+        };
+        let e0 = field_err(&net);
+        let loss = prior::fit(
+            &mut net,
+            &norm,
+            &mut samples,
+            400,
+            3e-3,
+            64,
+            |s| shuffle(&mut rng, s),
+            lr_at,
+            |_, _| {},
+        );
+        let e1 = field_err(&net);
+        eprintln!(
+            "warm start: field error {e0:.3} -> {e1:.4} (J in place of J p: {wrong:.3}), training loss {loss:.2e}"
+        );
+        assert!(
+            e0 > 0.5 && e1 < 0.1 && e1 < 0.25 * wrong,
+            "field error {e0} -> {e1}"
+        );
     }
 
     /// Learning MPR from its own trajectories: p = 1, three (eta, J) pairs (bistable and

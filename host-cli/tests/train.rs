@@ -121,6 +121,46 @@ fn trains_a_sweep_into_a_weight_file() {
         assert!(svg.starts_with("<svg"), "{f}");
     }
 
+    // Warm start on MPR (Delta and tau from the sweep's metadata), then on from a model.
+    let warm = dir.path().join("warm.nmmw");
+    let mut a = args(&warm, "2");
+    a.extend(["--prior-epochs".into(), "2".into()]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = nmm(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wm: serde_json::Value =
+        serde_json::from_str(metadata(&std::fs::read(&warm).unwrap()).unwrap()).unwrap();
+    assert_eq!(wm["prior"]["field"], "MPR with J -> J p");
+    assert_eq!(wm["prior"]["delta"].as_f64(), Some(1.0));
+    assert_eq!(wm["prior"]["epochs"], 2);
+    assert!(wm["prior"]["loss"].as_f64().unwrap() > 0.0);
+    let from = dir.path().join("from.nmmw");
+    let mut a = args(&from, "2");
+    a.extend(["--init".into(), warm.to_str().unwrap().into()]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = nmm(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fm = MlpMeanField::<f64>::from_bytes(&std::fs::read(&from).unwrap()).unwrap();
+    let wmodel = MlpMeanField::<f64>::from_bytes(&std::fs::read(&warm).unwrap()).unwrap();
+    // The normalisation is the init model's, the weights moved on from its weights.
+    assert_eq!(fm.norm(), wmodel.norm());
+    assert_ne!(fm.net(), wmodel.net());
+    // A width other than --hidden is refused, naming the file and both shapes.
+    let bad = dir.path().join("bad.nmmw");
+    let mut a = args(&bad, "2");
+    a.extend([
+        "--init".into(),
+        warm.to_str().unwrap().into(),
+        "--hidden".into(),
+        "16".into(),
+    ]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = nmm(&a);
+    assert!(!o.status.success() && !bad.exists());
+    for needle in ["warm.nmmw", "6-6-6-2", "--hidden 16"] {
+        assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
+    }
+
     let again = dir.path().join("m1.nmmw");
     let a = args(&again, "1");
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
