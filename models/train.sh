@@ -12,8 +12,8 @@ $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" \
     --out models/mlp_p1.nmmw --seed 2 --epochs 1000 --rate-floor 0.2 --plot-dir models/p1
 $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" --data "$DATA/sweep_p" \
     --out models/mlp_p06_1.nmmw --seed 2 --epochs 400 --plot-dir models/p06_1
-# The model that meets issue 4's bar: 32 wide, warm-started on MPR with J -> J p, then trained
-# on 3-time-unit rollouts of 4 Heun steps per interval (about 12 min on 2 cores).
+# 32 wide, warm-started on MPR with J -> J p, then trained on 3-time-unit rollouts of 4 Heun
+# steps per interval (about 14 min on 2 cores; see models/README.md for where it stands).
 $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" --data "$DATA/sweep_p" \
     --out models/mlp_p06_1_w32.nmmw --seed 2 --hidden 32 --prior-epochs 1000 --epochs 30 \
     --lr 1e-4 --v-weight 1 --substeps 4 --rollout 30 --plot-dir models/p06_1_w32

@@ -140,9 +140,9 @@ pub fn command() -> Command {
                 .long("init")
                 .value_name("MODEL.nmmw")
                 .value_parser(value_parser!(PathBuf))
-                .help("Start from this model's weights and normalisation (its width must be --hidden) instead of random weights"),
+                .help("Start from this model's weights and normalisation (its width must be --hidden; the normalisation also sets the loss's scales sd_r, sd_v) instead of random weights"),
         )
-        .arg(num("prior-epochs", "E0", "0", "Warm start: first fit the network for E0 epochs by regression to MPR's vector field with J -> J p (Delta and tau from the runs' metadata) at the training states (0: start from random weights)").value_parser(value_parser!(usize)))
+        .arg(num("prior-epochs", "E0", "0", "Warm start: first fit the network for E0 epochs by regression to MPR's vector field with J -> J p (Delta and tau from the runs' metadata) at the training states, and at copies with eta, J, p moved by up to 1.25, 2.5, 0.1 (half the shipped grids' spacing); batches of B (0: no warm start)").value_parser(value_parser!(usize)))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)))
 }
 
@@ -414,6 +414,9 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     if !HIDDEN.contains(&hidden) {
         bail!("--hidden {hidden}: expected one of {HIDDEN:?}");
     }
+    if init.is_some() && prior_epochs > 0 {
+        bail!("--init and --prior-epochs both set the starting weights; give one of them");
+    }
     if max_runs == Some(0) {
         bail!("--max-runs must be at least 1");
     }
@@ -555,6 +558,16 @@ fn network_constants(train: &[Trajectory]) -> Result<(f64, f64)> {
                 })
         };
         let (delta, tau) = (get("delta")?, get("tau")?);
+        // Runs with weights J/(pN) (`--normalise`) have a mean drive J r, not J p r.
+        if let Some(n) = meta["normalisation"]
+            .as_str()
+            .filter(|n| !n.starts_with("J/N"))
+        {
+            bail!(
+                "{}: synaptic weights {n}; --prior-epochs fits MPR with J -> J p, the theory of weights J/N",
+                tr.file.display()
+            );
+        }
         match out {
             None => out = Some((delta, tau, &tr.file)),
             Some((d0, t0, f0)) if d0 != delta || t0 != tau => bail!(
@@ -644,11 +657,6 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
         batch: job.batch,
         seed: job.seed,
     };
-    let bar = styled_bar(
-        (batches * job.epochs) as u64,
-        "{bar:30} {percent:>3}%  epoch {msg}  {elapsed} (eta {eta})",
-    );
-    let t_fit = Instant::now();
     let mut net0 = net_init.unwrap_or_else(|| init_net::<H>(job.seed));
     let mut prior_meta = json!(null);
     if job.prior_epochs > 0 {
@@ -671,7 +679,7 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
                     eprintln!("train: prior epoch {e}/{}  loss {l:.3e}", job.prior_epochs);
                 }
             },
-        );
+        )?;
         let secs = t0.elapsed().as_secs_f64();
         println!(
             "train: warm start on MPR with J -> J p (Delta = {delta}, tau = {tau}): {} samples, {} epochs in {secs:.1} s, loss {loss:.3e}",
@@ -687,10 +695,16 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
             "jitter": {"eta": prior::JITTER[0], "J": prior::JITTER[1], "p": prior::JITTER[2]},
             "epochs": job.prior_epochs,
             "lr": PRIOR_LR,
+            "batch": job.batch,
             "loss": loss,
             "seconds": secs,
         });
     }
+    let bar = styled_bar(
+        (batches * job.epochs) as u64,
+        "{bar:30} {percent:>3}%  epoch {msg}  {elapsed} (eta {eta})",
+    );
+    let t_fit = Instant::now();
     let fit = fit(net0, &norm, &obj, &train, &val, &settings, &bar)?;
     let fit_s = t_fit.elapsed().as_secs_f64();
     bar.finish_and_clear();
@@ -1147,6 +1161,13 @@ mod tests {
             }
         }
         assert!(moved > s.len() / 2, "{moved} of {} moved", s.len());
+        // Each of eta, p, J moves in some samples (in others it sits at a range's edge).
+        for idx in [2, 3, 4] {
+            let n = s
+                .chunks(4)
+                .filter(|c| c[1..].iter().any(|x| x.u[idx] != c[0].u[idx]));
+            assert!(n.count() > s.len() / 8, "input {idx} never moves");
+        }
     }
 
     /// The warm start learns MPR's field: on states of held-out MPR runs (other initial
@@ -1233,7 +1254,8 @@ mod tests {
             |s| shuffle(&mut rng, s),
             lr_at,
             |_, _| {},
-        );
+        )
+        .unwrap();
         let e1 = field_err(&net);
         eprintln!(
             "warm start: field error {e0:.3} -> {e1:.4} (J in place of J p: {wrong:.3}), training loss {loss:.2e}"

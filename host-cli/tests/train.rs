@@ -134,17 +134,51 @@ fn trains_a_sweep_into_a_weight_file() {
     assert_eq!(wm["prior"]["delta"].as_f64(), Some(1.0));
     assert_eq!(wm["prior"]["epochs"], 2);
     assert!(wm["prior"]["loss"].as_f64().unwrap() > 0.0);
+    let wmodel = MlpMeanField::<f64>::from_bytes(&std::fs::read(&warm).unwrap()).unwrap();
+    // The warm start changed the weights, and does not depend on the number of threads.
+    assert_ne!(wmodel.net(), m.net());
+    let warm1 = dir.path().join("warm1.nmmw");
+    let mut a = args(&warm1, "1");
+    a.extend(["--prior-epochs".into(), "2".into()]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    assert!(nmm(&a).status.success());
+    let w1 = MlpMeanField::<f64>::from_bytes(&std::fs::read(&warm1).unwrap()).unwrap();
+    assert_eq!(w1.net(), wmodel.net());
+    // --init: with a learning rate of 1e-9 (Adam moves a weight by about 1e-9 per step, a
+    // few dozen steps here) the weights stay the init model's to 1e-6 (f32 storage rounds
+    // weights of order 1 by ~1e-7), and so does the normalisation.
     let from = dir.path().join("from.nmmw");
     let mut a = args(&from, "2");
-    a.extend(["--init".into(), warm.to_str().unwrap().into()]);
+    a.extend([
+        "--init".into(),
+        warm.to_str().unwrap().into(),
+        "--lr".into(),
+        "1e-9".into(),
+    ]);
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let o = nmm(&a);
     assert!(o.status.success(), "{}", stderr(&o));
     let fm = MlpMeanField::<f64>::from_bytes(&std::fs::read(&from).unwrap()).unwrap();
-    let wmodel = MlpMeanField::<f64>::from_bytes(&std::fs::read(&warm).unwrap()).unwrap();
-    // The normalisation is the init model's, the weights moved on from its weights.
     assert_eq!(fm.norm(), wmodel.norm());
-    assert_ne!(fm.net(), wmodel.net());
+    let moved = fm
+        .net()
+        .iter()
+        .zip(wmodel.net().iter())
+        .fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
+    assert!(moved < 1e-6, "weights moved by {moved}");
+    // Both starting points at once is an error.
+    let never = dir.path().join("never.nmmw");
+    let mut a = args(&never, "2");
+    a.extend([
+        "--init".into(),
+        warm.to_str().unwrap().into(),
+        "--prior-epochs".into(),
+        "2".into(),
+    ]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = nmm(&a);
+    assert!(!o.status.success() && stderr(&o).contains("--init and --prior-epochs"));
+    assert!(!never.exists());
     // A width other than --hidden is refused, naming the file and both shapes.
     let bad = dir.path().join("bad.nmmw");
     let mut a = args(&bad, "2");

@@ -141,6 +141,9 @@ pub fn regression_loss<const H: usize>(
 /// cosine to `lr_floor * lr`; `shuffle` permutes the samples each epoch and `on_epoch`
 /// receives the epoch (1-based) and its mean training loss. Returns the final loss over all
 /// samples. Batches whose loss or gradient is not finite are skipped.
+///
+/// # Errors
+/// When every batch of an epoch is skipped (divergence).
 #[allow(clippy::too_many_arguments)]
 pub fn fit<const H: usize>(
     net: &mut Net<H>,
@@ -152,7 +155,7 @@ pub fn fit<const H: usize>(
     mut shuffle: impl FnMut(&mut [Sample]),
     lr_at: impl Fn(f64, usize, usize) -> f64,
     mut on_epoch: impl FnMut(usize, f64),
-) -> f64 {
+) -> anyhow::Result<f64> {
     let mut adam = Adam::new(Net::<H>::N_WEIGHTS);
     for e in 0..epochs {
         let lr_e = lr_at(lr, e, epochs);
@@ -166,7 +169,13 @@ pub fn fit<const H: usize>(
                 count += b.len();
             }
         }
-        on_epoch(e + 1, sum / count.max(1) as f64);
+        if count == 0 {
+            anyhow::bail!(
+                "warm start diverged at epoch {}: every batch gave a non-finite loss",
+                e + 1
+            );
+        }
+        on_epoch(e + 1, sum / count as f64);
     }
-    regression_loss(net, norm, samples, false).0
+    Ok(regression_loss(net, norm, samples, false).0)
 }
