@@ -142,7 +142,14 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(PathBuf))
                 .help("Start from this model's weights and normalisation (its width must be --hidden; the normalisation also sets the loss's scales sd_r, sd_v) instead of random weights"),
         )
-        .arg(num("prior-epochs", "E0", "0", "Warm start: first fit the network for E0 epochs by regression to MPR's vector field with J -> J p (Delta and tau from the runs' metadata) at the training states, and at copies with eta, J, p moved by up to 1.25, 2.5, 0.1 (half the shipped grids' spacing); batches of B (0: no warm start)").value_parser(value_parser!(usize)))
+        .arg(
+            num("prior-epochs", "E0", "0", "")
+                .help(format!(
+                    "Warm start: first fit the network for E0 epochs by regression to MPR's vector field with J -> J p (Delta and tau from the runs' metadata) at the training states, and at copies with eta, J, p moved by up to {}, {}, {} (half the shipped grids' spacing); batches of B (0: no warm start)",
+                    prior::JITTER[0], prior::JITTER[1], prior::JITTER[2]
+                ))
+                .value_parser(value_parser!(usize)),
+        )
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)))
 }
 
@@ -1094,6 +1101,27 @@ mod tests {
         sum / n as f64
     }
 
+    /// RMS over the states of `runs` and both components of `a - b`, in units of the output
+    /// scales, where `(a, b) = pair(inputs)`.
+    fn field_gap(
+        runs: &[Trajectory],
+        norm: &Normalisation<f64>,
+        pair: impl Fn(&[f64; 6]) -> ([f64; 2], [f64; 2]),
+    ) -> f64 {
+        let (mut sum, mut n) = (0.0, 0);
+        for tr in runs {
+            for i in 0..tr.len() {
+                let (a, b) = pair(&tr.inputs(i));
+                for c in 0..2 {
+                    let e = (a[c] - b[c]) / norm.out_scale[c];
+                    sum += e * e;
+                    n += 1;
+                }
+            }
+        }
+        (sum / n as f64).sqrt()
+    }
+
     /// The warm start's loss gradient is the derivative of its loss: central differences
     /// with step 1e-5 on every weight (truncation O(h^2) ~ 1e-10, rounding ~ 1e-16 / 1e-5 =
     /// 1e-11 relative), compared relative to |g| (at least 1e-3 of the largest |g|, as in
@@ -1207,42 +1235,19 @@ mod tests {
             })
             .collect();
         let field_err = |net: &Net<16>| {
-            let (mut sum, mut n) = (0.0, 0);
-            for tr in &held {
-                for i in 0..tr.len() {
-                    let u = tr.inputs(i);
-                    let want = prior::mpr_field(&u, 1.0, 1.0);
-                    let got = eval(net, &norm, &u).f;
-                    for c in 0..2 {
-                        let e = (got[c] - want[c]) / norm.out_scale[c];
-                        sum += e * e;
-                        n += 1;
-                    }
-                }
-            }
-            (sum / n as f64).sqrt()
+            field_gap(&held, &norm, |u| {
+                (eval(net, &norm, u).f, prior::mpr_field(u, 1.0, 1.0))
+            })
         };
         // What a wrong target would cost: MPR with J (not J p) against the right field.
-        let wrong = {
-            let (mut sum, mut n) = (0.0, 0);
-            for tr in &held {
-                for i in 0..tr.len() {
-                    let u = tr.inputs(i);
-                    let mut u1 = u;
-                    u1[3] = 1.0;
-                    let (a, b) = (
-                        prior::mpr_field(&u, 1.0, 1.0),
-                        prior::mpr_field(&u1, 1.0, 1.0),
-                    );
-                    for c in 0..2 {
-                        let e = (a[c] - b[c]) / norm.out_scale[c];
-                        sum += e * e;
-                        n += 1;
-                    }
-                }
-            }
-            (sum / n as f64).sqrt()
-        };
+        let wrong = field_gap(&held, &norm, |u| {
+            let mut u1 = *u;
+            u1[3] = 1.0;
+            (
+                prior::mpr_field(&u1, 1.0, 1.0),
+                prior::mpr_field(u, 1.0, 1.0),
+            )
+        });
         let e0 = field_err(&net);
         let loss = prior::fit(
             &mut net,
@@ -1302,26 +1307,11 @@ mod tests {
         let before = batch_loss(&net0, &norm, &obj, &data, &all, false).0;
         let fit = fit(net0, &norm, &obj, &data, &held, &s, &ProgressBar::hidden()).unwrap();
         let after = batch_loss(&fit.net, &norm, &obj, &data, &all, false).0;
+        // The runs are at p = 1, so MPR with J -> J p is MPR itself.
         let deriv_err = |net: &Net| {
-            let (mut sum, mut n) = (0.0, 0);
-            for tr in &held {
-                let mpr = Mpr {
-                    eta: tr.eta,
-                    j: tr.j,
-                    ..Mpr::<f64>::default()
-                };
-                for k in 0..tr.len() {
-                    let u = tr.inputs(k);
-                    let want = mpr.deriv(&[u[0], u[1]], u[5]);
-                    let got = eval(net, &norm, &u).f;
-                    for c in 0..2 {
-                        let e = (got[c] - want[c]) / norm.out_scale[c];
-                        sum += e * e;
-                        n += 1;
-                    }
-                }
-            }
-            (sum / n as f64).sqrt()
+            field_gap(&held, &norm, |u| {
+                (eval(net, &norm, u).f, prior::mpr_field(u, 1.0, 1.0))
+            })
         };
         let (e0, e1) = (deriv_err(&net0), deriv_err(&fit.net));
         eprintln!(

@@ -121,12 +121,17 @@ fn trains_a_sweep_into_a_weight_file() {
         assert!(svg.starts_with("<svg"), "{f}");
     }
 
+    // The training above with extra arguments.
+    let with = |out: &Path, jobs: &'static str, extra: &[&str]| {
+        let mut a = args(out, jobs);
+        a.extend(extra.iter().map(|x| x.to_string()));
+        nmm(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let load = |f: &Path| MlpMeanField::<f64>::from_bytes(&std::fs::read(f).unwrap()).unwrap();
     // Warm start on MPR (Delta and tau from the sweep's metadata), then on from a model.
     let warm = dir.path().join("warm.nmmw");
-    let mut a = args(&warm, "2");
-    a.extend(["--prior-epochs".into(), "2".into()]);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let o = nmm(&a);
+    let ws = warm.to_str().unwrap();
+    let o = with(&warm, "2", &["--prior-epochs", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let wm: serde_json::Value =
         serde_json::from_str(metadata(&std::fs::read(&warm).unwrap()).unwrap()).unwrap();
@@ -134,31 +139,19 @@ fn trains_a_sweep_into_a_weight_file() {
     assert_eq!(wm["prior"]["delta"].as_f64(), Some(1.0));
     assert_eq!(wm["prior"]["epochs"], 2);
     assert!(wm["prior"]["loss"].as_f64().unwrap() > 0.0);
-    let wmodel = MlpMeanField::<f64>::from_bytes(&std::fs::read(&warm).unwrap()).unwrap();
+    let wmodel = load(&warm);
     // The warm start changed the weights, and does not depend on the number of threads.
     assert_ne!(wmodel.net(), m.net());
     let warm1 = dir.path().join("warm1.nmmw");
-    let mut a = args(&warm1, "1");
-    a.extend(["--prior-epochs".into(), "2".into()]);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    assert!(nmm(&a).status.success());
-    let w1 = MlpMeanField::<f64>::from_bytes(&std::fs::read(&warm1).unwrap()).unwrap();
-    assert_eq!(w1.net(), wmodel.net());
+    assert!(with(&warm1, "1", &["--prior-epochs", "2"]).status.success());
+    assert_eq!(load(&warm1).net(), wmodel.net());
     // --init: with a learning rate of 1e-9 (Adam moves a weight by about 1e-9 per step, a
     // few dozen steps here) the weights stay the init model's to 1e-6 (f32 storage rounds
     // weights of order 1 by ~1e-7), and so does the normalisation.
     let from = dir.path().join("from.nmmw");
-    let mut a = args(&from, "2");
-    a.extend([
-        "--init".into(),
-        warm.to_str().unwrap().into(),
-        "--lr".into(),
-        "1e-9".into(),
-    ]);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let o = nmm(&a);
+    let o = with(&from, "2", &["--init", ws, "--lr", "1e-9"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let fm = MlpMeanField::<f64>::from_bytes(&std::fs::read(&from).unwrap()).unwrap();
+    let fm = load(&from);
     assert_eq!(fm.norm(), wmodel.norm());
     let moved = fm
         .net()
@@ -168,29 +161,12 @@ fn trains_a_sweep_into_a_weight_file() {
     assert!(moved < 1e-6, "weights moved by {moved}");
     // Both starting points at once is an error.
     let never = dir.path().join("never.nmmw");
-    let mut a = args(&never, "2");
-    a.extend([
-        "--init".into(),
-        warm.to_str().unwrap().into(),
-        "--prior-epochs".into(),
-        "2".into(),
-    ]);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let o = nmm(&a);
+    let o = with(&never, "2", &["--init", ws, "--prior-epochs", "2"]);
     assert!(!o.status.success() && stderr(&o).contains("--init and --prior-epochs"));
     assert!(!never.exists());
     // A width other than --hidden is refused, naming the file and both shapes.
-    let bad = dir.path().join("bad.nmmw");
-    let mut a = args(&bad, "2");
-    a.extend([
-        "--init".into(),
-        warm.to_str().unwrap().into(),
-        "--hidden".into(),
-        "16".into(),
-    ]);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let o = nmm(&a);
-    assert!(!o.status.success() && !bad.exists());
+    let o = with(&never, "2", &["--init", ws, "--hidden", "16"]);
+    assert!(!o.status.success() && !never.exists());
     for needle in ["warm.nmmw", "6-6-6-2", "--hidden 16"] {
         assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
     }

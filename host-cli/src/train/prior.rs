@@ -15,7 +15,7 @@
 //! `(dr/dt, dv/dt)` in units of the output scales of the normalisation.
 
 use super::data::Trajectory;
-use super::rollout::{Adam, Net, backward, eval};
+use super::rollout::{Adam, Net, add_in_order, backward, eval};
 use nmm_core::mlp::Normalisation;
 use nmm_core::models::{Model, Mpr};
 use nmm_core::rng::{Xoshiro256PlusPlus, uniform_open0};
@@ -124,16 +124,7 @@ pub fn regression_loss<const H: usize>(
             (loss, grad)
         })
         .collect();
-    let mut loss = 0.0;
-    let mut grad = zero;
-    for (l, g) in &parts {
-        loss += l;
-        if want_grad {
-            for (a, b) in grad.iter_mut().zip(g.iter()) {
-                *a += b;
-            }
-        }
-    }
+    let (loss, grad) = add_in_order(&parts);
     (loss * scale, grad)
 }
 

@@ -318,17 +318,22 @@ pub fn batch_loss<const H: usize>(
             (loss, grad)
         })
         .collect();
+    let (loss, grad) = add_in_order(&parts);
+    (loss * scale, grad)
+}
+
+/// The sums of per-chunk `(loss, gradient)` parts, added in the parts' order (so a parallel
+/// reduction gives the same bits for every number of threads).
+pub fn add_in_order<const H: usize>(parts: &[(f64, Net<H>)]) -> (f64, Net<H>) {
     let mut loss = 0.0;
-    let mut grad = zero;
-    for (l, g) in &parts {
+    let mut grad = Net::<H>::splat(0.0);
+    for (l, g) in parts {
         loss += l;
-        if want_grad {
-            for (a, b) in grad.iter_mut().zip(g.iter()) {
-                *a += b;
-            }
+        for (a, b) in grad.iter_mut().zip(g.iter()) {
+            *a += b;
         }
     }
-    (loss * scale, grad)
+    (loss, grad)
 }
 
 /// Adam (Kingma and Ba 2015) with beta1 = 0.9, beta2 = 0.999, eps = 1e-8 and bias correction.
