@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Slow hysteresis sweeps: where the network, the MLP and MPR with J -> J p jump between states.
+
+For each (J, p), the drive is a slow sine, eta_eff(t) = eta0 + A sin(2 pi t / T) with T = 200
+time units, no noise, centred on MPR's (J p) bistable range (eta0 its midpoint, A its half-width
+plus 1). Starting in the low state at eta0, the state jumps up near the low state's fold while
+eta_eff rises, and down near the high state's fold while it falls. Each jump is the first time
+the rate, smoothed over 1 time unit (centred moving average), crosses the midpoint of MPR's two
+fold rates; it is reported as the eta_eff at that time. The sweep moves, so jumps lag the folds
+by a similar amount for every model (a slow passage through a saddle-node); what is compared is
+the jump points of the models against those of the network under the same protocol.
+
+Networks: QIF, N = 10^4, Euler dt = 1e-4, pulse synapses, the defaults of `nmm spiking qif`
+(as in the training sweeps), one run per network seed. Models: `nmm mf` with Heun, dt = 0.01.
+
+Prints a table and writes a CSV: J, p, MPR's folds (J p), the network's jump points (mean and
+sample standard deviation over seeds), and each model's jump points.
+
+Usage: python3 models/hysteresis.py NMM MODEL.nmmw OUT.csv J,p [J,p ...]
+       (NMM_SEEDS=21,22,23,24 and NMM_WORK=DIR, where network runs are kept, are optional.)
+Needs numpy.
+"""
+import csv, os, re, subprocess, sys, tempfile
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+
+nmm, model, out = sys.argv[1:4]
+specs = [tuple(map(float, s.split(","))) for s in sys.argv[4:]]
+if not specs:
+    sys.exit("hysteresis.py: give at least one J,p")
+seeds = [int(s) for s in os.environ.get("NMM_SEEDS", "21,22,23,24").split(",")]
+work = os.environ.get("NMM_WORK") or tempfile.mkdtemp(prefix="nmm_hysteresis_")
+os.makedirs(work, exist_ok=True)
+T, BIN, SMOOTH = 200.0, 0.01, 1.0
+
+
+def mpr_folds(jp):
+    o = subprocess.run([nmm, "bifurcation", "mpr", "--J", repr(jp), "--param", "eta",
+                        "--range=-15,5"], capture_output=True, text=True, check=True).stdout
+    f = sorted((float(a), float(b)) for a, b in
+               re.findall(r"fold \(LP\) at eta = ([-0-9.e]+): r = ([-0-9.e]+)", o))
+    if len(f) != 2:
+        sys.exit("hysteresis.py: MPR with J p = %g has %d folds in eta, need 2 (bistable)"
+                 % (jp, len(f)))
+    return f
+
+
+def run(args, path):
+    if not os.path.exists(path):
+        subprocess.run([nmm] + args + ["--out", path + ".part"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.replace(path + ".part", path)  # a killed run leaves no file that looks finished
+    with np.load(path) as z:
+        return z["t"], z["r"]
+
+
+def jumps(t, r, eta0, amp, thr):
+    w = int(round(SMOOTH / BIN))
+    s = np.convolve(r, np.ones(w) / w, mode="same")
+    up = np.flatnonzero((s > thr) & (t > 2.0))
+    if len(up) == 0:
+        return float("nan"), float("nan")
+    dn = np.flatnonzero((s < thr) & (t > max(t[up[0]], T / 4)) & (t < T - SMOOTH))
+    eta = lambda i: eta0 + amp * np.sin(2.0 * np.pi * t[i] / T)
+    return eta(up[0]), (eta(dn[0]) if len(dn) else float("nan"))
+
+
+rows = []
+for J, p in specs:
+    (e_hi, r_hi), (e_lo, r_lo) = mpr_folds(J * p)  # e_hi: the high state's fold (lower eta)
+    eta0, amp, thr = 0.5 * (e_hi + e_lo), 0.5 * (e_lo - e_hi) + 1.0, 0.5 * (r_hi + r_lo)
+    common = ["--stim", "sin:%r:%r" % (amp, 1.0 / T), "--t-end", repr(T), "--init", "r=0.1,v=-2"]
+    net_args = lambda s: ["spiking", "qif", "--J", repr(J), "--p", repr(p), "--eta", repr(eta0),
+                          "--N", "10000", "--dt", "1e-4", "--bin", repr(BIN), "--synapse",
+                          "pulse", "--threads", "1", "--seed", str(s)] + common
+    paths = [os.path.join(work, "qif_J%g_p%g_seed%d.npz" % (J, p, s)) for s in seeds]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as ex:
+        nets = list(ex.map(lambda a: run(*a), [(net_args(s), f) for s, f in zip(seeds, paths)]))
+    net = np.array([jumps(t, r, eta0, amp, thr) for t, r in nets])
+    mf = ["--dt", repr(BIN), "--integrator", "heun"] + common
+    res = {"J": J, "p": p, "mpr_fold_low_state": e_lo, "mpr_fold_high_state": e_hi,
+           "net_up": net[:, 0].mean(), "net_up_sd": net[:, 0].std(ddof=1) if len(seeds) > 1 else 0.0,
+           "net_down": net[:, 1].mean(), "net_down_sd": net[:, 1].std(ddof=1) if len(seeds) > 1 else 0.0,
+           "seeds": len(seeds)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, args in (("mpr_Jp", ["mf", "mpr", "--eta", repr(eta0), "--J", repr(J * p)]),
+                           ("mlp", ["mf", "mlp", "--model", model, "--eta", repr(eta0), "--J",
+                                    repr(J), "--p", repr(p)])):
+            t, r = run(args + mf, os.path.join(tmp, name + ".npz"))
+            res[name + "_up"], res[name + "_down"] = jumps(t, r, eta0, amp, thr)
+    rows.append(res)
+    print("J = %g, p = %g: jumps up / down at eta  network %.3f (sd %.3f) / %.3f (sd %.3f) | "
+          "MLP %.3f / %.3f (off by %+.3f / %+.3f) | MPR(J p) %.3f / %.3f (off by %+.3f / %+.3f)" % (
+              J, p, res["net_up"], res["net_up_sd"], res["net_down"], res["net_down_sd"],
+              res["mlp_up"], res["mlp_down"], res["mlp_up"] - res["net_up"],
+              res["mlp_down"] - res["net_down"], res["mpr_Jp_up"], res["mpr_Jp_down"],
+              res["mpr_Jp_up"] - res["net_up"], res["mpr_Jp_down"] - res["net_down"]), flush=True)
+with open(out, "w", newline="") as fh:
+    w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+err = lambda k: np.mean([abs(r[k + "_up"] - r["net_up"]) + abs(r[k + "_down"] - r["net_down"])
+                         for r in rows]) / 2.0
+print("mean |jump - network's|: MLP %.4f, MPR(J p) %.4f (network seed sd about %.4f)" % (
+    err("mlp"), err("mpr_Jp"), np.mean([r["net_up_sd"] + r["net_down_sd"] for r in rows]) / 2.0))
