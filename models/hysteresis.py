@@ -14,13 +14,14 @@ Networks: QIF, N = 10^4, Euler dt = 1e-4, pulse synapses, the defaults of `nmm s
 (as in the training sweeps), one run per network seed. Models: `nmm mf` with Heun, dt = 0.01.
 
 Prints a table and writes a CSV: J, p, MPR's folds (J p), the network's jump points (mean and
-sample standard deviation over seeds), and each model's jump points.
+sample standard deviation over seeds; NaN where fewer than 2 seeds jumped), and each model's
+jump points. A run that starts high or never jumps is reported on stderr and left out (NaN).
 
 Usage: python3 models/hysteresis.py NMM MODEL.nmmw OUT.csv J,p [J,p ...]
        (NMM_SEEDS=21,22,23,24 and NMM_WORK=DIR, where network runs are kept, are optional.)
 Needs numpy.
 """
-import csv, os, re, subprocess, sys, tempfile
+import csv, os, re, shutil, subprocess, sys, tempfile
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
@@ -54,11 +55,19 @@ def run(args, path):
         return z["t"], z["r"]
 
 
-def jumps(t, r, eta0, amp, thr):
+def jumps(t, r, eta0, amp, thr, what):
     w = int(round(SMOOTH / BIN))
     s = np.convolve(r, np.ones(w) / w, mode="same")
+    # The protocol starts in the low state at eta0; a run that is high before eta_eff has
+    # risen (1.5 < t < 2) has no up jump to report.
+    early = (t > 1.5) & (t < 2.0)
+    if np.any(s[early] > thr):
+        print("hysteresis.py: %s is in the high state at t < 2; no jumps reported" % what,
+              file=sys.stderr)
+        return float("nan"), float("nan")
     up = np.flatnonzero((s > thr) & (t > 2.0))
     if len(up) == 0:
+        print("hysteresis.py: %s never jumps up" % what, file=sys.stderr)
         return float("nan"), float("nan")
     dn = np.flatnonzero((s < thr) & (t > max(t[up[0]], T / 4)) & (t < T - SMOOTH))
     eta = lambda i: eta0 + amp * np.sin(2.0 * np.pi * t[i] / T)
@@ -73,21 +82,27 @@ for J, p in specs:
     net_args = lambda s: ["spiking", "qif", "--J", repr(J), "--p", repr(p), "--eta", repr(eta0),
                           "--N", "10000", "--dt", "1e-4", "--bin", repr(BIN), "--synapse",
                           "pulse", "--threads", "1", "--seed", str(s)] + common
-    paths = [os.path.join(work, "qif_J%g_p%g_seed%d.npz" % (J, p, s)) for s in seeds]
+    # Cached runs are keyed by everything that sets them (a reused NMM_WORK never serves a
+    # run of another protocol).
+    paths = [os.path.join(work, "qif_J%r_p%r_eta%r_A%r_T%r_seed%d.npz" % (J, p, eta0, amp, T, s))
+             for s in seeds]
     with ThreadPoolExecutor(os.cpu_count() or 1) as ex:
         nets = list(ex.map(lambda a: run(*a), [(net_args(s), f) for s, f in zip(seeds, paths)]))
-    net = np.array([jumps(t, r, eta0, amp, thr) for t, r in nets])
+    net = np.array([jumps(t, r, eta0, amp, thr, "network J = %g, p = %g, seed %d" % (J, p, s))
+                    for (t, r), s in zip(nets, seeds)])
+    sd = lambda x: float(np.nanstd(x, ddof=1)) if np.sum(np.isfinite(x)) > 1 else float("nan")
     mf = ["--dt", repr(BIN), "--integrator", "heun"] + common
     res = {"J": J, "p": p, "mpr_fold_low_state": e_lo, "mpr_fold_high_state": e_hi,
-           "net_up": net[:, 0].mean(), "net_up_sd": net[:, 0].std(ddof=1) if len(seeds) > 1 else 0.0,
-           "net_down": net[:, 1].mean(), "net_down_sd": net[:, 1].std(ddof=1) if len(seeds) > 1 else 0.0,
-           "seeds": len(seeds)}
+           "net_up": float(np.nanmean(net[:, 0])), "net_up_sd": sd(net[:, 0]),
+           "net_down": float(np.nanmean(net[:, 1])), "net_down_sd": sd(net[:, 1]),
+           "seeds": len(seeds), "seeds_with_both_jumps": int(np.sum(np.all(np.isfinite(net), axis=1)))}
     with tempfile.TemporaryDirectory() as tmp:
         for name, args in (("mpr_Jp", ["mf", "mpr", "--eta", repr(eta0), "--J", repr(J * p)]),
                            ("mlp", ["mf", "mlp", "--model", model, "--eta", repr(eta0), "--J",
                                     repr(J), "--p", repr(p)])):
             t, r = run(args + mf, os.path.join(tmp, name + ".npz"))
-            res[name + "_up"], res[name + "_down"] = jumps(t, r, eta0, amp, thr)
+            res[name + "_up"], res[name + "_down"] = jumps(t, r, eta0, amp, thr,
+                                                           "%s J = %g, p = %g" % (name, J, p))
     rows.append(res)
     print("J = %g, p = %g: jumps up / down at eta  network %.3f (sd %.3f) / %.3f (sd %.3f) | "
           "MLP %.3f / %.3f (off by %+.3f / %+.3f) | MPR(J p) %.3f / %.3f (off by %+.3f / %+.3f)" % (
@@ -99,7 +114,10 @@ with open(out, "w", newline="") as fh:
     w = csv.DictWriter(fh, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
-err = lambda k: np.mean([abs(r[k + "_up"] - r["net_up"]) + abs(r[k + "_down"] - r["net_down"])
-                         for r in rows]) / 2.0
-print("mean |jump - network's|: MLP %.4f, MPR(J p) %.4f (network seed sd about %.4f)" % (
-    err("mlp"), err("mpr_Jp"), np.mean([r["net_up_sd"] + r["net_down_sd"] for r in rows]) / 2.0))
+err = lambda k: np.nanmean([abs(r[k + "_" + j] - r["net_" + j]) for r in rows
+                            for j in ("up", "down")])
+print("mean |jump - network's|: MLP %.4f, MPR(J p) %.4f (network seed sd about %.4f; NaN "
+      "jumps left out)" % (err("mlp"), err("mpr_Jp"),
+                           np.nanmean([r["net_" + j + "_sd"] for r in rows for j in ("up", "down")])))
+if not os.environ.get("NMM_WORK"):
+    shutil.rmtree(work, ignore_errors=True)

@@ -7,11 +7,12 @@ the same group of network runs and reports:
 
   mean d       the mean over groups of d = MPR error - MLP error (> 0: the MLP is closer),
                and d relative to the mean MPR error;
-  wins         the number of groups with d > 0;
+  wins         the number of groups with d > 0, out of those with d != 0;
   sign p       two-sided exact sign test (binomial, 1/2) of "d > 0 and d < 0 equally likely";
   Wilcoxon p   two-sided exact Wilcoxon signed-rank test of "d is symmetric about 0"
-               (exact null distribution of the rank sum by counting subsets; ties get average
-               ranks, which makes the exact tail only approximate, and zero d are dropped).
+               (null distribution of the rank sum by counting sign subsets of the actual
+               ranks; ties get average ranks, so the p-value is exact conditional on the ties;
+               zero d are dropped, as in the sign test).
 
 A group is the unit: runs in one group share the model trajectory, so their errors are not
 independent. Groups at nearby (J, eta) are not fully independent either (the models' errors
@@ -81,14 +82,17 @@ print("%-13s %-6s %3s %10s %7s %6s %8s %10s" % (
 for label, key in measures:
     for p in ps + [None]:
         sel = [r for r in rows if (p is None or float(r["p"]) == p)
-               and r.get("mlp_" + key) not in (None, "")]
+               and r.get("mlp_" + key) not in (None, "")
+               and r.get("mpr_Jp_" + key) not in (None, "")]
         if not sel:
             continue
         mlp = np.array([float(r["mlp_" + key]) for r in sel])
         mpr = np.array([float(r["mpr_Jp_" + key]) for r in sel])
         d = mpr - mlp
+        if not np.all(np.isfinite(d)):
+            sys.exit("paired.py: %s has a non-finite error at p = %s" % (key, p))
         wins = int((d > 0).sum())
-        nz = int((d != 0).sum())
+        nz = int((d != 0).sum())  # ties (d = 0) count for neither side
         print("%-13s %-6s %3d %10.5f %6.1f%% %3d/%-2d %8.3g %10.3g" % (
             label, "all" if p is None else "%.1f" % p, len(sel), d.mean(),
-            100.0 * d.mean() / mpr.mean(), wins, len(sel), sign_test(wins, nz), wilcoxon(d)))
+            100.0 * d.mean() / mpr.mean(), wins, nz, sign_test(wins, nz), wilcoxon(d)))

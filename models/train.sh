@@ -13,7 +13,7 @@ $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" \
 $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" --data "$DATA/sweep_p" \
     --out models/mlp_p06_1.nmmw --seed 2 --epochs 400 --plot-dir models/p06_1
 # 32 wide, warm-started on MPR with J -> J p, then trained on 3-time-unit rollouts of 4 Heun
-# steps per interval, with the dense sweep around the folds at p < 1 (about 25 min on 2 cores;
+# steps per interval, with the dense sweep around the folds at p < 1 (about 18 min on 2 cores;
 # see models/README.md for where it stands).
 $NMM train --data "$DATA/sweep_p1" --data "$DATA/sweep_p1_dense" --data "$DATA/sweep_p" \
     --data "$DATA/sweep_p_dense" --out models/mlp_p06_1_w32.nmmw --seed 2 --hidden 32 \
@@ -33,7 +33,8 @@ python3 models/evaluate.py "$NMM" models/mlp_p06_1_w32.nmmw "$DATA/sweep_heldout
 python3 models/evaluate.py "$NMM" models/mlp_p06_1_w32.nmmw "$DATA/sweep_ensemble" models/p06_1_w32/ensemble.csv
 python3 models/evaluate.py "$NMM" models/mlp_p06_1_w32.nmmw "$DATA/sweep_ensemble2" models/p06_1_w32/ensemble2.csv
 python3 models/paired.py models/p06_1_w32/ensemble.csv models/p06_1_w32/ensemble2.csv
-# Two bistable points, each under 16 drives (one network seed): is a group's result the drive's?
+# Four (J, p) at eta = -3, near or inside the bistable range, each under 16 drives (one network
+# seed): is a group's result a property of the point or of its one drive?
 python3 models/evaluate.py "$NMM" models/mlp_p06_1_w32.nmmw "$DATA/sweep_drives" models/p06_1_w32/drives.csv
 python3 models/paired.py models/p06_1_w32/drives.csv
 # Where the network, the MLP and MPR jump between states in slow sweeps of eta (24 network runs

@@ -322,9 +322,11 @@ fn shipped_p1_model_has_its_cusp_within_two_percent_of_mpr() {
 /// `models/train.sh`): its cusp's path over p follows MPR with J -> J p, the cusp at
 /// (eta_c, J_c / p) for MPR's closed-form (eta_c, J_c), within the 2 % bar of issue 4 in both
 /// coordinates. J -> J p is the mean input of a network with weights J/N and connection
-/// probability p; at N = 10^4 the in-degree spread (relative sqrt((1 - p)/(p N)) < 1 %)
-/// shifts the network's cusp far less than 2 %, so a model that learned the data must stay
-/// inside the bar (the file's path is at most 1.6 % off, see models/p06_1_w32/cusp_path.csv).
+/// probability p. Like the p = 1 test above, this checks the file and the continuation
+/// together against the issue's bar, not a law: the finite network itself jumps between
+/// states about 0.03 higher in eta than MPR in slow sweeps (models/README.md), 1.7 % of
+/// eta_c, so a retrained model may fit the network better and still come near the bar. The
+/// shipped file is at most 1.13 % off in eta and 0.2 % in J (models/p06_1_w32/cusp_path.csv).
 #[test]
 fn shipped_p06_1_w32_model_has_its_cusp_path_within_two_percent_of_mpr_with_j_p() {
     let dir = tempfile::tempdir().unwrap();
