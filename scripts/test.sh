@@ -44,7 +44,7 @@ timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic -icoun
   -semihosting-config enable=on,target=native -kernel "$elf"
 
 step "rustdoc (missing docs and broken links are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc -p nmm-core --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc -p nmm-core -p nmm --no-deps --locked
 
 step "tests (unit, integration, doc)"
 cargo test --workspace --locked 2>&1 | tee -a "$log"

@@ -23,7 +23,7 @@
 //! combinations (about a third), the blocked coupling sums (about a tenth), BOLD (a few
 //! percent). Beyond this needs the per-region work vectorised across regions.
 
-use nmm_cli::brain::{Config, ConnectomeCfg, Prepared, run};
+use nmm::brain::{BoldCfg, Config, ConnectomeCfg, FcCfg, Prepared, run};
 use rayon::prelude::*;
 use std::path::Path;
 use std::time::Instant;
@@ -51,6 +51,16 @@ fn config(path: String, duration_ms: f64, precision: &str) -> Config {
             path,
             speed_mm_per_ms: 3.0,
             ..ConnectomeCfg::default()
+        },
+        // FC and FCD need 19 BOLD samples (runs refuse fewer): TR 2 s for a minute, shorter for
+        // the short runs (a multiple of the 5 ms BOLD step); no transient.
+        bold: BoldCfg {
+            tr_ms: (duration_ms / 20.0 / 5.0).floor().clamp(1.0, 400.0) * 5.0,
+            ..BoldCfg::default()
+        },
+        fc: FcCfg {
+            transient_ms: 0.0,
+            ..FcCfg::default()
         },
         ..Config::default()
     }

@@ -11,7 +11,7 @@
 //! Peer: `python3 benches/peers/brian2_qif.py` runs the same network in Brian2 (C++ standalone,
 //! one thread) when brian2 is installed and prints the wall-time ratio.
 
-use nmm_cli::network::{Common, Connectivity, Heterogeneity, QifParams, Synapse, run_qif};
+use nmm::network::{Common, Connectivity, Heterogeneity, QifParams, Synapse, run_qif};
 use std::time::Instant;
 
 fn workload(threads: usize, t_end: f64, p: f64, procedural: bool) -> Common {

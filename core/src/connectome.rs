@@ -303,7 +303,7 @@ pub fn synthetic(
     lengths_mm: &mut [f64],
     centres_mm: &mut [[f64; 3]],
 ) -> Result<(), ConnectomeError> {
-    if n < 4 || n % 2 != 0 {
+    if n < 4 || !n.is_multiple_of(2) {
         return Err(ConnectomeError::BadSyntheticSize(n));
     }
     check_shape(n, weights.len())?;

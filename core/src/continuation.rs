@@ -1490,20 +1490,18 @@ fn specials<T: Real, const N: usize, B: Branch<T, N>>(
         let mut node = locate(b, cur, next, s_end, k, st);
         if let Some(yr) = b.refine(k, &node.y) {
             let close = yr.sub(&node.y, n).norm_inf(n) <= s_end.abs();
-            if close {
-                if let Some(tr) = tangent(b.sys(), &yr, &cur.t) {
-                    let info = b.info(&yr, &tr);
-                    node = Node { y: yr, t: tr, info };
-                }
+            if close && let Some(tr) = tangent(b.sys(), &yr, &cur.t) {
+                let info = b.info(&yr, &tr);
+                node = Node { y: yr, t: tr, info };
             }
         }
         let s = cur.t.dot(&node.y.sub(&cur.y, n), n);
         *slot = Some((s, node, B::KINDS[k]));
     }
-    if let [Some(a), Some(c)] = &found {
-        if c.0 < a.0 {
-            found.swap(0, 1);
-        }
+    if let [Some(a), Some(c)] = &found
+        && c.0 < a.0
+    {
+        found.swap(0, 1);
     }
     for (_, node, label) in found.iter().flatten() {
         sum.points += 1;

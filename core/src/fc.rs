@@ -43,7 +43,7 @@ use core::fmt;
 /// assert_eq!(nmm_core::fc::packed_len(4), 10);
 /// ```
 pub const fn packed_len(r: usize) -> usize {
-    if r % 2 == 0 {
+    if r.is_multiple_of(2) {
         (r / 2).saturating_mul(r + 1)
     } else {
         r.saturating_mul(r / 2 + 1)
@@ -60,7 +60,7 @@ pub const fn packed_len(r: usize) -> usize {
 pub const fn n_pairs(r: usize) -> usize {
     if r == 0 {
         0
-    } else if r % 2 == 0 {
+    } else if r.is_multiple_of(2) {
         (r / 2).saturating_mul(r - 1)
     } else {
         r.saturating_mul((r - 1) / 2)

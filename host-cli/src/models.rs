@@ -1,11 +1,12 @@
-//! The models the commands know, their per-command defaults, and name-based parameter handling.
+//! Model flags: one subcommand per model with a `--NAME` flag per parameter, and the defaults
+//! of single-node runs.
 
-use crate::float_arg;
-use anyhow::{Context, Result, bail};
+use crate::args::float_arg;
+use crate::args::get_f64;
+use anyhow::{Context, Result, anyhow};
 use clap::{ArgMatches, Command};
 use nmm_core::Model;
 use nmm_core::models::{ChenCampbell, Mpr, Rww, RwwGriffiths};
-use serde_json::{Map, Value, json};
 
 /// Defaults of a single-node run that depend on the model (its time unit and dynamics).
 pub trait RunDefaults {
@@ -65,76 +66,6 @@ impl<const H1: usize, const H2: usize> RunDefaults for nmm_core::mlp::MlpMeanFie
     const ABOUT: &'static str = "The trained compact MLP mean field (r, v) from a .nmmw file (nmm train); defaults run the MPR protocol";
 }
 
-/// Calls `$body` with `$M` bound to the model type named `$name` and `$N` to its state size.
-#[macro_export]
-macro_rules! with_model {
-    ($name:expr, |$M:ident, $N:ident| $body:expr) => {{
-        use nmm_core::models::{ChenCampbell, Mpr, Rww, RwwGriffiths};
-        match $name {
-            "mpr" => {
-                type $M = Mpr<f64>;
-                const $N: usize = 2;
-                $body
-            }
-            "cc" => {
-                type $M = ChenCampbell<f64>;
-                const $N: usize = 4;
-                $body
-            }
-            "rww" => {
-                type $M = Rww<f64>;
-                const $N: usize = 2;
-                $body
-            }
-            "rww-griffiths" => {
-                type $M = RwwGriffiths<f64>;
-                const $N: usize = 2;
-                $body
-            }
-            other => unreachable!("clap only accepts known models, got {other}"),
-        }
-    }};
-}
-
-/// Reads the weight file `$path` (a `&Path`) and calls `$body` with `$m` bound to it as an
-/// `MlpMeanField<$T, H, H>` for the file's hidden width `H`, one of
-/// [`crate::train::HIDDEN`] (const generics need the sizes at compile time, so each width is a
-/// separately compiled model). Errors (with `?`) name the file: unreadable, corrupt, or of
-/// another shape.
-#[macro_export]
-macro_rules! with_mlp {
-    ($T:ty, $path:expr, |$m:ident| $body:expr) => {{
-        let path: &std::path::Path = $path;
-        let bytes = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let info = nmm_core::mlp::format::inspect(&bytes)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let bad = |e| anyhow::anyhow!("{}: {e}", path.display());
-        match (info.sizes[0], info.sizes[1], info.sizes[2], info.sizes[3]) {
-            (6, 6, 6, 2) => {
-                let $m =
-                    nmm_core::mlp::MlpMeanField::<$T, 6, 6>::from_bytes(&bytes).map_err(bad)?;
-                $body
-            }
-            (6, 16, 16, 2) => {
-                let $m =
-                    nmm_core::mlp::MlpMeanField::<$T, 16, 16>::from_bytes(&bytes).map_err(bad)?;
-                $body
-            }
-            (6, 32, 32, 2) => {
-                let $m =
-                    nmm_core::mlp::MlpMeanField::<$T, 32, 32>::from_bytes(&bytes).map_err(bad)?;
-                $body
-            }
-            (i, h1, h2, o) => anyhow::bail!(
-                "{}: layer sizes {i}-{h1}-{h2}-{o}; nmm loads 6-H-H-2 with H in {:?}",
-                path.display(),
-                $crate::train::HIDDEN
-            ),
-        }
-    }};
-}
-
 /// One subcommand per model, with a `--NAME` flag for each of its parameters (help shows unit,
 /// default and valid range), plus the arguments `common` adds.
 pub fn model_subcommands(common: impl Fn(Command) -> Command) -> Vec<Command> {
@@ -180,47 +111,15 @@ pub fn model_from_args<M: Model<f64, N> + Default, const N: usize>(m: &ArgMatche
     Ok(model)
 }
 
-/// Parameters as a JSON object (name -> value) and their units (name -> unit).
-pub fn params_json<M: Model<f64, N>, const N: usize>(model: &M) -> (Value, Value) {
-    let mut vals = Map::new();
-    let mut units = Map::new();
-    for p in M::PARAMS {
-        vals.insert(p.name.into(), json!(model.get(p.name)));
-        units.insert(p.name.into(), json!(p.unit));
-    }
-    (Value::Object(vals), Value::Object(units))
-}
-
-/// Parses `name=value,name=value` for the state variables `names`; unspecified ones keep
-/// `default`.
-pub fn parse_state<const N: usize>(
-    spec: &str,
-    names: &[&str; N],
-    default: [f64; N],
-) -> Result<[f64; N]> {
-    let mut x = default;
-    for item in spec.split(',').filter(|s| !s.trim().is_empty()) {
-        let Some((k, v)) = item.split_once('=') else {
-            bail!(
-                "--init: expected NAME=VALUE, got {item:?} (variables: {})",
-                names.join(", ")
-            );
-        };
-        let k = k.trim();
-        let Some(i) = names.iter().position(|n| *n == k) else {
-            bail!(
-                "--init: unknown state variable {k:?} (variables: {})",
-                names.join(", ")
-            );
-        };
-        let v: f64 = v
-            .trim()
-            .parse()
-            .with_context(|| format!("--init: value of {k} is not a number: {v:?}"))?;
-        if !v.is_finite() {
-            bail!("--init: value of {k} must be finite");
+/// Applies the `--eta`, `--p`, `--J` flags to a loaded MLP mean field.
+pub fn set_mlp_flags<const H1: usize, const H2: usize>(
+    model: &mut nmm_core::mlp::MlpMeanField<f64, H1, H2>,
+    m: &ArgMatches,
+) -> Result<()> {
+    for name in ["eta", "p", "J"] {
+        if let Some(v) = get_f64(m, name) {
+            model.set(name, v).map_err(|e| anyhow!("--{name}: {e}"))?;
         }
-        x[i] = v;
     }
-    Ok(x)
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Figures (SVG, so no font files are needed): stacked time-series panels.
 
-use crate::io::atomic_write;
 use anyhow::{Result, anyhow};
+use nmm::io::atomic_write;
 use plotters::prelude::*;
 use std::io::Write;
 use std::path::Path;
@@ -60,7 +60,7 @@ pub fn time_series(
         }
         root.present().map_err(|e| anyhow!("plot: {e}"))?;
     }
-    atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))
+    Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
 }
 
 /// Colour of `v` on a blue-white-red scale over `[-1, 1]` (values outside are clamped).
@@ -213,5 +213,5 @@ pub fn brain_figure(
         )?;
         root.present().map_err(|e| anyhow!("plot: {e}"))?;
     }
-    atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))
+    Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
 }

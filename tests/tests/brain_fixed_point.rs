@@ -2,7 +2,7 @@
 //! used by Deco 2014) settles at the fixed point that core's Newton solver finds for the whole
 //! coupled 132-variable system, with and without conduction delays.
 
-use nmm_cli::brain::{Config, ConnectomeCfg, Prepared, run};
+use nmm::brain::{BoldCfg, Config, ConnectomeCfg, FcCfg, Prepared, run};
 use nmm_core::Model;
 use nmm_core::equilibria::newton;
 use nmm_core::integrate::OdeMethod;
@@ -30,6 +30,15 @@ fn simulate(delays: bool) -> (Prepared, Vec<[f64; 2]>) {
         coupling: G,
         noise: Some(vec![0.0, 0.0]),
         record_every_ms: 100.0,
+        // Long enough for FC and FCD (the run refuses shorter ones); only the states are used.
+        bold: BoldCfg {
+            tr_ms: 1000.0,
+            ..BoldCfg::default()
+        },
+        fc: FcCfg {
+            transient_ms: 0.0,
+            ..FcCfg::default()
+        },
         connectome: ConnectomeCfg {
             path: connectome_66(),
             delays,

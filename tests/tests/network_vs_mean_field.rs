@@ -11,7 +11,7 @@
 //! from Euler near the threshold.
 #![cfg_attr(debug_assertions, allow(dead_code, unused_imports))]
 
-use nmm_cli::network::{
+use nmm::network::{
     Common, Connectivity, Heterogeneity, IzhParams, Output, QifParams, Synapse, run_izh, run_qif,
 };
 use nmm_core::integrate::OdeMethod;

@@ -5,7 +5,7 @@
 //! optional extras, possibly inside a folder and possibly bzip2-compressed (`weights.txt.bz2`,
 //! as in TVB's `connectivity_68.zip`). Matrices are row = target, column = source, as TVB's.
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Result, bail, input};
 use ndarray::Array2;
 use ndarray_npy::ReadNpyExt;
 use nmm_core::connectome::{check_non_negative, synthetic};
@@ -41,7 +41,7 @@ pub fn load(spec: &str, lengths: Option<&Path>) -> Result<ConnectomeData> {
             None if rest.is_empty() => BUILTIN_REGIONS,
             Some(n) => n
                 .parse()
-                .map_err(|_| anyhow!("connectome {spec:?}: expected builtin:N with N a count"))?,
+                .map_err(|_| input!("connectome {spec:?}: expected builtin:N with N a count"))?,
             None => bail!("connectome {spec:?}: expected `builtin` or `builtin:N`"),
         };
         builtin(n)?
@@ -77,12 +77,12 @@ pub fn load(spec: &str, lengths: Option<&Path>) -> Result<ConnectomeData> {
                 );
             }
             check_non_negative("tract_lengths", n, &m)
-                .map_err(|e| anyhow!("{}: {e}", l.display()))?;
+                .map_err(|e| input!("{}: {e}", l.display()))?;
             c.lengths_mm = Some(m);
         }
         c
     };
-    check_non_negative("weights", c.n, &c.weights).map_err(|e| anyhow!("{}: {e}", c.source))?;
+    check_non_negative("weights", c.n, &c.weights).map_err(|e| input!("{}: {e}", c.source))?;
     Ok(c)
 }
 
@@ -91,7 +91,7 @@ pub fn builtin(n: usize) -> Result<ConnectomeData> {
     let mut w = vec![0.0; n * n];
     let mut l = vec![0.0; n * n];
     let mut c = vec![[0.0; 3]; n];
-    synthetic(n, &mut w, &mut l, &mut c).map_err(|e| anyhow!("builtin connectome: {e}"))?;
+    synthetic(n, &mut w, &mut l, &mut c).map_err(|e| input!("builtin connectome: {e}"))?;
     let half = n / 2;
     Ok(ConnectomeData {
         n,
@@ -124,7 +124,7 @@ pub fn read_matrix(path: &Path) -> Result<(usize, Vec<f64>)> {
                 Array2::<f32>::read_npy(f).map(|a| a.mapv(f64::from))
             })
             .map_err(|e| {
-                anyhow!(
+                input!(
                     "{}: expected a 2-D float64 or float32 array ({e})",
                     path.display()
                 )
@@ -140,7 +140,7 @@ pub fn read_matrix(path: &Path) -> Result<(usize, Vec<f64>)> {
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_matrix(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+    parse_matrix(&text).map_err(|e| input!("{}: {e}", path.display()))
 }
 
 /// Parses a square matrix written as lines of numbers separated by commas or whitespace.
@@ -157,7 +157,7 @@ pub fn parse_matrix(text: &str) -> Result<(usize, Vec<f64>)> {
             .enumerate()
             .map(|(j, s)| {
                 s.parse::<f64>()
-                    .map_err(|_| anyhow!("line {}, column {}: {s:?} is not a number", k + 1, j + 1))
+                    .map_err(|_| input!("line {}, column {}: {s:?} is not a number", k + 1, j + 1))
             })
             .collect::<Result<_>>()?;
         if let Some(first) = rows.first()
@@ -209,17 +209,17 @@ pub fn read_tvb_zip(path: &Path) -> Result<ConnectomeData> {
             bytes = out;
         }
         let text = String::from_utf8(bytes)
-            .map_err(|_| anyhow!("{}: {full} is not UTF-8 text", path.display()))?;
+            .map_err(|_| input!("{}: {full} is not UTF-8 text", path.display()))?;
         Ok(Some((full, text)))
     };
     let (wname, wtext) = read_member("weights.txt")?
-        .ok_or_else(|| anyhow!("{}: no weights.txt in the archive", path.display()))?;
+        .ok_or_else(|| input!("{}: no weights.txt in the archive", path.display()))?;
     let (n, weights) =
-        parse_matrix(&wtext).map_err(|e| anyhow!("{}: {wname}: {e}", path.display()))?;
+        parse_matrix(&wtext).map_err(|e| input!("{}: {wname}: {e}", path.display()))?;
     let lengths_mm = match read_member("tract_lengths.txt")? {
         Some((name, text)) => {
             let (m, l) =
-                parse_matrix(&text).map_err(|e| anyhow!("{}: {name}: {e}", path.display()))?;
+                parse_matrix(&text).map_err(|e| input!("{}: {name}: {e}", path.display()))?;
             if m != n {
                 bail!(
                     "{}: {name} is {m} x {m}, weights are {n} x {n}",
@@ -227,7 +227,7 @@ pub fn read_tvb_zip(path: &Path) -> Result<ConnectomeData> {
                 );
             }
             check_non_negative("tract_lengths", n, &l)
-                .map_err(|e| anyhow!("{}: {name}: {e}", path.display()))?;
+                .map_err(|e| input!("{}: {name}: {e}", path.display()))?;
             Some(l)
         }
         None => None,
@@ -235,7 +235,7 @@ pub fn read_tvb_zip(path: &Path) -> Result<ConnectomeData> {
     let (labels, centres_mm) = match read_member("centres.txt")? {
         Some((name, text)) => {
             let (l, c) =
-                parse_centres(&text, n).map_err(|e| anyhow!("{}: {name}: {e}", path.display()))?;
+                parse_centres(&text, n).map_err(|e| input!("{}: {name}: {e}", path.display()))?;
             (l, Some(c))
         }
         None => (default_labels(n), None),
@@ -261,9 +261,9 @@ fn parse_centres(text: &str, n: usize) -> Result<(Vec<String>, Vec<[f64; 3]>)> {
         for (c, v) in xyz.iter_mut().enumerate() {
             let s = it
                 .next()
-                .ok_or_else(|| anyhow!("line {}: expected `label x y z`", k + 1))?;
+                .ok_or_else(|| input!("line {}: expected `label x y z`", k + 1))?;
             *v = s.parse().map_err(|_| {
-                anyhow!(
+                input!(
                     "line {}, coordinate {}: {s:?} is not a number",
                     k + 1,
                     c + 1

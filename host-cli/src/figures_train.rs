@@ -1,8 +1,8 @@
 //! Figures of a training run (SVG): loss curves, and the trained MLP against the network on
 //! held-out runs.
 
-use crate::io::atomic_write;
 use anyhow::{Result, anyhow};
+use nmm::io::atomic_write;
 use plotters::prelude::*;
 use std::io::Write;
 use std::path::Path;
@@ -100,7 +100,7 @@ pub fn loss_curves(path: &Path, title: &str, train: &[f64], val: &[f64]) -> Resu
         legend_box(&mut chart)?;
         root.present().map_err(err)?;
     }
-    atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))
+    Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
 }
 
 /// Two panels (`r`, `v`) over time `t`: the network's data and the MLP's free run.
@@ -160,5 +160,5 @@ pub fn mlp_vs_data(
         }
         root.present().map_err(err)?;
     }
-    atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))
+    Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
 }

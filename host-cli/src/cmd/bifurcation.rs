@@ -1,24 +1,20 @@
-//! `nmm bifurcation <model> --param P --range A,B [--codim2 Q --range2 C,D]`: continuation of
-//! equilibria in one parameter (folds, Hopf points) and of folds in two (cusps), over core's
-//! `continuation` module; CSV tables and a figure.
+//! `nmm bifurcation <model> --param P --range A,B [--codim2 Q --range2 C,D]`: arguments, the
+//! printed summary, CSV tables and figures over [`nmm::bifurcation`].
 
-use crate::fixed_points::DefaultBox;
-use crate::io::{atomic_write, write_csv};
-use crate::models::{model_from_args, model_subcommands};
-use crate::{get_f64, with_mlp, with_model};
+use crate::args::get_f64;
+use crate::models::{model_from_args, model_subcommands, set_mlp_flags};
+use crate::say;
 use anyhow::{Result, anyhow, bail};
 use clap::{Arg, ArgMatches, Command, value_parser};
+use nmm::bifurcation::{BranchPoint, branches, cusp_path, fold_curves};
+use nmm::fixed_points::DefaultBox;
+use nmm::io::{atomic_write, write_csv};
+use nmm::{with_mlp, with_model};
 use nmm_core::Model;
-use nmm_core::continuation::{
-    Direction, Label, Settings, continue_equilibria, continue_folds, parameter_field,
-    parameter_field2,
-};
-use nmm_core::equilibria::{Equilibria, SearchBox, equilibria_of_model};
-use nmm_core::mlp::MlpMeanField;
+use nmm_core::continuation::{Label, Settings};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::io::Write;
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 fn range_arg(id: &'static str, help: &'static str) -> Arg {
@@ -55,15 +51,15 @@ fn common(c: Command) -> Command {
             .value_parser(value_parser!(PathBuf))
             .help("CSV of the cusp path from --vary (and SVG beside it)"),
     )
-    .arg(crate::float_arg("input", "Constant input I (default 0)".into()))
-    .arg(crate::float_arg("ds-max", "Largest arclength step (state and parameter units) (default 0.02)".into()))
+    .arg(crate::args::float_arg("input", "Constant input I (default 0)".into()))
+    .arg(crate::args::float_arg("ds-max", "Largest arclength step (state and parameter units) (default 0.02)".into()))
     .arg(
         Arg::new("max-steps")
             .long("max-steps")
             .value_parser(value_parser!(usize))
             .help("Most steps per branch (default 20000)"),
     )
-    .arg(crate::out_arg("CSV of the equilibrium branches (every point, special points labelled)"))
+    .arg(crate::args::out_arg("CSV of the equilibrium branches (every point, special points labelled)"))
     .arg(
         Arg::new("out-codim2")
             .long("out-codim2")
@@ -93,30 +89,20 @@ pub fn command() -> Command {
                     .required(true)
                     .value_parser(value_parser!(PathBuf)),
             )
-            .arg(crate::float_arg("eta", "eta_bar (default -5)".into()))
-            .arg(crate::float_arg(
+            .arg(crate::args::float_arg("eta", "eta_bar (default -5)".into()))
+            .arg(crate::args::float_arg(
                 "p",
                 "Connection probability (default 1)".into(),
             ))
-            .arg(crate::float_arg("J", "Coupling J (default 15)".into())),
+            .arg(crate::args::float_arg(
+                "J",
+                "Coupling J (default 15)".into(),
+            )),
     ));
     Command::new("bifurcation")
         .about("Continuation of equilibria: folds and Hopf points in one parameter, cusps in two")
         .subcommand_required(true)
         .subcommands(subs)
-}
-
-/// Applies the `--eta`, `--p`, `--J` flags to a loaded MLP mean field.
-pub fn set_mlp_flags<const H1: usize, const H2: usize>(
-    model: &mut MlpMeanField<f64, H1, H2>,
-    m: &ArgMatches,
-) -> Result<()> {
-    for name in ["eta", "p", "J"] {
-        if let Some(v) = get_f64(m, name) {
-            model.set(name, v).map_err(|e| anyhow!("--{name}: {e}"))?;
-        }
-    }
-    Ok(())
 }
 
 /// Runs `bifurcation`.
@@ -157,42 +143,6 @@ fn parse_range(m: &ArgMatches, id: &str) -> Result<Option<[f64; 2]>> {
     Ok(Some([a, b]))
 }
 
-/// A labelled point of an equilibrium branch, as stored for output.
-struct Row<const N: usize> {
-    branch: usize,
-    label: Label,
-    lambda: f64,
-    x: [f64; N],
-    stable: bool,
-    eig: (f64, f64),
-}
-
-/// Every equilibrium of `model` with `param` set to `value`, searched in the model's default
-/// box (the starting points of a continuation).
-fn equilibria_at<M, const N: usize>(
-    model: &M,
-    param: &str,
-    value: f64,
-    input: f64,
-) -> Result<Equilibria<f64, N, 16>>
-where
-    M: Model<f64, N> + Clone + DefaultBox<N>,
-{
-    let mut start = model.clone();
-    start
-        .set(param, value)
-        .map_err(|e| anyhow!("--range: {param} = {value}: {e}"))?;
-    let (lo, hi) = M::BOX;
-    let search = SearchBox {
-        lo,
-        hi,
-        points_per_dim: M::GRID,
-    };
-    Ok(equilibria_of_model::<f64, M, N, 16>(
-        &start, input, &search, 1e-11,
-    ))
-}
-
 fn run_model<M, const N: usize>(model: M, m: &ArgMatches) -> Result<()>
 where
     M: Model<f64, N> + Clone + DefaultBox<N>,
@@ -200,45 +150,42 @@ where
     let param = m.get_one::<String>("param").expect("required").as_str();
     let range = parse_range(m, "range")?.expect("required");
     let input = get_f64(m, "input").unwrap_or(0.0);
-    model
-        .get(param)
-        .ok_or_else(|| anyhow!("--param: {} has no parameter {param:?}", M::NAME))?;
     let settings = Settings {
         ds: 1e-3,
         ds_max: get_f64(m, "ds-max").unwrap_or(0.02),
         max_steps: m.get_one::<usize>("max-steps").copied().unwrap_or(20_000),
         ..Settings::default()
     };
-    settings.check().map_err(|e| anyhow!("{e}"))?;
-    // Start: every equilibrium at the start of the range.
-    let starts = equilibria_at(&model, param, range[0], input)?;
-    if starts.is_empty() {
-        bail!("no equilibrium found at {param} = {}", range[0]);
+    // Every output path and the second parameter before any continuation.
+    let outs: Vec<PathBuf> = ["out", "out-codim2", "out-cusps", "plot"]
+        .iter()
+        .filter_map(|id| m.get_one::<PathBuf>(id).cloned())
+        .collect();
+    let mut all = outs.clone();
+    if let Some(p) = m.get_one::<PathBuf>("out-cusps") {
+        all.push(p.with_extension("svg"));
     }
-    let mut f =
-        parameter_field(&model, param, input).map_err(|e| anyhow!("--param {param}: {e}"))?;
-    let mut rows: Vec<Row<N>> = Vec::new();
-    for (b, e) in starts.points.iter().enumerate() {
-        let res = continue_equilibria(&mut f, e.x, range[0], range, &settings, &mut |p| {
-            rows.push(Row {
-                branch: b,
-                label: p.label,
-                lambda: p.lambda,
-                x: p.x,
-                stable: matches!(p.stability, nmm_core::equilibria::Stability::Stable),
-                eig: p.eigenvalues[0],
-            });
-            ControlFlow::Continue(())
-        });
-        if let Err(err) = res {
-            eprintln!("branch {b}: continuation stopped: {err}");
-        }
+    nmm::io::check_outputs(&all.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let codim2 = match m.get_one::<String>("codim2") {
+        Some(p2) => Some((
+            p2.as_str(),
+            parse_range(m, "range2")?.ok_or_else(|| anyhow!("--codim2 needs --range2 LO,HI"))?,
+        )),
+        None => None,
+    };
+    if m.get_one::<String>("vary").is_some() && codim2.is_none() {
+        bail!("--vary needs --codim2 NAME --range2 LO,HI");
     }
-    println!(
+    let b = branches(&model, param, range, input, &settings)?;
+    for (br, why) in &b.stopped {
+        eprintln!("branch {br}: continuation stopped: {why}");
+    }
+    let rows = &b.points;
+    say!(
         "{}: {} branch{} from {param} = {}, {} points",
         M::NAME,
-        starts.len(),
-        if starts.len() == 1 { "" } else { "es" },
+        b.starts,
+        if b.starts == 1 { "" } else { "es" },
         range[0],
         rows.len()
     );
@@ -248,7 +195,7 @@ where
             .zip(r.x)
             .map(|(n, v)| format!("{n} = {v:.6}"))
             .collect();
-        println!(
+        say!(
             "  {} ({}) at {param} = {:.9}: {}",
             r.label.name(),
             r.label.code(),
@@ -278,72 +225,44 @@ where
             })
             .collect();
         write_csv(out, &header, &table)?;
-        println!("wrote {}", out.display());
+        say!("wrote {}", out.display());
     }
 
     // Two parameters: every fold, continued both ways.
     let mut curves: Vec<Vec<(f64, f64, Label)>> = Vec::new();
-    let mut codim_rows = Vec::new();
     let mut p2name = String::new();
-    if let Some(p2) = m.get_one::<String>("codim2") {
-        p2name = p2.clone();
-        let range2 =
-            parse_range(m, "range2")?.ok_or_else(|| anyhow!("--codim2 needs --range2 LO,HI"))?;
-        let v2 = model
-            .get(p2)
-            .ok_or_else(|| anyhow!("--codim2: {} has no parameter {p2:?}", M::NAME))?;
-        let mut f2 = parameter_field2(&model, [param, p2.as_str()], input)
-            .map_err(|e| anyhow!("--codim2: {e}"))?;
-        let folds: Vec<&Row<N>> = rows.iter().filter(|r| r.label == Label::Fold).collect();
-        let mut cusps: Vec<(f64, f64)> = Vec::new();
-        if folds.is_empty() {
-            println!("no folds in one parameter: nothing to continue in two");
+    if let Some((p2, range2)) = codim2 {
+        p2name = p2.to_string();
+        let c = fold_curves(&model, &b, param, range, p2, range2, input, &settings)?;
+        if !rows.iter().any(|r| r.label == Label::Fold) {
+            say!("no folds in one parameter: nothing to continue in two");
         }
-        for (k, fold) in folds.iter().enumerate() {
-            for dir in [Direction::Increasing, Direction::Decreasing] {
-                let s = Settings {
-                    direction: dir,
-                    ..settings
-                };
-                let mut curve = Vec::new();
-                let res = continue_folds(
-                    &mut f2,
-                    fold.x,
-                    [fold.lambda, v2],
-                    [range, range2],
-                    &s,
-                    &mut |p| {
-                        curve.push((p.lambda[0], p.lambda[1], p.label));
-                        let mut row = vec![
-                            k.to_string(),
-                            format!("{dir:?}").to_lowercase(),
-                            p.label.code().to_string(),
-                            format!("{:.12e}", p.lambda[0]),
-                            format!("{:.12e}", p.lambda[1]),
-                        ];
-                        row.extend(p.x.iter().map(|x| format!("{x:.12e}")));
-                        row.push(format!("{:.6e}", p.normal_form));
-                        codim_rows.push(row);
-                        // Both folds of a cusp reach it: report it once.
-                        let new = !cusps.iter().any(|c: &(f64, f64)| {
-                            (c.0 - p.lambda[0]).abs() <= 1e-6 * (1.0 + c.0.abs())
-                                && (c.1 - p.lambda[1]).abs() <= 1e-6 * (1.0 + c.1.abs())
-                        });
-                        if p.label == Label::Cusp && new {
-                            cusps.push((p.lambda[0], p.lambda[1]));
-                            println!(
-                                "  cusp (CP) at {param} = {:.9}, {p2} = {:.9}",
-                                p.lambda[0], p.lambda[1]
-                            );
-                        }
-                        ControlFlow::Continue(())
-                    },
-                );
-                if let Err(err) = res {
-                    eprintln!("fold {k} ({dir:?}): continuation stopped: {err}");
-                }
-                curves.push(curve);
+        for (a, b2) in &c.cusps {
+            say!("  cusp (CP) at {param} = {a:.9}, {p2} = {b2:.9}");
+        }
+        for (k, d, why) in &c.stopped {
+            eprintln!("fold {k} ({d:?}): continuation stopped: {why}");
+        }
+        let mut codim_rows = Vec::new();
+        let mut last = None;
+        for p in &c.points {
+            if last != Some((p.fold, p.direction)) {
+                curves.push(Vec::new());
+                last = Some((p.fold, p.direction));
             }
+            if let Some(cur) = curves.last_mut() {
+                cur.push((p.lambda[0], p.lambda[1], p.label));
+            }
+            let mut row = vec![
+                p.fold.to_string(),
+                format!("{:?}", p.direction).to_lowercase(),
+                p.label.code().to_string(),
+                format!("{:.12e}", p.lambda[0]),
+                format!("{:.12e}", p.lambda[1]),
+            ];
+            row.extend(p.x.iter().map(|x| format!("{x:.12e}")));
+            row.push(format!("{:.6e}", p.normal_form));
+            codim_rows.push(row);
         }
         if let Some(out) = m.get_one::<PathBuf>("out-codim2") {
             let mut header = vec![
@@ -351,94 +270,37 @@ where
                 "direction".into(),
                 "label".into(),
                 param.to_string(),
-                p2.clone(),
+                p2.to_string(),
             ];
             header.extend(M::STATE.iter().map(|s| s.to_string()));
             header.push("normal_form_a".into());
             write_csv(out, &header, &codim_rows)?;
-            println!("wrote {}", out.display());
+            say!("wrote {}", out.display());
         }
-    }
-    if let Some(spec) = m.get_one::<String>("vary") {
-        let range2 = parse_range(m, "range2")?
-            .ok_or_else(|| anyhow!("--vary needs --codim2 NAME --range2 LO,HI"))?;
-        if p2name.is_empty() {
-            bail!("--vary needs --codim2");
+        if let Some(spec) = m.get_one::<String>("vary") {
+            vary::<M, N>(
+                &model,
+                spec,
+                param,
+                range,
+                p2,
+                range2,
+                input,
+                &settings,
+                m.get_one::<PathBuf>("out-cusps"),
+            )?;
         }
-        cusp_path::<M, N>(
-            &model,
-            spec,
-            param,
-            range,
-            &p2name,
-            range2,
-            input,
-            &settings,
-            m.get_one::<PathBuf>("out-cusps"),
-        )?;
     }
     if let Some(path) = m.get_one::<PathBuf>("plot") {
-        figure::<N>(path, M::NAME, param, M::STATE[0], &rows, &p2name, &curves)?;
-        println!("wrote {}", path.display());
+        figure::<N>(path, M::NAME, param, M::STATE[0], rows, &p2name, &curves)?;
+        say!("wrote {}", path.display());
     }
     Ok(())
 }
 
-/// Cusps of `model` in (`param`, `p2`): folds found along `param` from the equilibria at
-/// `range[0]`, each continued both ways in the two parameters; duplicates merged.
-#[allow(clippy::too_many_arguments)] // the two parameters with their ranges, input, settings
-fn cusps_of<M, const N: usize>(
-    model: &M,
-    param: &str,
-    range: [f64; 2],
-    p2: &str,
-    range2: [f64; 2],
-    input: f64,
-    settings: &Settings<f64>,
-) -> Result<Vec<(f64, f64)>>
-where
-    M: Model<f64, N> + Clone + DefaultBox<N>,
-{
-    let starts = equilibria_at(model, param, range[0], input)?;
-    let mut f = parameter_field(model, param, input).map_err(|e| anyhow!("{param}: {e}"))?;
-    let mut folds = Vec::new();
-    for e in starts.points.iter() {
-        let _ = continue_equilibria(&mut f, e.x, range[0], range, settings, &mut |p| {
-            if p.label == Label::Fold {
-                folds.push((p.x, p.lambda));
-            }
-            ControlFlow::Continue(())
-        });
-    }
-    let v2 = model
-        .get(p2)
-        .ok_or_else(|| anyhow!("no parameter {p2:?}"))?;
-    let mut f2 = parameter_field2(model, [param, p2], input).map_err(|e| anyhow!("{e}"))?;
-    let mut cusps: Vec<(f64, f64)> = Vec::new();
-    for (x, l) in folds {
-        for direction in [Direction::Increasing, Direction::Decreasing] {
-            let s = Settings {
-                direction,
-                ..*settings
-            };
-            let _ = continue_folds(&mut f2, x, [l, v2], [range, range2], &s, &mut |p| {
-                let new = !cusps.iter().any(|c| {
-                    (c.0 - p.lambda[0]).abs() <= 1e-6 * (1.0 + c.0.abs())
-                        && (c.1 - p.lambda[1]).abs() <= 1e-6 * (1.0 + c.1.abs())
-                });
-                if p.label == Label::Cusp && new {
-                    cusps.push((p.lambda[0], p.lambda[1]));
-                }
-                ControlFlow::Continue(())
-            });
-        }
-    }
-    Ok(cusps)
-}
-
 /// `--vary NAME=LO:HI:NUM`: the cusp for each value; CSV and a two-panel figure.
-#[allow(clippy::too_many_arguments)] // as `cusps_of`, plus the spec and the output
-fn cusp_path<M, const N: usize>(
+#[allow(clippy::too_many_arguments)] // the two parameters with their ranges, input, settings
+fn vary<M, const N: usize>(
     model: &M,
     spec: &str,
     param: &str,
@@ -469,25 +331,30 @@ where
     if num < 1 || !lo.is_finite() || !hi.is_finite() || lo > hi {
         bail!("--vary: need LO <= HI and NUM >= 1");
     }
+    let values: Vec<f64> = (0..num)
+        .map(|k| {
+            if num == 1 {
+                lo
+            } else {
+                lo + (hi - lo) * k as f64 / (num - 1) as f64
+            }
+        })
+        .collect();
+    let nmm::bifurcation::CuspPath { path: pts, stopped } = cusp_path(
+        model, name, &values, param, range, p2, range2, input, settings,
+    )?;
+    for why in &stopped {
+        eprintln!("continuation stopped: {why}");
+    }
     let mut table = Vec::new();
-    let mut pts = Vec::new();
-    for k in 0..num {
-        let v = if num == 1 {
-            lo
-        } else {
-            lo + (hi - lo) * k as f64 / (num - 1) as f64
-        };
-        let mut m = model.clone();
-        m.set(name, v)
-            .map_err(|e| anyhow!("--vary {name} = {v}: {e}"))?;
-        let cusps = cusps_of::<M, N>(&m, param, range, p2, range2, input, settings)?;
-        if cusps.is_empty() {
-            println!("  {name} = {v:.4}: no cusp in the ranges");
+    for &v in &values {
+        let here: Vec<_> = pts.iter().filter(|p| p.0 == v).collect();
+        if here.is_empty() {
+            say!("  {name} = {v:.4}: no cusp in the ranges");
         }
-        for (a, b) in cusps {
-            println!("  {name} = {v:.4}: cusp at {param} = {a:.6}, {p2} = {b:.6}");
+        for &&(_, a, b) in &here {
+            say!("  {name} = {v:.4}: cusp at {param} = {a:.6}, {p2} = {b:.6}");
             table.push(vec![format!("{v}"), format!("{a:.9e}"), format!("{b:.9e}")]);
-            pts.push((v, a, b));
         }
     }
     if let Some(out) = out {
@@ -496,7 +363,7 @@ where
             &[name.to_string(), param.to_string(), p2.to_string()],
             &table,
         )?;
-        println!("wrote {}", out.display());
+        say!("wrote {}", out.display());
         let svg_path = out.with_extension("svg");
         let mut svg = String::new();
         {
@@ -541,7 +408,7 @@ where
             root.present().map_err(|x| e(&x))?;
         }
         atomic_write(&svg_path, |f| Ok(f.write_all(svg.as_bytes())?))?;
-        println!("wrote {}", svg_path.display());
+        say!("wrote {}", svg_path.display());
     }
     Ok(())
 }
@@ -574,7 +441,7 @@ fn figure<const N: usize>(
     model: &str,
     param: &str,
     var: &str,
-    rows: &[Row<N>],
+    rows: &[BranchPoint<N>],
     p2: &str,
     curves: &[Vec<(f64, f64, Label)>],
 ) -> Result<()> {
@@ -666,5 +533,5 @@ fn figure<const N: usize>(
         }
         root.present().map_err(|x| e(&x))?;
     }
-    atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))
+    Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
 }

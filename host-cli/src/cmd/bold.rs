@@ -1,11 +1,12 @@
 //! `nmm bold`: Balloon-Windkessel BOLD from any neural drive stored as `.npy`.
 
-use crate::io::{NpzEntry, read_series, write_npz};
-use crate::{command_line, get_f64, out_arg, plot};
+use crate::args::{command_line, get_f64, out_arg};
+use crate::{plot, say};
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use ndarray::{Array1, Array2};
-use nmm_core::bold::{BoldMonitor, BoldParams, BoldPreset};
+use ndarray::Array1;
+use nmm::io::{NpzEntry, read_series, write_npz};
+use nmm_core::bold::{BoldParams, BoldPreset};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 
@@ -26,7 +27,7 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(PathBuf))
                 .help("Neural drive z (float32/float64 .npy, shape (time,) or (time, regions)), e.g. a firing rate; used as given"),
         )
-        .arg(crate::float_arg("dt-ms", "Sampling step of the input [ms]".into()).required(true))
+        .arg(crate::args::float_arg("dt-ms", "Sampling step of the input [ms]".into()).required(true))
         .arg(
             Arg::new("preset")
                 .long("preset")
@@ -34,7 +35,7 @@ pub fn command() -> Command {
                 .default_value("stephan2007")
                 .help("Balloon-Windkessel parameter set (REFERENCE section 6)"),
         )
-        .arg(crate::float_arg("tr-ms", "Repetition time of the output [ms] (default 2000); a whole multiple of --dt-ms".into()))
+        .arg(crate::args::float_arg("tr-ms", "Repetition time of the output [ms] (default 2000); a whole multiple of --dt-ms".into()))
         .arg(
             Arg::new("param")
                 .long("param")
@@ -87,39 +88,14 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         overrides.insert(k.into(), json!(value));
     }
 
+    let mut outs = vec![out.as_path()];
+    outs.extend(m.get_one::<PathBuf>("plot").map(PathBuf::as_path));
+    nmm::io::check_outputs(&outs)?;
     let series = read_series(input)?;
     let (n_t, n_r) = series.data.dim();
-    let mut state = vec![[0.0f64; 4]; n_r];
-    let mut monitor = BoldMonitor::new(params, &mut state, dt_ms / 1000.0, tr_ms / 1000.0)
-        .with_context(|| format!("--dt-ms {dt_ms}, --tr-ms {tr_ms}"))?;
-    let per_tr = monitor.steps_per_tr();
-    let n_out = n_t / per_tr;
-    if n_out == 0 {
-        bail!(
-            "{}: the input covers {} ms ({n_t} samples of {dt_ms} ms), shorter than one TR of {tr_ms} ms",
-            input.display(),
-            n_t as f64 * dt_ms
-        );
-    }
-    let mut bold = Array2::<f64>::zeros((n_out, n_r));
-    let mut row = vec![0.0; n_r];
-    let mut k = 0;
-    for z in series.data.rows() {
-        let z = z
-            .as_slice()
-            .map(|s| s.to_vec())
-            .unwrap_or_else(|| z.to_vec());
-        if monitor.step(&z, &mut row) {
-            if row.iter().any(|b| !b.is_finite()) {
-                bail!("BOLD became non-finite at TR {k}; check the input scale");
-            }
-            bold.row_mut(k).assign(&Array1::from(row.clone()));
-            k += 1;
-            if k == n_out {
-                break;
-            }
-        }
-    }
+    let bold = nmm::bold::of_series(&series.data, dt_ms, tr_ms, params)
+        .with_context(|| input.display().to_string())?;
+    let n_out = bold.nrows();
     let t_ms: Array1<f64> = (1..=n_out).map(|k| k as f64 * tr_ms).collect();
 
     let values: Map<String, Value> = BoldParams::<f64>::SPECS
@@ -127,7 +103,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         .map(|p| (p.name.to_string(), json!(params.get(p.name))))
         .collect();
     let meta = json!({
-        "nmm_version": crate::VERSION,
+        "nmm_version": nmm::VERSION,
         "command": command_line(),
         "input": input.display().to_string(),
         "input_shape": if series.was_1d { vec![n_t] } else { vec![n_t, n_r] },
@@ -154,7 +130,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         NpzEntry::Text(serde_json::to_string_pretty(&meta)?),
     ));
     write_npz(out, &entries)?;
-    println!(
+    say!(
         "BOLD ({} preset): {n_out} volumes x {n_r} regions at TR {tr_ms} ms; range {:.4} .. {:.4}; wrote {}",
         preset.name(),
         bold.iter().copied().fold(f64::INFINITY, f64::min),
@@ -178,7 +154,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             &t_s,
             &refs,
         )?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     Ok(())
 }

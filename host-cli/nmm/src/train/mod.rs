@@ -47,16 +47,15 @@
 //! probability. Losses are dimensionless.
 
 pub mod data;
-mod figures;
 pub mod prior;
 pub mod rollout;
 
+use crate::error::{Context, Error, Result, bail, input};
 use crate::io::atomic_write;
-use crate::spiking::styled_bar;
-use anyhow::{Context, Result, anyhow, bail};
-use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use crate::models::HIDDEN;
+use crate::progress::Progress;
+use crate::with_hidden;
 use data::{RunEntry, Trajectory};
-use indicatif::ProgressBar;
 use nmm_core::mlp::{MlpMeanField, Normalisation};
 use nmm_core::rng::{Rng, Xoshiro256PlusPlus, stream, uniform_open0};
 use rayon::prelude::*;
@@ -77,81 +76,7 @@ const STREAM_PRIOR: u64 = 3;
 /// Final learning rate as a fraction of `--lr`.
 const LR_FLOOR: f64 = 0.05;
 /// Held-out runs drawn in `--plot-dir`.
-const PLOT_RUNS: usize = 3;
-
-/// The `train` command.
-pub fn command() -> Command {
-    let num = |id: &'static str, name: &'static str, default: &'static str, help: &'static str| {
-        Arg::new(id)
-            .long(id)
-            .value_name(name)
-            .default_value(default)
-            .help(help)
-    };
-    Command::new("train")
-        .about("Train the compact MLP mean field on spiking-network sweeps (neural ODE on Heun rollouts)")
-        .arg(
-            Arg::new("data")
-                .long("data")
-                .value_name("DIR")
-                .required(true)
-                .action(ArgAction::Append)
-                .value_parser(value_parser!(PathBuf))
-                .help("Output directory of `nmm spiking sweep` (manifest.csv, run_NNNNNN.npz); repeat for several"),
-        )
-        .arg(
-            Arg::new("out")
-                .long("out")
-                .value_name("MODEL.nmmw")
-                .required(true)
-                .value_parser(value_parser!(PathBuf))
-                .help("Weight file to write (NMMW format, f32 weights, JSON metadata)"),
-        )
-        .arg(
-            num("seed", "U64", "0", "Seed of the initial weights, the run split and the shuffling; recorded in the model")
-                .value_parser(value_parser!(u64)),
-        )
-        .arg(num("epochs", "E", "100", "Passes over the training windows").value_parser(value_parser!(usize)))
-        .arg(num("lr", "LR", "0.003", "Adam learning rate at the first epoch (cosine decay to LR/20 at the last)").value_parser(value_parser!(f64)))
-        .arg(num("batch", "B", "256", "Rollout windows per Adam step").value_parser(value_parser!(usize)))
-        .arg(num("rollout", "K", "10", "Data intervals (samples of DT) per rollout window").value_parser(value_parser!(usize)))
-        .arg(num("substeps", "S", "1", "Heun steps per data interval in the rollouts (step DT/S; the drive interpolated linearly)").value_parser(value_parser!(usize)))
-        .arg(num("hidden", "H", "6", "Width of both hidden layers: 6, 16 or 32 (6 -> H -> H -> 2)").value_parser(value_parser!(usize)))
-        .arg(num("dt", "DT", "0.1", "Resampling interval (time units; a whole multiple of the data's bin); the Heun step is DT/S").value_parser(value_parser!(f64)))
-        .arg(num("val-fraction", "F", "0.2", "Fraction of runs held out for validation (by run, from the seed)").value_parser(value_parser!(f64)))
-        .arg(num("v-weight", "LAMBDA", "0.25", "Weight of v's squared error relative to r's (each in units of its spread)").value_parser(value_parser!(f64)))
-        .arg(num("rate-floor", "R0", "0", "Emphasise low-rate states: weight r errors by (mean r + R0)/(r_obs + R0) (R0 in 1/time unit, as r; 0: uniform weights)").value_parser(value_parser!(f64)))
-        .arg(
-            Arg::new("max-runs")
-                .long("max-runs")
-                .value_name("N")
-                .value_parser(value_parser!(usize))
-                .help("Use at most N runs (a seeded random subset of all runs found)"),
-        )
-        .arg(
-            Arg::new("plot-dir")
-                .long("plot-dir")
-                .value_name("DIR")
-                .value_parser(value_parser!(PathBuf))
-                .help("Write figures here: loss.svg, heldout_1..3.svg (MLP vs network)"),
-        )
-        .arg(
-            Arg::new("init")
-                .long("init")
-                .value_name("MODEL.nmmw")
-                .value_parser(value_parser!(PathBuf))
-                .help("Start from this model's weights and normalisation (its width must be --hidden; the normalisation also sets the loss's scales sd_r, sd_v) instead of random weights"),
-        )
-        .arg(
-            num("prior-epochs", "E0", "0", "")
-                .help(format!(
-                    "Warm start: first fit the network for E0 epochs by regression to MPR's vector field with J -> J p (Delta and tau from the runs' metadata) at the training states, and at copies with eta, J, p moved by up to {}, {}, {} (half the shipped grids' spacing); batches of B (0: no warm start)",
-                    prior::JITTER[0], prior::JITTER[1], prior::JITTER[2]
-                ))
-                .value_parser(value_parser!(usize)),
-        )
-        .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)))
-}
+pub const PLOT_RUNS: usize = 3;
 
 /// Optimisation settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -219,7 +144,8 @@ fn lr_at(lr: f64, e: usize, n: usize) -> f64 {
 }
 
 /// Trains from `net` on the windows of `train`, validating on every window of `val` after
-/// each epoch; `bar` advances by one per batch.
+/// each epoch; `progress` counts batches, and gets each epoch's losses as its message and
+/// about twenty of them as log lines.
 ///
 /// # Errors
 /// When every batch of an epoch is skipped for a non-finite loss or gradient (divergence).
@@ -230,7 +156,7 @@ pub fn fit<const H: usize>(
     train: &[Trajectory],
     val: &[Trajectory],
     s: &Settings,
-    bar: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Fit<H>> {
     let mut train_windows = windows(train, obj.steps, 1);
     let val_windows = windows(val, obj.steps, 1);
@@ -247,6 +173,8 @@ pub fn fit<const H: usize>(
         skipped: 0,
     };
     let mut best = f64::INFINITY;
+    let total = (train_windows.len().div_ceil(s.batch.max(1)) * s.epochs) as u64;
+    let mut done = 0u64;
     for e in 0..s.epochs {
         let lr = lr_at(s.lr, e, s.epochs);
         shuffle(&mut rng, &mut train_windows);
@@ -260,14 +188,20 @@ pub fn fit<const H: usize>(
             } else {
                 skipped += 1;
             }
-            bar.inc(1);
+            done += 1;
+            progress.set(done, total);
         }
         out.skipped += skipped;
         if count == 0 {
-            bail!(
-                "training diverged at epoch {}: every batch gave a non-finite loss (try a smaller --lr)",
-                e + 1
-            );
+            return Err(Error::Diverged {
+                at: (e + 1) as f64,
+                region: None,
+                variable: "loss".into(),
+                message: format!(
+                    "training diverged at epoch {}: every batch gave a non-finite loss (try a smaller --lr)",
+                    e + 1
+                ),
+            });
         }
         let tl = sum / count as f64;
         out.train_loss.push(tl);
@@ -285,12 +219,11 @@ pub fn fit<const H: usize>(
             }
             format!("{}/{}  train {tl:.3e}  val {vl:.3e}", e + 1, s.epochs)
         };
-        // Without a terminal (a log file, a batch job) the bar is hidden: print about 20
-        // lines instead.
-        if bar.is_hidden() && ((e + 1) % s.epochs.div_ceil(20) == 0 || e + 1 == s.epochs) {
-            eprintln!("train: epoch {msg}");
+        // About 20 lines for a log (a live display shows every epoch's message).
+        if (e + 1) % s.epochs.div_ceil(20) == 0 || e + 1 == s.epochs {
+            progress.log(&format!("epoch {msg}"));
         }
-        bar.set_message(msg);
+        progress.message(&msg);
     }
     Ok(out)
 }
@@ -375,137 +308,151 @@ fn range(data: &[Trajectory], f: impl Fn(&Trajectory, usize) -> f64) -> [f64; 2]
     [lo, hi]
 }
 
-/// Runs `nmm train`.
-pub fn run(m: &ArgMatches) -> Result<()> {
-    let started = Instant::now();
-    let dirs: Vec<PathBuf> = m
-        .get_many::<PathBuf>("data")
-        .map(|v| v.cloned().collect())
-        .unwrap_or_default();
-    let out = m.get_one::<PathBuf>("out").expect("required").clone();
-    let seed = *m.get_one::<u64>("seed").expect("default");
-    let get_usize = |id: &str| *m.get_one::<usize>(id).expect("default");
-    let get_f = |id: &str| *m.get_one::<f64>(id).expect("default");
-    let (epochs, batch, steps, jobs, hidden) = (
-        get_usize("epochs"),
-        get_usize("batch"),
-        get_usize("rollout"),
-        get_usize("jobs"),
-        get_usize("hidden"),
-    );
-    let substeps = get_usize("substeps");
-    let prior_epochs = get_usize("prior-epochs");
-    let init = m.get_one::<PathBuf>("init").cloned();
-    if substeps > MAX_SUBSTEPS {
-        bail!("--substeps {substeps}: at most {MAX_SUBSTEPS}");
-    }
-    let (lr, dt, val_fraction, v_weight, rate_floor) = (
-        get_f("lr"),
-        get_f("dt"),
-        get_f("val-fraction"),
-        get_f("v-weight"),
-        get_f("rate-floor"),
-    );
-    let max_runs = m.get_one::<usize>("max-runs").copied();
-    let plot_dir = m.get_one::<PathBuf>("plot-dir").cloned();
-    for (id, v) in [
-        ("epochs", epochs),
-        ("batch", batch),
-        ("rollout", steps),
-        ("substeps", substeps),
-    ] {
-        if v == 0 {
-            bail!("--{id} must be at least 1");
-        }
-    }
-    if !HIDDEN.contains(&hidden) {
-        bail!("--hidden {hidden}: expected one of {HIDDEN:?}");
-    }
-    if init.is_some() && prior_epochs > 0 {
-        bail!("--init and --prior-epochs both set the starting weights; give one of them");
-    }
-    if max_runs == Some(0) {
-        bail!("--max-runs must be at least 1");
-    }
-    for (id, v) in [("lr", lr), ("dt", dt)] {
-        if !(v.is_finite() && v > 0.0) {
-            bail!("--{id} must be a positive number, got {v}");
-        }
-    }
-    if !(0.0..1.0).contains(&val_fraction) {
-        bail!("--val-fraction must be in [0, 1), got {val_fraction}");
-    }
-    if !(v_weight.is_finite() && v_weight >= 0.0) {
-        bail!("--v-weight must be a non-negative number, got {v_weight}");
-    }
-    if !(rate_floor.is_finite() && rate_floor >= 0.0) {
-        bail!("--rate-floor must be a non-negative number, got {rate_floor}");
-    }
-    // Fail before training, not after, when the outputs cannot be written.
-    let out_dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !out_dir.is_dir() {
-        bail!(
-            "cannot write {}: directory {} does not exist",
-            out.display(),
-            out_dir.display()
-        );
-    }
-    if let Some(d) = &plot_dir {
-        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-    }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
-    pool.install(|| {
-        train_command(&Job {
-            dirs,
-            out,
-            seed,
-            epochs,
-            batch,
-            steps,
-            substeps,
-            hidden,
-            lr,
-            dt,
-            val_fraction,
-            v_weight,
-            rate_floor,
-            prior_epochs,
-            init,
-            max_runs,
-            plot_dir,
-            started,
-        })
-    })
+/// Everything a training needs (the flags of `nmm train`, same names and units).
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Sweep directories (`--data`).
+    pub dirs: Vec<PathBuf>,
+    /// The `.nmmw` file to write (`--out`).
+    pub out: PathBuf,
+    /// Seed of the split, the initial weights and the shuffling (`--seed`).
+    pub seed: u64,
+    /// Passes over the training windows (`--epochs`).
+    pub epochs: usize,
+    /// Windows per Adam step (`--batch`).
+    pub batch: usize,
+    /// Data intervals per rollout window (`--rollout`).
+    pub steps: usize,
+    /// Heun steps per data interval (`--substeps`).
+    pub substeps: usize,
+    /// Width of both hidden layers (`--hidden`, one of [`crate::models::HIDDEN`]).
+    pub hidden: usize,
+    /// Adam learning rate at the first epoch (`--lr`).
+    pub lr: f64,
+    /// Training step, in time units of the networks (`--dt`).
+    pub dt: f64,
+    /// Fraction of runs held out for validation (`--val-fraction`).
+    pub val_fraction: f64,
+    /// Weight of the v errors relative to r (`--v-weight`).
+    pub v_weight: f64,
+    /// Low-rate emphasis `R0` (`--rate-floor`; 0: off).
+    pub rate_floor: f64,
+    /// Epochs of regression to MPR with `J -> J p` before the rollouts (`--prior-epochs`; 0:
+    /// off).
+    pub prior_epochs: usize,
+    /// A model to start from, weights and normalisation (`--init`).
+    pub init: Option<PathBuf>,
+    /// Use at most this many runs (`--max-runs`).
+    pub max_runs: Option<usize>,
 }
 
-/// The parsed command line.
-struct Job {
-    dirs: Vec<PathBuf>,
-    out: PathBuf,
-    seed: u64,
-    epochs: usize,
-    batch: usize,
-    steps: usize,
-    /// Heun steps per data interval.
-    substeps: usize,
-    /// Width of both hidden layers.
-    hidden: usize,
-    lr: f64,
-    dt: f64,
-    val_fraction: f64,
-    v_weight: f64,
-    /// Low-rate emphasis `R0` (0: off).
-    rate_floor: f64,
-    /// Epochs of regression to MPR with `J -> J p` before the rollouts (0: off).
-    prior_epochs: usize,
-    /// A model to start from (weights and normalisation).
-    init: Option<PathBuf>,
-    max_runs: Option<usize>,
-    plot_dir: Option<PathBuf>,
-    started: Instant,
+impl Job {
+    /// Checks every setting (the flag named in each error) and that the output can be written.
+    pub fn check(&self) -> Result<()> {
+        if self.substeps > MAX_SUBSTEPS {
+            bail!("--substeps {}: at most {MAX_SUBSTEPS}", self.substeps);
+        }
+        for (id, v) in [
+            ("epochs", self.epochs),
+            ("batch", self.batch),
+            ("rollout", self.steps),
+            ("substeps", self.substeps),
+        ] {
+            if v == 0 {
+                bail!("--{id} must be at least 1");
+            }
+        }
+        if !HIDDEN.contains(&self.hidden) {
+            bail!("--hidden {}: expected one of {HIDDEN:?}", self.hidden);
+        }
+        if self.init.is_some() && self.prior_epochs > 0 {
+            bail!("--init and --prior-epochs both set the starting weights; give one of them");
+        }
+        if self.max_runs == Some(0) {
+            bail!("--max-runs must be at least 1");
+        }
+        for (id, v) in [("lr", self.lr), ("dt", self.dt)] {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("--{id} must be a positive number, got {v}");
+            }
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            bail!(
+                "--val-fraction must be in [0, 1), got {}",
+                self.val_fraction
+            );
+        }
+        if !(self.v_weight.is_finite() && self.v_weight >= 0.0) {
+            bail!(
+                "--v-weight must be a non-negative number, got {}",
+                self.v_weight
+            );
+        }
+        if !(self.rate_floor.is_finite() && self.rate_floor >= 0.0) {
+            bail!(
+                "--rate-floor must be a non-negative number, got {}",
+                self.rate_floor
+            );
+        }
+        // Fail before training, not after, when the output cannot be written.
+        crate::io::check_output(&self.out).context("--out")
+    }
+}
+
+/// A held-out (or training) run against the trained model run freely from its first state.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    /// The run's file name.
+    pub name: String,
+    /// `held-out` or `training`.
+    pub which: &'static str,
+    /// The run's J, eta, p.
+    pub params: [f64; 3],
+    /// Sample times.
+    pub t: Vec<f64>,
+    /// The network's r and v.
+    pub data: [Vec<f64>; 2],
+    /// The model's r and v.
+    pub model: [Vec<f64>; 2],
+    /// Root-mean-square errors of r and v.
+    pub rms: [f64; 2],
+}
+
+/// What [`train`] did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Runs found, used for training, held out.
+    pub runs: [usize; 3],
+    /// Training and validation windows.
+    pub windows: [usize; 2],
+    /// Batches per epoch.
+    pub batches: usize,
+    /// The warm start's samples, loss and seconds, if there was one.
+    pub prior: Option<(usize, f64, f64)>,
+    /// Mean training loss per epoch.
+    pub train_loss: Vec<f64>,
+    /// Validation loss per epoch (empty without validation runs).
+    pub val_loss: Vec<f64>,
+    /// Epoch of the kept weights (1-based).
+    pub best_epoch: usize,
+    /// Final losses (training, validation; NaN without validation) of the stored f32 weights.
+    pub final_loss: [f64; 2],
+    /// Batches skipped for a non-finite loss or gradient.
+    pub skipped: usize,
+    /// Seconds spent in the epochs.
+    pub fit_seconds: f64,
+    /// Free runs of the model on the first [`PLOT_RUNS`] validation runs (training runs without
+    /// validation), for figures.
+    pub comparisons: Vec<Comparison>,
+}
+
+/// Trains the MLP mean field as `job` says and writes `job.out`; progress counts batches,
+/// with the epoch's losses as its message and about twenty log lines.
+pub fn train(job: &Job, progress: &dyn Progress) -> Result<Report> {
+    job.check()?;
+    with_hidden!(job.hidden, |H| train_sized::<H>(job, progress), {
+        bail!("--hidden {}: expected one of {HIDDEN:?}", job.hidden)
+    })
 }
 
 fn load(runs: &[RunEntry], idx: &[usize], dt: f64, steps: usize) -> Result<Vec<Trajectory>> {
@@ -533,7 +480,7 @@ fn load_init<const H: usize>(path: &Path) -> Result<(Net<H>, Normalisation<f64>)
     let bytes =
         std::fs::read(path).with_context(|| format!("--init: cannot read {}", path.display()))?;
     let info = nmm_core::mlp::format::inspect(&bytes)
-        .map_err(|e| anyhow!("--init {}: {e}", path.display()))?;
+        .map_err(|e| input!("--init {}: {e}", path.display()))?;
     let want = [6, H as u16, H as u16, 2];
     if info.sizes != want {
         let [i, h1, h2, o] = info.sizes;
@@ -543,7 +490,7 @@ fn load_init<const H: usize>(path: &Path) -> Result<(Net<H>, Normalisation<f64>)
         );
     }
     let m = MlpMeanField::<f64, H, H>::from_bytes(&bytes)
-        .map_err(|e| anyhow!("--init {}: {e}", path.display()))?;
+        .map_err(|e| input!("--init {}: {e}", path.display()))?;
     Ok((*m.net(), *m.norm()))
 }
 
@@ -558,7 +505,7 @@ fn network_constants(train: &[Trajectory]) -> Result<(f64, f64)> {
                 .as_f64()
                 .filter(|x| x.is_finite())
                 .ok_or_else(|| {
-                    anyhow!(
+                    input!(
                         "{}: metadata has no finite params.{k} (needed by --prior-epochs)",
                         tr.file.display()
                     )
@@ -586,7 +533,7 @@ fn network_constants(train: &[Trajectory]) -> Result<(f64, f64)> {
         }
     }
     out.map(|(d, t, _)| (d, t))
-        .ok_or_else(|| anyhow!("no training runs"))
+        .ok_or_else(|| input!("no training runs"))
 }
 
 /// Regression samples per data sample in the warm start (the first at the run's own
@@ -598,29 +545,16 @@ const PRIOR_LR: f64 = 0.003;
 /// Most `--substeps` (a Heun step of dt/1000 is already far below the data's bin).
 const MAX_SUBSTEPS: usize = 1000;
 
-/// Hidden widths `--hidden` accepts: each is compiled separately (const generics), and every
-/// command that loads a model ([`crate::with_mlp`]) takes the same list.
-pub const HIDDEN: [usize; 3] = [6, 16, 32];
-
-fn train_command(job: &Job) -> Result<()> {
-    match job.hidden {
-        6 => train_sized::<6>(job),
-        16 => train_sized::<16>(job),
-        32 => train_sized::<32>(job),
-        h => bail!("--hidden {h}: expected one of {HIDDEN:?}"),
-    }
-}
-
-fn train_sized<const H: usize>(job: &Job) -> Result<()> {
+fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Report> {
     let mut runs = Vec::new();
     for dir in &job.dirs {
         let (found, missing) = data::list_runs(dir)?;
         if missing > 0 {
-            eprintln!(
-                "train: {}: {missing} runs of the manifest have no file yet; using the {} present",
+            progress.note(&format!(
+                "{}: {missing} runs of the manifest have no file yet; using the {} present",
                 dir.display(),
                 found.len()
-            );
+            ));
         }
         runs.extend(found);
     }
@@ -647,17 +581,6 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
     let n_train_windows = windows(&train, job.steps, 1).len();
     let n_val_windows = windows(&val, job.steps, 1).len();
     let batches = n_train_windows.div_ceil(job.batch);
-    println!(
-        "train: {} runs ({} found), {} for training ({n_train_windows} windows of {} intervals of dt = {}, {} Heun steps each; 6-{H}-{H}-2 network), {} for validation ({n_val_windows} windows); {batches} batches of {} per epoch",
-        train.len() + val.len(),
-        runs.len(),
-        train.len(),
-        job.steps,
-        obj.dt,
-        job.substeps,
-        val.len(),
-        job.batch
-    );
     let settings = Settings {
         epochs: job.epochs,
         lr: job.lr,
@@ -666,6 +589,7 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
     };
     let mut net0 = net_init.unwrap_or_else(|| init_net::<H>(job.seed));
     let mut prior_meta = json!(null);
+    let mut prior_report = None;
     if job.prior_epochs > 0 {
         let (delta, tau) = network_constants(&train)?;
         let mut rng = stream(job.seed, STREAM_PRIOR);
@@ -683,16 +607,15 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
             lr_at,
             |e, l| {
                 if e % every == 0 || e == job.prior_epochs {
-                    eprintln!("train: prior epoch {e}/{}  loss {l:.3e}", job.prior_epochs);
+                    progress.log(&format!(
+                        "prior epoch {e}/{}  loss {l:.3e}",
+                        job.prior_epochs
+                    ));
                 }
             },
         )?;
         let secs = t0.elapsed().as_secs_f64();
-        println!(
-            "train: warm start on MPR with J -> J p (Delta = {delta}, tau = {tau}): {} samples, {} epochs in {secs:.1} s, loss {loss:.3e}",
-            samples.len(),
-            job.prior_epochs
-        );
+        prior_report = Some((samples.len(), loss, secs));
         prior_meta = json!({
             "field": "MPR with J -> J p",
             "delta": delta,
@@ -707,20 +630,15 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
             "seconds": secs,
         });
     }
-    let bar = styled_bar(
-        (batches * job.epochs) as u64,
-        "{bar:30} {percent:>3}%  epoch {msg}  {elapsed} (eta {eta})",
-    );
     let t_fit = Instant::now();
-    let fit = fit(net0, &norm, &obj, &train, &val, &settings, &bar)?;
+    let fit = fit(net0, &norm, &obj, &train, &val, &settings, progress)?;
     let fit_s = t_fit.elapsed().as_secs_f64();
-    bar.finish_and_clear();
 
     // The model as stored: f32 weights and normalisation.
     let net32 = fit.net.map(|w| f64::from(w as f32));
     let norm32 = norm.map(|w| f64::from(w as f32));
     let model = MlpMeanField::new(net32, norm32)
-        .map_err(|e| anyhow!("trained network is not storable: {e}"))?;
+        .map_err(|e| input!("trained network is not storable: {e}"))?;
     let final_train = batch_loss(
         model.net(),
         model.norm(),
@@ -787,79 +705,47 @@ fn train_sized<const H: usize>(job: &Job) -> Result<()> {
     let mut bytes = vec![0u8; MlpMeanField::<f64, H, H>::encoded_len(meta.len())];
     let n = model
         .to_bytes(&meta, &mut bytes)
-        .map_err(|e| anyhow!("encoding {}: {e}", job.out.display()))?;
+        .map_err(|e| input!("encoding {}: {e}", job.out.display()))?;
     atomic_write(&job.out, |w| Ok(w.write_all(&bytes[..n])?))?;
 
-    if let Some(dir) = &job.plot_dir {
-        plots(dir, job.substeps, &model, &fit, &train, &val)?;
-    }
-    let val_text = if final_val.is_finite() {
-        format!("{final_val:.4e}")
+    let (runs_shown, which) = if val.is_empty() {
+        (&train, "training")
     } else {
-        "-".into()
+        (&val, "held-out")
     };
-    println!(
-        "train: {} epochs in {fit_s:.1} s ({:.2} s/epoch; {:.1} s in all); best epoch {}; final loss train {final_train:.4e}, validation {val_text}{}",
-        job.epochs,
-        fit_s / job.epochs as f64,
-        job.started.elapsed().as_secs_f64(),
-        fit.best_epoch,
-        if fit.skipped > 0 {
-            format!("; {} non-finite batches skipped", fit.skipped)
-        } else {
-            String::new()
-        }
-    );
-    println!("wrote {}", job.out.display());
-    Ok(())
-}
-
-fn plots<const H: usize>(
-    dir: &Path,
-    substeps: usize,
-    model: &MlpMeanField<f64, H, H>,
-    fit: &Fit<H>,
-    train: &[Trajectory],
-    val: &[Trajectory],
-) -> Result<()> {
-    let loss = dir.join("loss.svg");
-    figures::loss_curves(
-        &loss,
-        "nmm train: loss per epoch",
-        &fit.train_loss,
-        &fit.val_loss,
-    )?;
-    let (runs, which) = if val.is_empty() {
-        (train, "training")
-    } else {
-        (val, "held-out")
-    };
-    for (k, tr) in runs.iter().take(PLOT_RUNS).enumerate() {
-        let [r, v] = free_run(model, tr, substeps);
-        let t: Vec<f64> = (0..tr.len()).map(|i| tr.time(i)).collect();
-        let name = tr
-            .file
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let title = format!(
-            "{which} run {name}: J = {}, eta = {}, p = {}; rms error r {:.3}, v {:.3}",
-            tr.j,
-            tr.eta,
-            tr.p,
-            rms(&r, &tr.r),
-            rms(&v, &tr.v)
-        );
-        figures::mlp_vs_data(
-            &dir.join(format!("heldout_{}.svg", k + 1)),
-            &title,
-            &t,
-            [&tr.r, &tr.v],
-            [&r, &v],
-        )?;
-    }
-    println!("figures in {}", dir.display());
-    Ok(())
+    let comparisons = runs_shown
+        .iter()
+        .take(PLOT_RUNS)
+        .map(|tr| {
+            let [r, v] = free_run(&model, tr, job.substeps);
+            Comparison {
+                name: tr
+                    .file
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                which,
+                params: [tr.j, tr.eta, tr.p],
+                t: (0..tr.len()).map(|i| tr.time(i)).collect(),
+                rms: [rms(&r, &tr.r), rms(&v, &tr.v)],
+                data: [tr.r.clone(), tr.v.clone()],
+                model: [r, v],
+            }
+        })
+        .collect();
+    Ok(Report {
+        runs: [runs.len(), train.len(), val.len()],
+        windows: [n_train_windows, n_val_windows],
+        batches,
+        prior: prior_report,
+        train_loss: fit.train_loss,
+        val_loss: fit.val_loss,
+        best_epoch: fit.best_epoch,
+        final_loss: [final_train, final_val],
+        skipped: fit.skipped,
+        fit_seconds: fit_s,
+        comparisons,
+    })
 }
 
 #[cfg(test)]
@@ -1044,7 +930,7 @@ mod tests {
                     &data[..1],
                     &data[1..],
                     &s,
-                    &ProgressBar::hidden(),
+                    &crate::progress::Silent,
                 )
                 .unwrap()
             })
@@ -1305,7 +1191,16 @@ mod tests {
         let all = windows(&data, obj.steps, 1);
         let net0 = init_net(s.seed);
         let before = batch_loss(&net0, &norm, &obj, &data, &all, false).0;
-        let fit = fit(net0, &norm, &obj, &data, &held, &s, &ProgressBar::hidden()).unwrap();
+        let fit = fit(
+            net0,
+            &norm,
+            &obj,
+            &data,
+            &held,
+            &s,
+            &crate::progress::Silent,
+        )
+        .unwrap();
         let after = batch_loss(&fit.net, &norm, &obj, &data, &all, false).0;
         // The runs are at p = 1, so MPR with J -> J p is MPR itself.
         let deriv_err = |net: &Net| {

@@ -6,13 +6,10 @@
 //! MLP, `S_E` for RWW) with its own step `bold.dt_ms`, and samples it every TR.
 
 use crate::connectome::{ConnectomeData, load};
+use crate::error::{Context, Error, Result, bail, input};
 use crate::io::{NpzEntry, atomic_write, write_csv, write_npz};
-use crate::spiking::styled_bar;
-use crate::sweep::{parse_shard, slurm_shard};
-use crate::{command_line, plot};
-use anyhow::{Context, Result, anyhow, bail};
-use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use indicatif::ProgressBar;
+use crate::progress::{Progress, Silent};
+use crate::stats::{mean_sd, pearson};
 use ndarray::{Array1, Array2};
 use nmm_core::bold::{BoldMonitor, BoldParams, BoldPreset};
 use nmm_core::brain::{Brain, Connectome, Link, count_links};
@@ -204,11 +201,8 @@ pub struct Prepared {
 }
 
 fn whole_multiple(what: &str, a: f64, b: f64) -> Result<usize> {
-    let k = (a / b).round();
-    if !(a.is_finite() && b.is_finite() && b > 0.0 && k >= 1.0 && (a - k * b).abs() <= 1e-9 * a) {
-        bail!("{what} = {a} must be a whole multiple (>= 1) of {b}");
-    }
-    Ok(k as usize)
+    crate::stats::whole_multiple(a, b)
+        .ok_or_else(|| input!("{what} = {a} must be a whole multiple (>= 1) of {b}"))
 }
 
 impl Prepared {
@@ -257,12 +251,13 @@ impl Prepared {
             .bold
             .preset
             .parse()
-            .map_err(|e| anyhow!("bold.preset {:?}: {e}", cfg.bold.preset))?;
+            .map_err(|e| input!("bold.preset {:?}: {e}", cfg.bold.preset))?;
         let mut bold = BoldParams::<f64>::preset(preset);
         for (k, v) in &cfg.bold.params {
             bold.set(k, *v)
-                .map_err(|e| anyhow!("bold.params.{k}: {e}"))?;
+                .map_err(|e| input!("bold.params.{k}: {e}"))?;
         }
+        crate::bold::check_step(&bold, cfg.bold.dt_ms, "bold.dt_ms (--bold-dt)")?;
         if !(cfg.fc.transient_ms.is_finite() && cfg.fc.transient_ms >= 0.0) {
             bail!("fc.transient_ms must be finite and >= 0");
         }
@@ -275,6 +270,25 @@ impl Prepared {
         if cfg.fc.window_tr < 2 || cfg.fc.step_tr == 0 {
             bail!("fc.window_tr must be >= 2 and fc.step_tr >= 1");
         }
+        // FC needs BOLD after the transient, and FCD's mean and spread need three windows:
+        // a shorter run would give NaN or empty results, so it is refused before it runs.
+        let per_tr = (cfg.bold.tr_ms / cfg.bold.dt_ms).round() as usize;
+        let samples = steps / bold_every / per_tr.max(1);
+        let first_after = (cfg.fc.transient_ms / cfg.bold.tr_ms).floor() as usize + 1;
+        let after = (samples + 1).saturating_sub(first_after);
+        let (w, s) = (cfg.fc.window_tr, cfg.fc.step_tr);
+        let need = w + 2 * s;
+        if after < need {
+            let min_ms = (first_after - 1 + need) as f64 * cfg.bold.tr_ms;
+            bail!(
+                "duration_ms (--duration) = {} ms gives {after} BOLD samples after the FC transient \
+                 of {} ms (fc.transient_ms, --transient); FC and the FCD's mean and spread need {need} \
+                 (three windows of {w} TRs, step {s}): give a duration of at least {min_ms} ms, \
+                 a shorter transient or TR (--tr), or smaller FCD windows (fc.window_tr, fc.step_tr)",
+                cfg.duration_ms,
+                cfg.fc.transient_ms
+            );
+        }
         let mut weights = conn.weights.clone();
         if cfg.connectome.zero_diagonal {
             normalise(n, &mut weights, Normalise::ZeroDiagonal)?;
@@ -284,18 +298,18 @@ impl Prepared {
                 Some(r) => r.to_vec(),
                 None => vec![
                     name.parse()
-                        .map_err(|e| anyhow!("connectome.normalise {name:?}: {e}"))?,
+                        .map_err(|e| input!("connectome.normalise {name:?}: {e}"))?,
                 ],
             };
             for s in steps {
-                normalise(n, &mut weights, s).map_err(|e| anyhow!("{}: {e}", conn.source))?;
+                normalise(n, &mut weights, s).map_err(|e| input!("{}: {e}", conn.source))?;
             }
         }
         let delays = match (cfg.connectome.delays, &conn.lengths_mm) {
             (true, Some(l)) => {
                 let mut d = vec![0u32; n * n];
                 delays_in_steps(n, l, cfg.connectome.speed_mm_per_ms, cfg.dt_ms, &mut d)
-                    .map_err(|e| anyhow!("{}: {e}", conn.source))?;
+                    .map_err(|e| input!("{}: {e}", conn.source))?;
                 // A region's link to itself (kept or made by `laplacian`) has no conduction
                 // delay, whatever the diagonal of the tract lengths says.
                 (0..n).for_each(|i| d[i * n + i] = 0);
@@ -346,7 +360,7 @@ pub struct RunOutput {
 }
 
 /// Runs `p`, calling `progress(done, total)` every few thousand steps.
-pub fn run(p: &Prepared, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<RunOutput> {
+pub fn run(p: &Prepared, progress: &dyn Progress) -> Result<RunOutput> {
     match p.cfg.precision.as_str() {
         "f64" => dispatch::<f64>(p, progress),
         "f32" => dispatch::<f32>(p, progress),
@@ -356,7 +370,7 @@ pub fn run(p: &Prepared, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<RunOutp
 
 fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
     p: &Prepared,
-    progress: &(dyn Fn(u64, u64) + Sync),
+    progress: &dyn Progress,
 ) -> Result<RunOutput> {
     use nmm_core::models::{ChenCampbell, Mpr, Rww, RwwGriffiths};
     if p.cfg.model != "mlp" && p.cfg.model_file.is_some() {
@@ -369,7 +383,7 @@ fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
         "rww-griffiths" => simulate::<T, RwwGriffiths<T>, 2>(RwwGriffiths::default(), p, progress),
         "mlp" => {
             let path = p.cfg.model_file.as_ref().ok_or_else(|| {
-                anyhow!("model = \"mlp\" needs model_file (a .nmmw from nmm train)")
+                input!("model = \"mlp\" needs model_file (a .nmmw from nmm train)")
             })?;
             (|| crate::with_mlp!(T, path, |m| simulate::<T, _, 2>(m, p, progress)))()
                 .context("model_file")
@@ -405,11 +419,11 @@ fn region_models<T: Real, M: Model<T, N> + Clone, const N: usize>(
                 }
             };
             m.set(name, T::from_f64(x))
-                .map_err(|e| anyhow!("params.{name} (region {i}): {e}"))?;
+                .map_err(|e| input!("params.{name} (region {i}): {e}"))?;
         }
     }
     for (i, m) in models.iter().enumerate() {
-        m.validate().map_err(|e| anyhow!("region {i}: {e}"))?;
+        m.validate().map_err(|e| input!("region {i}: {e}"))?;
     }
     Ok(models)
 }
@@ -417,7 +431,7 @@ fn region_models<T: Real, M: Model<T, N> + Clone, const N: usize>(
 fn simulate<T, M, const N: usize>(
     base: M,
     p: &Prepared,
-    progress: &(dyn Fn(u64, u64) + Sync),
+    progress: &dyn Progress,
 ) -> Result<RunOutput>
 where
     T: Real,
@@ -534,11 +548,16 @@ where
     let mut y = vec![0.0f64; n];
     let rec_samples = p.steps.checked_div(p.record_every).unwrap_or(0);
     if rec_samples * n * N > MAX_RECORDED {
-        bail!(
-            "recording every {} ms would store {} values; record less often",
-            cfg.record_every_ms,
-            rec_samples * n * N
-        );
+        return Err(Error::Resource {
+            needed: (rec_samples * n * N) as u64,
+            limit: MAX_RECORDED as u64,
+            message: format!(
+                "recording every {} ms would store {} values (at most {MAX_RECORDED}); \
+                 record less often (record_every_ms, --record-every)",
+                cfg.record_every_ms,
+                rec_samples * n * N
+            ),
+        });
     }
     let mut rec_t = Vec::with_capacity(rec_samples);
     let mut rec: Vec<Vec<f64>> = vec![Vec::with_capacity(rec_samples * n); N];
@@ -555,12 +574,17 @@ where
                 .enumerate()
                 .find_map(|(i, x)| x.iter().position(|v| !v.is_finite()).map(|v| (i, v)))
                 .unwrap_or((0, 0));
-            bail!(
-                "the network diverged at t = {t} ms: {} of region {i} ({}) is not finite; \
-                 reduce dt_ms, the coupling or the noise",
-                M::STATE[v],
-                p.conn.labels[i]
-            );
+            return Err(Error::Diverged {
+                at: t,
+                region: Some(i),
+                variable: M::STATE[v].to_string(),
+                message: format!(
+                    "the network diverged at t = {t} ms: {} of region {i} ({}) is not finite; \
+                     reduce dt_ms (--dt), the coupling (--G) or the noise",
+                    M::STATE[v],
+                    p.conn.labels[i]
+                ),
+            });
         }
         let xs = brain.state();
         for (z, xi) in zacc.iter_mut().zip(xs) {
@@ -598,10 +622,10 @@ where
             }
         }
         if k % 8192 == 0 {
-            progress(k as u64, total);
+            progress.set(k as u64, total);
         }
     }
-    progress(total, total);
+    progress.set(total, total);
     let wall_s = start.elapsed().as_secs_f64();
     let samples = t_ms.len();
     let mut fc = vec![0.0; n * n];
@@ -652,16 +676,16 @@ pub fn features(p: &Prepared, out: &RunOutput) -> Vec<(&'static str, f64)> {
     let _ = fc_upper(&fc_flat, n, &mut fcv);
     let mut sc = vec![0.0; n_pairs(n)];
     let _ = fc_upper(&p.weights, n, &mut sc);
-    let (m, sd) = mean_std(&fcv);
+    let (m, sd) = mean_sd(&fcv);
     let windows = out.fcd.nrows();
     // FCD: the strict upper triangle (as in the 2025 paper's summary statistics).
     let fcd_vals: Vec<f64> = (0..windows)
         .flat_map(|i| ((i + 1)..windows).map(move |j| (i, j)))
         .map(|(i, j)| out.fcd[[i, j]])
         .collect();
-    let (fm, fsd) = mean_std(&fcd_vals);
+    let (fm, fsd) = mean_sd(&fcd_vals);
     let bold_sd = (0..n)
-        .map(|i| mean_std(&out.bold.column(i).to_vec()).1)
+        .map(|i| mean_sd(&out.bold.column(i).to_vec()).1)
         .sum::<f64>()
         / n as f64;
     vec![
@@ -675,34 +699,10 @@ pub fn features(p: &Prepared, out: &RunOutput) -> Vec<(&'static str, f64)> {
     ]
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    if v.len() < 2 {
-        return (v.first().copied().unwrap_or(f64::NAN), f64::NAN);
-    }
-    let m = v.iter().sum::<f64>() / v.len() as f64;
-    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64;
-    (m, var.sqrt())
-}
-
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let (ma, _) = mean_std(a);
-    let (mb, _) = mean_std(b);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    if saa == 0.0 || sbb == 0.0 {
-        return f64::NAN;
-    }
-    sab / (saa * sbb).sqrt()
-}
-
 fn meta(p: &Prepared, out: &RunOutput) -> serde_json::Value {
     json!({
         "nmm_version": crate::VERSION,
-        "command": command_line(),
+        "command": crate::command_line(),
         "config": p.cfg,
         "connectome": {
             "source": p.conn.source,
@@ -762,336 +762,148 @@ pub fn write_run(path: &Path, p: &Prepared, out: &RunOutput) -> Result<()> {
     write_npz(path, &e)
 }
 
-/// The command and its `batch` subcommand.
-pub fn command() -> Command {
-    let common = |c: Command| {
-        c.arg(
-            Arg::new("config")
-                .long("config")
-                .value_name("RUN.toml")
-                .value_parser(value_parser!(PathBuf))
-                .help("Run configuration (TOML; see README). Flags override it"),
-        )
-        .arg(
-            Arg::new("model")
-                .long("model")
-                .value_parser(["mpr", "cc", "rww", "rww-griffiths", "mlp"])
-                .help("Node model [default: mpr]; mlp needs --model-file"),
-        )
-        .arg(
-            Arg::new("model-file")
-                .long("model-file")
-                .value_name("MODEL.nmmw")
-                .value_parser(value_parser!(PathBuf))
-                .help("Trained MLP mean field for --model mlp (nmm train)"),
-        )
-        .arg(
-            Arg::new("connectome")
-                .long("connectome")
-                .value_name("SPEC")
-                .help("builtin, builtin:N, a TVB connectivity .zip, a .npy or CSV matrix [default: builtin = builtin:68]"),
-        )
-        .arg(
-            Arg::new("tract-lengths")
-                .long("tract-lengths")
-                .value_name("FILE")
-                .value_parser(value_parser!(PathBuf))
-                .help("Tract lengths in mm (.npy or CSV) for a plain weight matrix"),
-        )
-        .arg(
-            Arg::new("normalise")
-                .long("normalise")
-                .value_name("STEPS")
-                .help("Comma-separated normalisation steps: max, log1p, rowsum, frobenius, zero-diagonal, laplacian, griffiths2022 [default: max]"),
-        )
-        .arg(crate::float_arg("speed", "Conduction speed [mm/ms] for delays from tract lengths [default: 3]".into()))
-        .arg(
-            Arg::new("no-delays")
-                .long("no-delays")
-                .action(ArgAction::SetTrue)
-                .help("Ignore tract lengths: no conduction delays"),
-        )
-        .arg(crate::float_arg("G", "Global coupling G [model input per unit of coupling variable] [default: 0.1]".into()))
-        .arg(crate::float_arg("duration", "Simulated time [ms] [default: 60000]".into()))
-        .arg(crate::float_arg("dt", "Integration step [ms] [default: 0.1]".into()))
-        .arg(crate::float_arg("tr", "BOLD repetition time [ms] [default: 2000]".into()))
-        .arg(crate::float_arg("bold-dt", "Step of the BOLD integration [ms], a multiple of --dt; the drive is averaged over it [default: 5]".into()))
-        .arg(
-            Arg::new("bold-preset")
-                .long("bold-preset")
-                .value_parser(["stephan2007", "friston2000", "vbjax"])
-                .help("Balloon-Windkessel parameter set [default: stephan2007]"),
-        )
-        .arg(crate::float_arg("record-every", "Record block means of every state variable every this many ms [default: 0 = off]".into()))
-        .arg(
-            Arg::new("precision")
-                .long("precision")
-                .value_parser(["f64", "f32"])
-                .help("Node arithmetic [default: f64]"),
-        )
-        .arg(
-            Arg::new("param")
-                .long("param")
-                .value_name("NAME=VALUE")
-                .action(ArgAction::Append)
-                .help("Set a model parameter in every region (repeatable), e.g. --param eta=-4.6"),
-        )
-        .arg(
-            Arg::new("seed")
-                .long("seed")
-                .value_name("U64")
-                .value_parser(value_parser!(u64))
-                .help("Seed of every random draw; recorded in the output [default: 0]"),
-        )
-    };
-    let single = common(Command::new("brain"))
-        .about("Whole-brain simulation: mean-field nodes on a connectome, observed as BOLD, FC and FCD")
-        .args_conflicts_with_subcommands(true)
-        .arg(crate::out_arg("Output .npz: bold, t_ms, fc, fcd, weights, config, meta [default: brain.npz]"))
-        .arg(
-            Arg::new("plot")
-                .long("plot")
-                .value_name("FILE.svg")
-                .value_parser(value_parser!(PathBuf))
-                .help("Figure: FC matrix, BOLD carpet, FCD matrix"),
-        );
-    let batch = common(Command::new("batch"))
-        .about("Runs many parameter sets (rows of a CSV) and collects FC/FCD features into one table")
-        .arg(
-            Arg::new("rows")
-                .long("rows")
-                .value_name("ROWS.csv")
-                .required(true)
-                .value_parser(value_parser!(PathBuf))
-                .help("CSV: a header of parameter names (model parameters, G, seed), one run per row"),
-        )
-        .arg(
-            Arg::new("out")
-                .long("out")
-                .value_name("DIR")
-                .required(true)
-                .value_parser(value_parser!(PathBuf))
-                .help("Output directory: features.csv (or features-shard-K-of-N.csv), config.toml"),
-        )
-        .arg(
-            Arg::new("shard")
-                .long("shard")
-                .value_name("K/N")
-                .help("Run only shard K of N (1-based; rows K, K+N, ...); default from SLURM_ARRAY_TASK_* when set"),
-        )
-        .arg(
-            Arg::new("jobs")
-                .long("jobs")
-                .value_name("J")
-                .value_parser(value_parser!(usize))
-                .help("Parallel runs [default: all cores]"),
-        )
-        .arg(
-            Arg::new("save-runs")
-                .long("save-runs")
-                .action(ArgAction::SetTrue)
-                .help("Also write each row's .npz (row-K.npz)"),
-        );
-    single.subcommand(batch)
+/// The parameter rows of a batch (`ROWS.csv`): column names and one row of values per run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rows {
+    /// Column names: model parameters, `G` (or `coupling`), `seed`.
+    pub header: Vec<String>,
+    /// One row of values per run, as many as columns.
+    pub rows: Vec<Vec<f64>>,
 }
 
-/// The configuration from `--config` and the flags.
-pub fn config_from_args(m: &ArgMatches) -> Result<Config> {
-    let mut cfg = match m.get_one::<PathBuf>("config") {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str::<Config>(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
+impl Rows {
+    /// Reads a CSV with a header; every cell a number. Errors name the file, row and column.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let p = dir.path().join("rows.csv");
+    /// std::fs::write(&p, "G,eta\n0.1,-5\n0.2,-4.5\n").unwrap();
+    /// let rows = nmm::brain::Rows::read(&p).unwrap();
+    /// assert_eq!(rows.header, ["G", "eta"]);
+    /// assert_eq!(rows.rows[1], [0.2, -4.5]);
+    /// std::fs::write(&p, "G\nx\n").unwrap();
+    /// assert!(nmm::brain::Rows::read(&p).unwrap_err().to_string().contains("row 1, column G"));
+    /// ```
+    pub fn read(path: &Path) -> Result<Self> {
+        let mut rdr = csv::Reader::from_path(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let header: Vec<String> = rdr
+            .headers()
+            .with_context(|| format!("{}: no header", path.display()))?
+            .iter()
+            .map(|s| s.trim().to_string())
+            .collect();
+        let mut rows = Vec::new();
+        for (k, rec) in rdr.records().enumerate() {
+            let rec = rec.with_context(|| format!("{}: row {}", path.display(), k + 1))?;
+            let vals: Vec<f64> = rec
+                .iter()
+                .zip(&header)
+                .map(|(s, h)| {
+                    s.trim().parse::<f64>().map_err(|_| {
+                        input!(
+                            "{}: row {}, column {h}: {s:?} is not a number",
+                            path.display(),
+                            k + 1
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?;
+            if vals.len() != header.len() {
+                bail!(
+                    "{}: row {} has {} values for {} columns",
+                    path.display(),
+                    k + 1,
+                    vals.len(),
+                    header.len()
+                );
+            }
+            rows.push(vals);
         }
-        None => Config::default(),
-    };
-    if let Some(v) = m.get_one::<String>("model") {
-        cfg.model = v.clone();
+        if rows.is_empty() {
+            bail!("{}: no rows under the header", path.display());
+        }
+        Ok(Self { header, rows })
     }
-    if let Some(v) = m.get_one::<PathBuf>("model-file") {
-        cfg.model_file = Some(v.clone());
-    }
-    if let Some(v) = m.get_one::<String>("connectome") {
-        cfg.connectome.path = v.clone();
-    }
-    if let Some(v) = m.get_one::<PathBuf>("tract-lengths") {
-        cfg.connectome.tract_lengths = Some(v.clone());
-    }
-    if let Some(v) = m.get_one::<String>("normalise") {
-        cfg.connectome.normalise = v.split(',').map(|s| s.trim().to_string()).collect();
-    }
-    if let Some(v) = m.get_one::<f64>("speed") {
-        cfg.connectome.speed_mm_per_ms = *v;
-    }
-    if m.get_flag("no-delays") {
-        cfg.connectome.delays = false;
-    }
-    if let Some(v) = m.get_one::<f64>("G") {
-        cfg.coupling = *v;
-    }
-    if let Some(v) = m.get_one::<f64>("duration") {
-        cfg.duration_ms = *v;
-    }
-    if let Some(v) = m.get_one::<f64>("dt") {
-        cfg.dt_ms = *v;
-    }
-    if let Some(v) = m.get_one::<f64>("tr") {
-        cfg.bold.tr_ms = *v;
-    }
-    if let Some(v) = m.get_one::<f64>("bold-dt") {
-        cfg.bold.dt_ms = *v;
-    }
-    if let Some(v) = m.get_one::<String>("bold-preset") {
-        cfg.bold.preset = v.clone();
-    }
-    if let Some(v) = m.get_one::<f64>("record-every") {
-        cfg.record_every_ms = *v;
-    }
-    if let Some(v) = m.get_one::<String>("precision") {
-        cfg.precision = v.clone();
-    }
-    if let Some(v) = m.get_one::<u64>("seed") {
-        cfg.seed = *v;
-    }
-    for item in m.get_many::<String>("param").into_iter().flatten() {
-        let (k, v) = item
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--param: expected NAME=VALUE, got {item:?}"))?;
-        let v: f64 = v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow!("--param {k}: {v:?} is not a number"))?;
-        cfg.params
-            .insert(k.trim().to_string(), ParamValue::Global(v));
-    }
-    Ok(cfg)
-}
 
-/// Runs `nmm brain` or `nmm brain batch`.
-pub fn run_cli(m: &ArgMatches) -> Result<()> {
-    if let Some(("batch", b)) = m.subcommand() {
-        return run_batch(b);
-    }
-    let cfg = config_from_args(m)?;
-    let out_path = m
-        .get_one::<PathBuf>("out")
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("brain.npz"));
-    let p = Prepared::new(cfg)?;
-    println!(
-        "{} regions ({}), {} links, {} delays, model {}, G = {}, {} ms at dt = {} ms ({} steps)",
-        p.conn.n,
-        p.conn.source,
-        p.weights.iter().filter(|w| **w != 0.0).count(),
-        if p.delays.is_empty() {
-            "no".to_string()
-        } else {
-            format!("max {:.1} ms", p.max_delay_steps() as f64 * p.cfg.dt_ms)
-        },
-        p.cfg.model,
-        p.cfg.coupling,
-        p.cfg.duration_ms,
-        p.cfg.dt_ms,
-        p.steps
-    );
-    let bar = styled_bar(p.steps as u64, "{bar:40} {percent}%  {elapsed} (eta {eta})");
-    let out = run(&p, &|done, _| bar.set_position(done))?;
-    bar.finish_and_clear();
-    let region_steps = p.steps as f64 * p.conn.n as f64;
-    println!(
-        "simulated {} s in {:.2} s wall ({:.3e} region-steps/s); {} BOLD samples, {} FCD windows",
-        p.cfg.duration_ms / 1000.0,
-        out.wall_s,
-        region_steps / out.wall_s,
-        out.t_ms.len(),
-        out.fcd.nrows()
-    );
-    for (k, v) in features(&p, &out) {
-        println!("  {k:>14} = {v:.4}");
-    }
-    write_run(&out_path, &p, &out)?;
-    println!("wrote {}", out_path.display());
-    if let Some(path) = m.get_one::<PathBuf>("plot") {
-        let title = format!(
-            "nmm brain: {} on {} (G = {}, {} s)",
-            p.cfg.model,
-            p.conn.source,
-            p.cfg.coupling,
-            p.cfg.duration_ms / 1000.0
-        );
-        plot::brain_figure(
-            path,
-            &title,
-            &out.fc,
-            &out.bold,
-            &out.t_ms,
-            p.cfg.fc.transient_ms,
-            &out.fcd,
-        )?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
-/// One row of a batch: parameter overrides by column name.
-fn apply_row(cfg: &mut Config, header: &[String], row: &[f64], index: usize) {
-    cfg.seed = cfg.seed.wrapping_add(index as u64);
-    for (k, v) in header.iter().zip(row) {
-        match k.as_str() {
-            "G" | "coupling" => cfg.coupling = *v,
-            "seed" => cfg.seed = *v as u64,
-            name => {
-                cfg.params.insert(name.to_string(), ParamValue::Global(*v));
+    /// `cfg` with row `index` applied: `G`/`coupling` set the coupling, `seed` the seed
+    /// (without a `seed` column row `k` uses the base seed + k), any other column a model
+    /// parameter in every region.
+    ///
+    /// ```
+    /// use nmm::brain::{Config, ParamValue, Rows};
+    /// let rows = Rows { header: vec!["G".into(), "eta".into()], rows: vec![vec![0.3, -4.0]] };
+    /// let cfg = rows.apply(&Config::default(), 0);
+    /// assert_eq!(cfg.coupling, 0.3);
+    /// assert_eq!(cfg.params["eta"], ParamValue::Global(-4.0));
+    /// ```
+    pub fn apply(&self, base: &Config, index: usize) -> Config {
+        let mut cfg = base.clone();
+        cfg.seed = cfg.seed.wrapping_add(index as u64);
+        for (k, v) in self.header.iter().zip(&self.rows[index]) {
+            match k.as_str() {
+                "G" | "coupling" => cfg.coupling = *v,
+                "seed" => cfg.seed = *v as u64,
+                name => {
+                    cfg.params.insert(name.to_string(), ParamValue::Global(*v));
+                }
             }
         }
+        cfg
     }
 }
 
-fn run_batch(m: &ArgMatches) -> Result<()> {
-    let base = config_from_args(m)?;
-    let rows_path = m.get_one::<PathBuf>("rows").expect("required");
-    let dir = m.get_one::<PathBuf>("out").expect("required");
-    let mut rdr = csv::Reader::from_path(rows_path)
-        .with_context(|| format!("cannot read {}", rows_path.display()))?;
-    let header: Vec<String> = rdr
-        .headers()
-        .with_context(|| format!("{}: no header", rows_path.display()))?
-        .iter()
-        .map(|s| s.trim().to_string())
-        .collect();
-    let mut rows = Vec::new();
-    for (k, rec) in rdr.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: row {}", rows_path.display(), k + 1))?;
-        let vals: Vec<f64> = rec
-            .iter()
-            .zip(&header)
-            .map(|(s, h)| {
-                s.trim().parse::<f64>().map_err(|_| {
-                    anyhow!(
-                        "{}: row {}, column {h}: {s:?} is not a number",
-                        rows_path.display(),
-                        k + 1
-                    )
-                })
-            })
-            .collect::<Result<_>>()?;
-        if vals.len() != header.len() {
-            bail!(
-                "{}: row {} has {} values for {} columns",
-                rows_path.display(),
-                k + 1,
-                vals.len(),
-                header.len()
-            );
-        }
-        rows.push(vals);
+/// What [`run_batch`] produced: the feature table it wrote.
+#[derive(Clone, Debug)]
+pub struct BatchOutput {
+    /// The table's header: `row`, `seed_used`, the rows' columns, the features.
+    pub header: Vec<String>,
+    /// One line per run, in row order.
+    pub table: Vec<Vec<String>>,
+    /// Where the table was written.
+    pub path: PathBuf,
+}
+
+/// The feature table's file in `dir` for shard `k` of `of`.
+pub fn features_file(dir: &Path, (k, of): (usize, usize)) -> PathBuf {
+    if of > 1 {
+        dir.join(format!("features-shard-{k}-of-{of}.csv"))
+    } else {
+        dir.join("features.csv")
     }
-    let shard = match m.get_one::<String>("shard") {
-        Some(s) => Some(parse_shard(s)?),
-        None => slurm_shard(|k| std::env::var(k).ok())?,
-    };
-    let (k, of) = shard.unwrap_or((1, 1));
-    let mine: Vec<usize> = (0..rows.len()).filter(|i| i % of == k - 1).collect();
+}
+
+/// Runs the rows of `rows` in shard `(k, of)` (rows `k - 1, k - 1 + of, ...`, 0-based) on the
+/// current rayon pool, each from `base` with its row applied, and writes `features.csv` (or
+/// `features-shard-K-of-N.csv`) and the base `config.toml` into `dir`; with `save_runs`, each
+/// row's `row-K.npz` too. Every row is checked before any runs, and every output path before
+/// the work. `progress` counts finished runs.
+///
+/// ```
+/// use nmm::brain::{Config, Rows, run_batch};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut base = Config::default();
+/// base.connectome.path = "builtin:4".into();
+/// base.duration_ms = 4000.0;
+/// base.bold.tr_ms = 100.0;
+/// base.fc.transient_ms = 500.0;
+/// let rows = Rows { header: vec!["G".into()], rows: vec![vec![0.0], vec![0.2]] };
+/// let out = run_batch(&base, &rows, (1, 1), dir.path(), false, &nmm::progress::Silent).unwrap();
+/// assert_eq!(out.table.len(), 2);
+/// assert!(dir.path().join("features.csv").exists());
+/// ```
+pub fn run_batch(
+    base: &Config,
+    rows: &Rows,
+    (k, of): (usize, usize),
+    dir: &Path,
+    save_runs: bool,
+    progress: &dyn Progress,
+) -> Result<BatchOutput> {
+    if k == 0 || k > of {
+        bail!("shard {k}/{of}: expected 1 <= K <= N");
+    }
+    let mine: Vec<usize> = (0..rows.rows.len()).filter(|i| i % of == k - 1).collect();
     let conn = load(
         &base.connectome.path,
         base.connectome.tract_lengths.as_deref(),
@@ -1101,43 +913,39 @@ fn run_batch(m: &ArgMatches) -> Result<()> {
     let prepared: Vec<Prepared> = mine
         .iter()
         .map(|&i| {
-            let mut cfg = base.clone();
-            apply_row(&mut cfg, &header, &rows[i], i);
-            Prepared::with_connectome(cfg, conn.clone())
-                .with_context(|| format!("{}: row {}", rows_path.display(), i + 1))
+            Prepared::with_connectome(rows.apply(base, i), conn.clone())
+                .with_context(|| format!("row {}", i + 1))
         })
         .collect::<Result<_>>()?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = features_file(dir, (k, of));
     let cfg_path = dir.join("config.toml");
+    let row_file = |i: usize| dir.join(format!("row-{}.npz", i + 1));
+    let mut outputs = vec![path.clone(), cfg_path.clone()];
+    if save_runs {
+        outputs.extend(mine.iter().map(|&i| row_file(i)));
+    }
+    crate::io::check_outputs(&outputs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     if !cfg_path.exists() {
-        let text = toml::to_string(&base)?;
+        let text = toml::to_string(base)?;
         atomic_write(&cfg_path, |f| Ok(f.write_all(text.as_bytes())?))?;
     }
-    let save = m.get_flag("save-runs");
-    let bar = ProgressBar::new(mine.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})")
-            .expect("valid template"),
-    );
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(m.get_one::<usize>("jobs").copied().unwrap_or(0))
-        .build()?;
-    let start = std::time::Instant::now();
-    let results: Vec<Result<Vec<(&'static str, f64)>>> = pool.install(|| {
-        prepared
-            .par_iter()
-            .zip(&mine)
-            .map(|(p, &i)| {
-                let out = run(p, &|_, _| {}).with_context(|| format!("row {}", i + 1))?;
-                if save {
-                    write_run(&dir.join(format!("row-{}.npz", i + 1)), p, &out)?;
-                }
-                bar.inc(1);
-                Ok(features(p, &out))
-            })
-            .collect()
-    });
-    bar.finish_and_clear();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let total = mine.len() as u64;
+    progress.set(0, total);
+    let results: Vec<Result<Vec<(&'static str, f64)>>> = prepared
+        .par_iter()
+        .zip(&mine)
+        .map(|(p, &i)| {
+            let out = run(p, &Silent).with_context(|| format!("row {}", i + 1))?;
+            if save_runs {
+                write_run(&row_file(i), p, &out)?;
+            }
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress.set(d, total);
+            Ok(features(p, &out))
+        })
+        .collect();
     let mut table = Vec::new();
     let mut feat_names: Vec<String> = Vec::new();
     for ((res, &i), p) in results.into_iter().zip(&mine).zip(&prepared) {
@@ -1146,25 +954,17 @@ fn run_batch(m: &ArgMatches) -> Result<()> {
             feat_names = f.iter().map(|(k, _)| k.to_string()).collect();
         }
         let mut line = vec![(i + 1).to_string(), p.cfg.seed.to_string()];
-        line.extend(rows[i].iter().map(|v| v.to_string()));
+        line.extend(rows.rows[i].iter().map(|v| v.to_string()));
         line.extend(f.iter().map(|(_, v)| format!("{v:.6}")));
         table.push(line);
     }
-    let mut head = vec!["row".to_string(), "seed_used".to_string()];
-    head.extend(header.iter().cloned());
-    head.extend(feat_names);
-    let name = if of > 1 {
-        format!("features-shard-{k}-of-{of}.csv")
-    } else {
-        "features.csv".to_string()
-    };
-    let path = dir.join(name);
-    write_csv(&path, &head, &table)?;
-    println!(
-        "{} runs in {:.1} s; wrote {}",
-        mine.len(),
-        start.elapsed().as_secs_f64(),
-        path.display()
-    );
-    Ok(())
+    let mut header = vec!["row".to_string(), "seed_used".to_string()];
+    header.extend(rows.header.iter().cloned());
+    header.extend(feat_names);
+    write_csv(&path, &header, &table)?;
+    Ok(BatchOutput {
+        header,
+        table,
+        path,
+    })
 }

@@ -1,20 +1,22 @@
 //! `nmm spiking qif|izh|sweep`: spiking-network runs and parameter sweeps.
 
-use crate::io::{NpzEntry, write_npz};
-use crate::models::{model_from_args, params_json, parse_state};
-use crate::network::{
-    Common, Connectivity, Heterogeneity, IzhParams, Output, QifParams, Synapse, run_izh, run_qif,
-};
-use crate::{command_line, float_arg, get_f64, out_arg, plot, seed_arg};
+use crate::args::{float_arg, get_f64, out_arg, seed_arg};
+use crate::models::model_from_args;
+use crate::progress::Bar;
+use crate::{plot, say};
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::Array1;
+use nmm::models::{params_json, parse_state};
+use nmm::network::{
+    Common, Connectivity, Heterogeneity, IzhParams, Output, QifParams, Synapse, run_izh, run_qif,
+};
+use nmm::spiking::{quiescent_state, run_meta, write_output};
+
 use nmm_core::Model;
 use nmm_core::models::{ChenCampbell, Mpr};
 use nmm_core::stim::StimSpec;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The `spiking` command.
 pub fn command() -> Command {
@@ -40,7 +42,7 @@ pub fn command() -> Command {
         ))
         .arg(float_arg("v-peak", "Threshold v_peak (default 200)".into()))
         .arg(float_arg("v-reset", "Reset v_reset (default -v_peak)".into())))
-        .subcommand(crate::sweep::command())
+        .subcommand(crate::cmd::sweep::command())
 }
 
 fn param_flags<M: Model<f64, N>, const N: usize>(mut c: Command) -> Command {
@@ -117,30 +119,28 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     match m.subcommand() {
         Some(("qif", sub)) => {
             let (c, p, meta) = qif_from_args(sub)?;
-            let out = run_qif(&c, &p, &progress_bar())?;
+            check(sub)?;
+            let bar = Bar::new(
+                "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})",
+                "spiking",
+            );
+            let out = run_qif(&c, &p, &bar)?;
+            bar.finish();
             finish(sub, "qif", &c, &out, meta)
         }
         Some(("izh", sub)) => {
             let (c, p, meta) = izh_from_args(sub)?;
-            let out = run_izh(&c, &p, &progress_bar())?;
+            check(sub)?;
+            let bar = Bar::new(
+                "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})",
+                "spiking",
+            );
+            let out = run_izh(&c, &p, &bar)?;
+            bar.finish();
             finish(sub, "izh", &c, &out, meta)
         }
-        Some(("sweep", sub)) => crate::sweep::run(sub),
+        Some(("sweep", sub)) => crate::cmd::sweep::run(sub),
         _ => unreachable!("clap requires a subcommand"),
-    }
-}
-
-/// A progress callback drawing a bar on stderr (hidden when stderr is not a terminal).
-pub fn progress_bar() -> impl Fn(u64, u64) + Sync {
-    let bar = styled_bar(0, "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})");
-    move |done, total| {
-        if bar.length() != Some(total) {
-            bar.set_length(total);
-        }
-        bar.set_position(done);
-        if done == total {
-            bar.finish_and_clear();
-        }
     }
 }
 
@@ -204,26 +204,6 @@ fn common_from_args(
     })
 }
 
-/// MPR's quiescent fixed point with the effective coupling a QIF network of connection
-/// probability `p` sees (J p without normalisation): the default initial state of QIF runs.
-pub fn quiescent_state(mf: &Mpr<f64>, p: f64, normalise: bool) -> (f64, f64) {
-    let eff = Mpr {
-        j: if normalise { mf.j } else { mf.j * p },
-        ..*mf
-    };
-    let x0 = eff.initial_state();
-    (x0[0], x0[1])
-}
-
-/// A progress bar on stderr with the given template (hidden when stderr is not a terminal).
-pub fn styled_bar(len: u64, template: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar
-}
-
 /// QIF settings from the command line; the default initial state is [`quiescent_state`].
 pub fn qif_from_args(m: &ArgMatches) -> Result<(Common, QifParams, Value)> {
     let mf: Mpr<f64> = model_from_args(m)?;
@@ -271,78 +251,11 @@ pub fn izh_from_args(m: &ArgMatches) -> Result<(Common, IzhParams, Value)> {
     Ok((c, p, meta))
 }
 
-/// The metadata every network output records.
-pub fn run_meta(kind: &str, c: &Common, out: &Output, extra: Value) -> Value {
-    let (conn, p, procedural) = match c.conn {
-        Connectivity::AllToAll => ("all-to-all", 1.0, false),
-        Connectivity::Random { p, procedural } => ("erdos-renyi", p, procedural),
-    };
-    let mut meta = json!({
-        "nmm_version": crate::VERSION,
-        "command": command_line(),
-        "network": kind,
-        "N": c.n, "p": p, "connectivity": conn, "procedural": procedural,
-        "normalisation": if c.normalise { "J/(pN)" } else { "J/N (mean drive ~ J p r)" },
-        "heterogeneity": format!("{:?}", c.hetero).to_lowercase(),
-        "dt": c.dt, "t0": c.t0, "t_end": c.t_end,
-        "rate_bin": c.bin,
-        "rate": "spikes per neuron per time unit in each bin; t = bin centre",
-        "v": "mean membrane potential over non-refractory neurons, averaged over the bin",
-        "stim": c.stim.to_string(),
-        "seed": c.seed,
-        "stim_seed": c.stim_seed,
-        "init": {"r": c.init.0, "v": c.init.1},
-        "synapses": out.synapses,
-        "spikes": out.spikes,
-        "synaptic_events": out.events,
-        "connectivity_bytes": out.conn_bytes,
-        "state_bytes": out.state_bytes,
-    });
-    if let (Value::Object(m), Value::Object(e)) = (&mut meta, extra) {
-        m.extend(e);
-    }
-    meta
-}
-
-/// Writes a network run's `.npz`.
-pub fn write_output(path: &Path, kind: &str, out: &Output, meta: &Value) -> Result<()> {
-    let mut entries = vec![
-        ("t".to_string(), NpzEntry::F1(Array1::from(out.t.clone()))),
-        ("r".to_string(), NpzEntry::F1(Array1::from(out.r.clone()))),
-        ("v".to_string(), NpzEntry::F1(Array1::from(out.v.clone()))),
-    ];
-    if kind == "izh" {
-        entries.push(("w".into(), NpzEntry::F1(Array1::from(out.w.clone()))));
-        entries.push(("s".into(), NpzEntry::F1(Array1::from(out.s.clone()))));
-    }
-    entries.push((
-        "input".into(),
-        NpzEntry::F1(Array1::from(out.input.clone())),
-    ));
-    entries.push((
-        "spike_t".into(),
-        NpzEntry::F1(Array1::from(out.spike_t.clone())),
-    ));
-    entries.push((
-        "spike_i".into(),
-        NpzEntry::F1(out.spike_i.iter().map(|&i| i as f64).collect()),
-    ));
-    entries.push((
-        "seed".into(),
-        NpzEntry::U64(meta["seed"].as_u64().unwrap_or(0)),
-    ));
-    entries.push((
-        "meta".into(),
-        NpzEntry::Text(serde_json::to_string_pretty(meta)?),
-    ));
-    write_npz(path, &entries)
-}
-
 fn finish(m: &ArgMatches, kind: &str, c: &Common, out: &Output, extra: Value) -> Result<()> {
     let meta = run_meta(kind, c, out, extra);
     let n = out.r.len();
     let mean_r = out.r.iter().sum::<f64>() / n.max(1) as f64;
-    println!(
+    say!(
         "{kind}: N = {}, p = {}, {} bins of {}; mean rate {mean_r:.4}; {} spikes, {} synaptic events; connectivity {:.1} MB, state {:.1} MB",
         c.n,
         c.conn.p(),
@@ -355,7 +268,7 @@ fn finish(m: &ArgMatches, kind: &str, c: &Common, out: &Output, extra: Value) ->
     );
     if let Some(path) = m.get_one::<PathBuf>("out") {
         write_output(path, kind, out, &meta)?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     if let Some(path) = m.get_one::<PathBuf>("plot") {
         let mut series = vec![("r", out.r.clone()), ("v", out.v.clone())];
@@ -370,7 +283,16 @@ fn finish(m: &ArgMatches, kind: &str, c: &Common, out: &Output, extra: Value) ->
             &out.t,
             &series,
         )?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Every output path, before the run.
+fn check(m: &ArgMatches) -> Result<()> {
+    let outs: Vec<&std::path::Path> = ["out", "plot"]
+        .iter()
+        .filter_map(|id| m.get_one::<PathBuf>(id).map(PathBuf::as_path))
+        .collect();
+    Ok(nmm::io::check_outputs(&outs)?)
 }

@@ -5,7 +5,7 @@
 //! `r` in spikes per neuron per time unit, `v`, `eta`, `J`, `I` dimensionless, `p` a
 //! probability.
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Result, bail, input};
 use ndarray::Array1;
 use ndarray_npy::NpzReader;
 use nmm_core::mlp::Normalisation;
@@ -140,7 +140,7 @@ fn read_manifest(dir: &Path, manifest: &Path) -> Result<(Vec<RunEntry>, usize)> 
         .clone();
     let col = |name: &str| -> Result<usize> {
         headers.iter().position(|h| h == name).ok_or_else(|| {
-            anyhow!(
+            input!(
                 "{}: no column {name:?} (found {:?})",
                 manifest.display(),
                 headers.iter().collect::<Vec<_>>()
@@ -157,7 +157,7 @@ fn read_manifest(dir: &Path, manifest: &Path) -> Result<(Vec<RunEntry>, usize)> 
         let num = |c: usize, name: &str| -> Result<f64> {
             let s = rec.get(c).unwrap_or("");
             let x: f64 = s.trim().parse().map_err(|_| {
-                anyhow!(
+                input!(
                     "{}: line {line}: {name} = {s:?} is not a number",
                     manifest.display()
                 )
@@ -187,9 +187,9 @@ pub fn read_meta(file: &Path) -> Result<Value> {
     let mut npz = open_npz(file)?;
     let bytes: Array1<u8> = npz
         .by_name("meta")
-        .map_err(|e| anyhow!("{}: no readable uint8 array `meta` ({e})", file.display()))?;
+        .map_err(|e| input!("{}: no readable uint8 array `meta` ({e})", file.display()))?;
     serde_json::from_slice(&bytes.to_vec())
-        .map_err(|e| anyhow!("{}: `meta` is not JSON ({e})", file.display()))
+        .map_err(|e| input!("{}: `meta` is not JSON ({e})", file.display()))
 }
 
 /// `(J, eta, p)` from a run's metadata: the sweep's record when present, else the model
@@ -222,7 +222,7 @@ fn params_from_meta(file: &Path, meta: &Value) -> Result<RunEntry> {
 
 fn open_npz(file: &Path) -> Result<NpzReader<File>> {
     let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    NpzReader::new(f).map_err(|e| anyhow!("{}: not an .npz file ({e})", file.display()))
+    NpzReader::new(f).map_err(|e| input!("{}: not an .npz file ({e})", file.display()))
 }
 
 /// Reads one run and resamples it onto the step `dt` (time units).
@@ -259,7 +259,7 @@ pub fn load_trajectory(run: &RunEntry, dt: f64) -> Result<Trajectory> {
     let mut npz = open_npz(file)?;
     let mut read = |name: &str| -> Result<Vec<f64>> {
         let a: Array1<f64> = npz.by_name(name).map_err(|e| {
-            anyhow!(
+            input!(
                 "{}: no float64 1-D array `{name}` ({e}); expected t, r, v, input as written by `nmm spiking`",
                 file.display()
             )
@@ -345,21 +345,6 @@ pub fn resample(
     })
 }
 
-/// Mean and standard deviation (population) of `x`.
-fn mean_std(x: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
-    let (mut n, mut s) = (0usize, 0.0);
-    for v in x.clone() {
-        n += 1;
-        s += v;
-    }
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    let mean = s / n as f64;
-    let var = x.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
-    (mean, var.sqrt())
-}
-
 /// A scale that is safe to divide by: `std` unless the variable is constant (relative to its
 /// size), then 1.
 fn safe_scale(mean: f64, std: f64) -> f64 {
@@ -385,7 +370,7 @@ pub fn normalisation(train: &[Trajectory]) -> Normalisation<f64> {
         let it = train
             .iter()
             .flat_map(move |tr| (0..tr.len()).map(move |i| tr.inputs(i)[k]));
-        let (m, s) = mean_std(it);
+        let (m, s) = crate::stats::mean_sd_population(it);
         norm.in_mean[k] = m;
         norm.in_scale[k] = safe_scale(m, s);
     }
@@ -394,7 +379,7 @@ pub fn normalisation(train: &[Trajectory]) -> Normalisation<f64> {
             let x = if c == 0 { &tr.r } else { &tr.v };
             (1..x.len().saturating_sub(1)).map(move |i| (x[i + 1] - x[i - 1]) / (2.0 * tr.dt))
         });
-        let (m, s) = mean_std(it);
+        let (m, s) = crate::stats::mean_sd_population(it);
         norm.out_scale[c] = safe_scale(m, s);
     }
     norm

@@ -4,14 +4,18 @@
 //! - The grid is the product J x eta x p x seeds x stimulus seeds (in that nesting order), each
 //!   axis a list or `{ start, stop, num }` (inclusive, evenly spaced); run `i` of the product
 //!   is written to `DIR/run_{i:06}.npz`.
-//! - Resumable: a run is done when its file exists; files are written atomically, so a killed
-//!   sweep loses only the runs in flight, and running the same command again skips the rest.
+//! - Resumable: a run is done when its file is a complete `.npz` (a truncated or empty file,
+//!   as a full disk or a killed copy leaves, is run again); files are written atomically, so a
+//!   killed sweep loses only the runs in flight, and running the same command again skips the
+//!   rest. A run that fails leaves `run_{i:06}.error` with the reason (removed once it
+//!   succeeds), and the manifest's `status` and `error` columns say so.
 //! - Shardable: `--shard K/N` (K = 1..N) takes runs i with i mod N = K - 1; inside a Slurm array
 //!   job it reads K and N from SLURM_ARRAY_TASK_ID, _MIN, _STEP and _COUNT (evenly spaced
 //!   arrays such as `--array=0-15` or `--array=0-30:2`).
-//! - `DIR/manifest.csv` lists every run of the grid (id, parameters, seeds, file), written at
-//!   the start (identical for every shard), and `DIR/grid.toml` the grid itself; a sweep into a
-//!   directory holding another grid is refused.
+//! - `DIR/manifest.csv` lists every run of the grid (id, parameters, seeds, file, status
+//!   `done`/`failed`/`pending` and the error of a failed run), rewritten from the directory's
+//!   contents at the start and the end of every shard, and `DIR/grid.toml` holds the grid
+//!   itself; a sweep into a directory holding another grid is refused.
 //!
 //! Example grid (QIF, the 2025 paper's setup):
 //! ```toml
@@ -32,13 +36,13 @@
 //! stim_seeds = [1, 2, 3]
 //! ```
 
+use crate::error::{Context, Error, Result, bail, input};
 use crate::io::{atomic_write, write_csv};
 use crate::network::{
     Common, Connectivity, Heterogeneity, IzhParams, QifParams, Synapse, run_izh, run_qif,
 };
-use crate::spiking::{quiescent_state, run_meta, styled_bar, write_output};
-use anyhow::{Context, Result, anyhow, bail};
-use clap::{Arg, ArgMatches, Command, value_parser};
+use crate::progress::Progress;
+use crate::spiking::{quiescent_state, run_meta, write_output};
 use nmm_core::models::{ChenCampbell, Mpr};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -207,6 +211,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// File name of the run's error report (present while the run has failed).
+    pub fn error_file(&self) -> String {
+        format!("run_{:06}.error", self.id)
+    }
+
     /// The run's file name.
     pub fn file(&self) -> String {
         format!("run_{:06}.npz", self.id)
@@ -218,13 +227,16 @@ impl Grid {
     pub fn load(path: &Path) -> Result<(Grid, String)> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let grid: Grid = toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let grid: Grid = toml::from_str(&text).map_err(|e| input!("{}: {e}", path.display()))?;
         grid.check()
             .with_context(|| format!("{}", path.display()))?;
         Ok((grid, text))
     }
 
     fn check(&self) -> Result<()> {
+        if self.n == 0 {
+            bail!("N: a network needs at least one neuron, got 0");
+        }
         if self.network != "qif" && self.network != "izh" {
             bail!("network must be \"qif\" or \"izh\", got {:?}", self.network);
         }
@@ -242,7 +254,7 @@ impl Grid {
         }
         self.stim
             .parse::<nmm_core::stim::StimSpec>()
-            .map_err(|e| anyhow!("stim {:?}: {e}", self.stim))?;
+            .map_err(|e| input!("stim {:?}: {e}", self.stim))?;
         for p in self.grid.p.values("p")? {
             if !(p > 0.0 && p <= 1.0) {
                 bail!("grid.p: {p} is not in (0, 1]");
@@ -320,7 +332,7 @@ impl Grid {
             } else {
                 Heterogeneity::Quantiles
             },
-            stim: self.stim.parse().map_err(|e| anyhow!("stim: {e}"))?,
+            stim: self.stim.parse().map_err(|e| input!("stim: {e}"))?,
             seed: run.seed,
             stim_seed: run.stim_seed,
             record: 0,
@@ -330,7 +342,7 @@ impl Grid {
     }
 
     /// Runs one grid point and writes its file atomically.
-    fn execute(&self, run: &Run, dir: &Path) -> Result<()> {
+    pub fn execute(&self, run: &Run, dir: &Path) -> Result<()> {
         let mut c = self.common(run)?;
         let (out, extra) = if self.network == "qif" {
             let mut mf = Mpr::<f64>::default();
@@ -360,7 +372,7 @@ impl Grid {
             };
             let (params, units) = crate::models::params_json(&mf);
             (
-                run_qif(&c, &p, &|_, _| {})?,
+                run_qif(&c, &p, &crate::progress::Silent)?,
                 json!({"params": params, "units": units, "V_peak": v_peak}),
             )
         } else {
@@ -381,7 +393,7 @@ impl Grid {
                         v_peak,
                         v_reset: -v_peak,
                     },
-                    &|_, _| {},
+                    &crate::progress::Silent,
                 )?,
                 json!({"params": params, "units": units, "v_peak": v_peak}),
             )
@@ -393,10 +405,15 @@ impl Grid {
 }
 
 /// Parses `K/N` (1 <= K <= N).
+///
+/// ```
+/// assert_eq!(nmm::sweep::parse_shard("2/3").unwrap(), (2, 3));
+/// assert!(nmm::sweep::parse_shard("4/3").unwrap_err().to_string().contains("--shard"));
+/// ```
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let (k, n) = s
         .split_once('/')
-        .ok_or_else(|| anyhow!("--shard: expected K/N, got {s:?}"))?;
+        .ok_or_else(|| input!("--shard: expected K/N, got {s:?}"))?;
     let k: usize = k
         .trim()
         .parse()
@@ -411,13 +428,26 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     Ok((k, n))
 }
 
-/// The shard of a Slurm array task, from its environment: K = ID - MIN + 1, N = COUNT.
+/// The shard of a Slurm array task, from its environment: K = (ID - MIN) / STEP + 1,
+/// N = COUNT; `None` outside an array job.
+///
+/// ```
+/// let env = |k: &str| match k {
+///     "SLURM_ARRAY_TASK_ID" => Some("4".to_string()),
+///     "SLURM_ARRAY_TASK_MIN" => Some("0".to_string()),
+///     "SLURM_ARRAY_TASK_STEP" => Some("2".to_string()),
+///     "SLURM_ARRAY_TASK_COUNT" => Some("8".to_string()),
+///     _ => None,
+/// };
+/// assert_eq!(nmm::sweep::slurm_shard(env).unwrap(), Some((3, 8)));
+/// assert_eq!(nmm::sweep::slurm_shard(|_| None).unwrap(), None);
+/// ```
 pub fn slurm_shard(get: impl Fn(&str) -> Option<String>) -> Result<Option<(usize, usize)>> {
     let Some(id) = get("SLURM_ARRAY_TASK_ID") else {
         return Ok(None);
     };
     let num = |name: &str| -> Result<usize> {
-        let v = get(name).ok_or_else(|| anyhow!("SLURM_ARRAY_TASK_ID is set but {name} is not"))?;
+        let v = get(name).ok_or_else(|| input!("SLURM_ARRAY_TASK_ID is set but {name} is not"))?;
         v.trim()
             .parse()
             .with_context(|| format!("{name}={v:?} is not a number"))
@@ -431,7 +461,7 @@ pub fn slurm_shard(get: impl Fn(&str) -> Option<String>) -> Result<Option<(usize
         Some(_) => num("SLURM_ARRAY_TASK_STEP")?.max(1),
         None => 1,
     };
-    if id < min || (id - min) % step != 0 || (id - min) / step >= count {
+    if id < min || !(id - min).is_multiple_of(step) || (id - min) / step >= count {
         bail!(
             "SLURM_ARRAY_TASK_ID={id} does not fit MIN={min}, STEP={step}, COUNT={count} (use an evenly spaced --array, e.g. 0-15 or 0-30:2)"
         );
@@ -439,138 +469,230 @@ pub fn slurm_shard(get: impl Fn(&str) -> Option<String>) -> Result<Option<(usize
     Ok(Some(((id - min) / step + 1, count)))
 }
 
-/// The `sweep` command.
-pub fn command() -> Command {
-    Command::new("sweep")
-        .about("Run a parameter grid of networks (J x eta x p x seeds x stimulus seeds): resumable, shardable")
-        .arg(
-            Arg::new("grid")
-                .long("grid")
-                .value_name("GRID.toml")
-                .required(true)
-                .value_parser(value_parser!(PathBuf))
-                .help("Grid configuration (see `nmm spiking sweep --help` and the README)"),
-        )
-        .arg(
-            Arg::new("out")
-                .long("out")
-                .value_name("DIR")
-                .required(true)
-                .value_parser(value_parser!(PathBuf))
-                .help("Output directory: run_NNNNNN.npz files, manifest.csv, grid.toml"),
-        )
-        .arg(Arg::new("shard").long("shard").value_name("K/N").help(
-            "Run only shard K of N (runs i with i mod N = K-1); default: from SLURM_ARRAY_TASK_ID/MIN/STEP/COUNT when set, else everything",
-        ))
-        .arg(
-            Arg::new("jobs")
-                .long("jobs")
-                .value_parser(value_parser!(u64))
-                .default_value("0")
-                .help("Runs in parallel, one thread each (0: one per core)"),
-        )
+/// Whether `path` holds a complete run: an `.npz` whose directory can be read and that has
+/// the arrays every run writes (`r` and `meta`). A truncated, empty or foreign file is not.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("run_000000.npz");
+/// std::fs::write(&p, b"").unwrap();
+/// assert!(!nmm::sweep::run_complete(&p));
+/// assert!(!nmm::sweep::run_complete(&dir.path().join("absent.npz")));
+/// ```
+pub fn run_complete(path: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(mut z) = ndarray_npy::NpzReader::new(f) else {
+        return false;
+    };
+    let Ok(names) = z.names() else {
+        return false;
+    };
+    ["r", "meta"]
+        .iter()
+        .all(|want| names.iter().any(|n| n.trim_end_matches(".npy") == *want))
 }
 
-/// Runs `sweep`.
-pub fn run(m: &ArgMatches) -> Result<()> {
-    let path = m.get_one::<PathBuf>("grid").expect("required");
-    let dir = m.get_one::<PathBuf>("out").expect("required");
-    let shard = match m.get_one::<String>("shard") {
-        Some(s) => Some(parse_shard(s)?),
-        None => slurm_shard(|k| std::env::var(k).ok())?,
-    };
-    let (grid, text) = Grid::load(path)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let saved = dir.join("grid.toml");
-    if saved.exists() {
-        let old = std::fs::read_to_string(&saved)
-            .with_context(|| format!("cannot read {}", saved.display()))?;
-        if old != text {
-            bail!(
-                "{} already holds a sweep of another grid ({}); use a new directory",
-                dir.display(),
-                saved.display()
-            );
+/// A sweep ready to run: the grid, every run, and this shard's share.
+#[derive(Debug)]
+pub struct Sweep {
+    /// The grid.
+    pub grid: Grid,
+    /// The output directory.
+    pub dir: PathBuf,
+    /// Every run of the grid, in order.
+    pub runs: Vec<Run>,
+    /// Shard `(K, N)`.
+    pub shard: (usize, usize),
+    /// Ids of this shard's runs.
+    pub mine: Vec<usize>,
+    /// Ids of this shard's runs without a complete file.
+    pub todo: Vec<usize>,
+}
+
+/// A run that failed, and why.
+#[derive(Debug)]
+pub struct Failure {
+    /// The run.
+    pub run: Run,
+    /// Why.
+    pub error: Error,
+}
+
+impl Sweep {
+    /// Reads the grid at `grid_path`, creates `dir` (refusing one that holds another grid),
+    /// saves the grid and writes the manifest; `shard` is `(K, N)`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let grid = dir.path().join("grid.toml");
+    /// std::fs::write(&grid, "network = \"qif\"\nN = 50\nt_end = 0.1\n[grid]\nJ = [10.0, 15.0]\neta = [-5.0]\np = [1.0]\n").unwrap();
+    /// let out = dir.path().join("runs");
+    /// let sweep = nmm::sweep::Sweep::prepare(&grid, &out, (1, 1)).unwrap();
+    /// assert_eq!(sweep.todo, [0, 1]);
+    /// let failures = sweep.execute(&nmm::progress::Silent).unwrap();
+    /// assert!(failures.is_empty());
+    /// assert!(nmm::sweep::run_complete(&out.join("run_000001.npz")));
+    /// ```
+    pub fn prepare(grid_path: &Path, dir: &Path, shard: (usize, usize)) -> Result<Self> {
+        let (k, n) = shard;
+        if k == 0 || k > n {
+            bail!("--shard: need 1 <= K <= N, got {k}/{n}");
         }
-    } else {
-        atomic_write(&saved, |w| Ok(w.write_all(text.as_bytes())?))?;
+        let (grid, text) = Grid::load(grid_path)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let saved = dir.join("grid.toml");
+        if saved.exists() {
+            let old = std::fs::read_to_string(&saved)
+                .with_context(|| format!("cannot read {}", saved.display()))?;
+            if old != text {
+                bail!(
+                    "{} already holds a sweep of another grid ({}); use a new directory",
+                    dir.display(),
+                    saved.display()
+                );
+            }
+        } else {
+            atomic_write(&saved, |w| Ok(w.write_all(text.as_bytes())?))?;
+        }
+        let runs = grid.runs()?;
+        let mine: Vec<usize> = runs
+            .iter()
+            .filter(|r| r.id % n == k - 1)
+            .map(|r| r.id)
+            .collect();
+        let todo = mine
+            .iter()
+            .copied()
+            .filter(|&i| !run_complete(&dir.join(runs[i].file())))
+            .collect();
+        let sweep = Self {
+            grid,
+            dir: dir.to_path_buf(),
+            runs,
+            shard,
+            mine,
+            todo,
+        };
+        sweep.write_manifest()?;
+        Ok(sweep)
     }
-    let runs = grid.runs()?;
-    let header: Vec<String> = ["run", "J", "eta", "p", "seed", "stim_seed", "file"]
+
+    /// Runs this shard's runs that are not done, in parallel on the current rayon pool;
+    /// `progress` counts finished runs. A failed run leaves `run_{i:06}.error` with its reason
+    /// and is returned; the others are not held up by it. The manifest is rewritten at the end.
+    ///
+    /// # Errors
+    /// Only when the manifest cannot be written.
+    pub fn execute(&self, progress: &dyn Progress) -> Result<Vec<Failure>> {
+        let failures = Mutex::new(Vec::new());
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let total = self.todo.len() as u64;
+        progress.set(0, total);
+        self.todo.par_iter().for_each(|&i| {
+            let run = &self.runs[i];
+            let error_file = self.dir.join(run.error_file());
+            match self.grid.execute(run, &self.dir) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&error_file);
+                }
+                Err(e) => {
+                    let reason = format!(
+                        "run {} (J = {}, eta = {}, p = {}, seed = {}, stim_seed = {}): {}",
+                        run.id,
+                        run.j,
+                        run.eta,
+                        run.p,
+                        run.seed,
+                        run.stim_seed,
+                        chain(&e)
+                    );
+                    let _ = atomic_write(&error_file, |w| Ok(w.write_all(reason.as_bytes())?));
+                    progress.note(&reason);
+                    failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(Failure {
+                            run: run.clone(),
+                            error: e,
+                        });
+                }
+            }
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress.set(d, total);
+        });
+        self.write_manifest()?;
+        let mut failed = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+        failed.sort_by_key(|f| f.run.id);
+        Ok(failed)
+    }
+
+    /// Writes `manifest.csv` from the directory as it is now: every run with its status
+    /// (`done`: a complete file; `failed`: an error file, whose first line is the `error`
+    /// column; `pending`) when that differs from the file there, so shards starting together
+    /// do not race on an unchanged manifest.
+    fn write_manifest(&self) -> Result<()> {
+        let header: Vec<String> = [
+            "run",
+            "J",
+            "eta",
+            "p",
+            "seed",
+            "stim_seed",
+            "file",
+            "status",
+            "error",
+        ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let rows: Vec<Vec<String>> = runs
-        .iter()
-        .map(|r| {
-            vec![
-                r.id.to_string(),
-                r.j.to_string(),
-                r.eta.to_string(),
-                r.p.to_string(),
-                r.seed.to_string(),
-                r.stim_seed.to_string(),
-                r.file(),
-            ]
-        })
-        .collect();
-    // Every shard computes the same manifest; write it only when it is missing or differs, so
-    // shards starting together on several hosts do not race on it.
-    let manifest = dir.join("manifest.csv");
-    let mut text = header.join(",") + "\n";
-    for r in &rows {
-        text += &(r.join(",") + "\n");
+        let rows: Vec<Vec<String>> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let (status, error) = if run_complete(&self.dir.join(r.file())) {
+                    ("done", String::new())
+                } else if let Ok(e) = std::fs::read_to_string(self.dir.join(r.error_file())) {
+                    ("failed", e.lines().next().unwrap_or("").to_string())
+                } else {
+                    ("pending", String::new())
+                };
+                vec![
+                    r.id.to_string(),
+                    r.j.to_string(),
+                    r.eta.to_string(),
+                    r.p.to_string(),
+                    r.seed.to_string(),
+                    r.stim_seed.to_string(),
+                    r.file(),
+                    status.to_string(),
+                    error,
+                ]
+            })
+            .collect();
+        let manifest = self.dir.join("manifest.csv");
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(&header)?;
+        for r in &rows {
+            w.write_record(r)?;
+        }
+        let text = w.into_inner().map_err(|e| input!("manifest: {e}"))?;
+        if std::fs::read(&manifest).ok().as_deref() != Some(text.as_slice()) {
+            write_csv(&manifest, &header, &rows)?;
+        }
+        Ok(())
     }
-    if std::fs::read_to_string(&manifest).ok().as_deref() != Some(text.as_str()) {
-        write_csv(&manifest, &header, &rows)?;
-    }
+}
 
-    let (k, n) = shard.unwrap_or((1, 1));
-    let mine: Vec<&Run> = runs.iter().filter(|r| r.id % n == k - 1).collect();
-    let todo: Vec<&Run> = mine
-        .iter()
-        .copied()
-        .filter(|r| !dir.join(r.file()).exists())
-        .collect();
-    println!(
-        "sweep: {} runs in the grid, {} in shard {k}/{n}, {} already done, {} to run",
-        runs.len(),
-        mine.len(),
-        mine.len() - todo.len(),
-        todo.len()
-    );
-    let bar = styled_bar(
-        todo.len() as u64,
-        "{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})  {msg}",
-    );
-    let failures = Mutex::new(Vec::new());
-    let jobs = *m.get_one::<u64>("jobs").expect("default") as usize;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
-    pool.install(|| {
-        todo.par_iter().for_each(|r| {
-            if let Err(e) = grid.execute(r, dir) {
-                bar.println(format!(
-                    "run {} (J = {}, eta = {}, p = {}): {e:#}",
-                    r.id, r.j, r.eta, r.p
-                ));
-                failures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(r.id);
-            }
-            bar.inc(1);
-        })
-    });
-    bar.finish_and_clear();
-    let failed = failures.into_inner().unwrap_or_else(|e| e.into_inner());
-    if !failed.is_empty() {
-        bail!(
-            "{} of {} runs failed (ids {:?}); rerun the same command to retry them",
-            failed.len(),
-            todo.len(),
-            failed
-        );
+/// An error and its causes on one line (`a: b: c`).
+fn chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s += ": ";
+        s += &c.to_string();
+        src = c.source();
     }
-    println!("sweep: done; {} files in {}", mine.len(), dir.display());
-    Ok(())
+    s
 }

@@ -1,48 +1,15 @@
-//! `nmm fixed-points <model>`: equilibria in a box, with eigenvalues and stability.
+//! `nmm fixed-points <model>`: equilibria in a box, printed and as CSV.
 
-use crate::io::write_csv;
+use crate::args::{get_f64, out_arg};
 use crate::models::{model_from_args, model_subcommands};
-use crate::{get_f64, out_arg, with_model};
+use crate::say;
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgMatches, Command, value_parser};
+use nmm::fixed_points::{DefaultBox, search};
+use nmm::io::write_csv;
+use nmm::with_model;
 use nmm_core::Model;
-use nmm_core::equilibria::{SearchBox, equilibria_of_model};
 use std::path::PathBuf;
-
-/// Most equilibria reported (more means the box or grid is degenerate).
-const CAP: usize = 64;
-
-/// Default search box per model: wide enough for the literature parameter ranges (also the
-/// start search of `nmm bifurcation`).
-pub(crate) trait DefaultBox<const N: usize> {
-    /// Lower and upper corners.
-    const BOX: ([f64; N], [f64; N]);
-    /// Grid points per dimension.
-    const GRID: usize;
-}
-
-impl DefaultBox<2> for nmm_core::models::Mpr<f64> {
-    // r > 0 always (dr/dt = Delta/(pi tau) > 0 at r = 0); v* = -Delta/(2 pi tau r*).
-    const BOX: ([f64; 2], [f64; 2]) = ([1e-5, -20.0], [10.0, 10.0]);
-    const GRID: usize = 40;
-}
-impl DefaultBox<4> for nmm_core::models::ChenCampbell<f64> {
-    const BOX: ([f64; 4], [f64; 4]) = ([0.0, -2.0, -0.5, 0.0], [2.0, 2.0, 0.5, 5.0]);
-    const GRID: usize = 8;
-}
-impl DefaultBox<2> for nmm_core::models::Rww<f64> {
-    const BOX: ([f64; 2], [f64; 2]) = ([0.0, 0.0], [1.0, 1.0]);
-    const GRID: usize = 30;
-}
-impl DefaultBox<2> for nmm_core::models::RwwGriffiths<f64> {
-    const BOX: ([f64; 2], [f64; 2]) = ([0.0, 0.0], [1.0, 1.0]);
-    const GRID: usize = 30;
-}
-impl<const H1: usize, const H2: usize> DefaultBox<2> for nmm_core::mlp::MlpMeanField<f64, H1, H2> {
-    // As MPR: the MLP is trained on (r, v) of QIF networks.
-    const BOX: ([f64; 2], [f64; 2]) = ([1e-4, -20.0], [10.0, 10.0]);
-    const GRID: usize = 40;
-}
 
 /// The `fixed-points` command.
 pub fn command() -> Command {
@@ -50,7 +17,7 @@ pub fn command() -> Command {
         .about("Equilibria of a model in a box (Newton from a grid), with eigenvalues and stability")
         .subcommand_required(true)
         .subcommands(model_subcommands(|c| {
-            c.arg(crate::float_arg("input", "Constant input I (added as the model's drive) (default 0)".into()))
+            c.arg(crate::args::float_arg("input", "Constant input I (added as the model's drive) (default 0)".into()))
                 .arg(Arg::new("box").long("box").value_name("VAR=LO:HI,...").help(
                     "Search box per state variable, e.g. r=0:3,v=-6:2 (unnamed variables keep the model's default box)",
                 ))
@@ -120,20 +87,11 @@ where
         .get_one::<u64>("grid")
         .map(|g| *g as usize)
         .unwrap_or(M::GRID);
-    if (grid as f64).powi(N as i32) > 2e7 {
-        bail!(
-            "--grid {grid} gives {grid}^{N} Newton starts; use at most {}",
-            (2e7f64).powf(1.0 / N as f64) as usize
-        );
+    if let Some(out) = m.get_one::<PathBuf>("out") {
+        nmm::io::check_output(out)?;
     }
-    let search = SearchBox {
-        lo,
-        hi,
-        points_per_dim: grid,
-    };
-    // Residual tolerance: a few hundred ulps of the derivative scale.
-    let found = equilibria_of_model::<f64, M, N, CAP>(&model, input, &search, 1e-11);
-    println!(
+    let found = search::<M, N>(&model, input, lo, hi, grid)?;
+    say!(
         "{}: {} equilibri{} in the box ({} of {} Newton starts converged){}",
         M::NAME,
         found.len(),
@@ -170,7 +128,7 @@ where
                 }
             })
             .collect();
-        println!(
+        say!(
             "  #{k}: {}  {}  eigenvalues [{}]",
             state.join(", "),
             e.kind,
@@ -190,7 +148,7 @@ where
     }
     if let Some(out) = m.get_one::<PathBuf>("out") {
         write_csv(out, &header, &rows)?;
-        println!("wrote {}", out.display());
+        say!("wrote {}", out.display());
     }
     Ok(())
 }

@@ -1,23 +1,27 @@
 //! File formats: `.npz`/`.npy` arrays (numpy), CSV tables, and the atomic-write discipline
-//! every output follows (write beside the target, rename on success, remove on failure).
+//! every output follows (paths checked before the work, written beside the target, renamed on
+//! success, removed on failure).
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Error, Result, bail, input};
 use ndarray::{Array1, Array2, ArrayD, Ix1, Ix2};
 use ndarray_npy::{NpzWriter, ReadNpyExt};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Writes `path` through a temporary file in the same directory, renamed into place only when
-/// `write` succeeds; on any error the temporary file is removed and `path` is left untouched.
-pub fn atomic_write<F>(path: &Path, write: F) -> Result<()>
-where
-    F: FnOnce(&mut BufWriter<File>) -> Result<()>,
-{
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+/// Checks that `path` can take an output before any work is done: its directory exists and
+/// is writable, and `path` is absent or a regular file (a directory, device, FIFO or socket is
+/// refused, so that `--out /dev/null` never replaces a device). Long runs call this for every
+/// output first, so a run is never thrown away for an unwritable path.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// assert!(nmm::io::check_output(&dir.path().join("x.npz")).is_ok());
+/// assert!(nmm::io::check_output(dir.path()).is_err()); // a directory
+/// assert!(nmm::io::check_output(&dir.path().join("no/such/x.npz")).is_err());
+/// ```
+pub fn check_output(path: &Path) -> Result<()> {
+    let dir = parent_dir(path);
     if !dir.is_dir() {
         bail!(
             "cannot write {}: directory {} does not exist",
@@ -25,17 +29,86 @@ where
             dir.display()
         );
     }
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("output path {} has no file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(m) if m.is_dir() => bail!("cannot write {}: it is a directory", path.display()),
+        Ok(_) => bail!(
+            "cannot write {}: it exists and is not a regular file (a device, FIFO or socket); \
+             nmm writes only regular files",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    if path.file_name().is_none() {
+        bail!("output path {} has no file name", path.display());
+    }
+    // Writable: create (and remove) a probe beside it, as the real write will.
+    let probe = temp_path(&dir, path, "probe");
+    File::create(&probe).map_err(|e| input!("cannot write into {}: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Checks every output path of a run (see [`check_output`]) and that no two are the same.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let a = dir.path().join("a.npz");
+/// assert!(nmm::io::check_outputs(&[&a, &dir.path().join("b.svg")]).is_ok());
+/// assert!(nmm::io::check_outputs(&[&a, &a]).is_err());
+/// ```
+pub fn check_outputs(paths: &[&Path]) -> Result<()> {
+    for (i, p) in paths.iter().enumerate() {
+        check_output(p)?;
+        if paths[..i].contains(p) {
+            bail!("{} is named as two outputs", p.display());
+        }
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn temp_path(dir: &Path, path: &Path, what: &str) -> PathBuf {
+    let name = path.file_name().unwrap_or_default();
+    dir.join(format!(
+        ".{}.{what}-{}",
         name.to_string_lossy(),
         std::process::id()
-    ));
+    ))
+}
+
+/// Writes `path` through a temporary file in the same directory, renamed into place only when
+/// `write` succeeds; on any error the temporary file is removed and `path` is left untouched.
+/// Only regular files are written: an existing directory, device or FIFO at `path` is refused
+/// ([`check_output`]).
+///
+/// ```
+/// use std::io::Write;
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("x.txt");
+/// nmm::io::atomic_write(&p, |w| Ok(w.write_all(b"hello")?)).unwrap();
+/// assert_eq!(std::fs::read(&p).unwrap(), b"hello");
+/// // A failing writer leaves the old file as it was.
+/// let e = nmm::io::atomic_write(&p, |_| Err(nmm::Error::input("no")));
+/// assert!(e.is_err());
+/// assert_eq!(std::fs::read(&p).unwrap(), b"hello");
+/// ```
+pub fn atomic_write<F>(path: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut BufWriter<File>) -> Result<()>,
+{
+    check_output(path)?;
+    let dir = parent_dir(path);
+    let tmp = temp_path(&dir, path, "tmp");
     let result = (|| -> Result<()> {
-        let file =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut w = BufWriter::new(file);
         write(&mut w)?;
         w.flush()?;

@@ -1,22 +1,22 @@
 //! `nmm mf <model>`: integrate one mean-field node and write its trajectory.
 
-use crate::io::{NpzEntry, write_npz};
-use crate::models::{RunDefaults, model_from_args, model_subcommands, params_json, parse_state};
-use crate::{command_line, get_f64, out_arg, plot, seed_arg, with_mlp, with_model};
+use crate::args::{command_line, get_f64, out_arg, seed_arg};
+use crate::models::{RunDefaults, model_from_args, model_subcommands};
+use crate::{plot, say, say_part};
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgMatches, Command, value_parser};
 use ndarray::Array1;
+use nmm::io::{NpzEntry, write_npz};
+use nmm::models::{params_json, parse_state};
+use nmm::{with_mlp, with_model};
 use nmm_core::Model;
 use nmm_core::integrate::{OdeMethod, step_count};
 use nmm_core::mlp::MlpMeanField;
-use nmm_core::rng::Gaussian;
-use nmm_core::sim::{Grid, simulate};
-use nmm_core::stim::{StimSpec, Stimulus};
+
+use nmm_core::sim::Grid;
+use nmm_core::stim::StimSpec;
 use serde_json::json;
 use std::path::PathBuf;
-
-/// Most samples `mf` keeps in memory (each is N + 2 doubles); beyond it, ask for `--every`.
-const MAX_SAMPLES: usize = 50_000_000;
 
 /// The `mf` command.
 pub fn command() -> Command {
@@ -35,12 +35,15 @@ pub fn command() -> Command {
                         .value_parser(value_parser!(PathBuf))
                         .help("Trained MLP mean field (nmm train)"),
                 )
-                .arg(crate::float_arg("eta", "eta_bar (default -5)".into()))
-                .arg(crate::float_arg(
+                .arg(crate::args::float_arg("eta", "eta_bar (default -5)".into()))
+                .arg(crate::args::float_arg(
                     "p",
                     "Connection probability (default 1)".into(),
                 ))
-                .arg(crate::float_arg("J", "Coupling J (default 15)".into())),
+                .arg(crate::args::float_arg(
+                    "J",
+                    "Coupling J (default 15)".into(),
+                )),
         ))
 }
 
@@ -50,9 +53,9 @@ fn mf_args(c: Command) -> Command {
         c.arg(Arg::new("init").long("init").value_name("VAR=X,...").help(
                 "Initial state, e.g. r=0.08,v=-1.96 (unnamed variables keep the model's default: its quiescent fixed point or rest)",
             ))
-            .arg(crate::float_arg("t0", "Start time [model time unit] (default 0)".into()))
-            .arg(crate::float_arg("t-end", "End time [model time unit] (default: per model, see below)".into()))
-            .arg(crate::float_arg("dt", "Integration step [model time unit] (default: 0.01 for mpr/cc, 0.1 ms for rww)".into()))
+            .arg(crate::args::float_arg("t0", "Start time [model time unit] (default 0)".into()))
+            .arg(crate::args::float_arg("t-end", "End time [model time unit] (default: per model, see below)".into()))
+            .arg(crate::args::float_arg("dt", "Integration step [model time unit] (default: 0.01 for mpr/cc, 0.1 ms for rww)".into()))
             .arg(
                 Arg::new("integrator")
                     .long("integrator")
@@ -90,7 +93,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         let path = sub.get_one::<PathBuf>("model").expect("required");
         return with_mlp!(f64, path, |model| {
             let mut model = model;
-            crate::bifurcation::set_mlp_flags(&mut model, sub)?;
+            crate::models::set_mlp_flags(&mut model, sub)?;
             run_model::<_, 2>(model, sub)
         });
     }
@@ -98,16 +101,6 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         model_from_args::<M, N>(sub)?,
         sub
     ))
-}
-
-/// What one run produced.
-pub struct Trajectory<const N: usize> {
-    /// Sample times.
-    pub t: Vec<f64>,
-    /// States at the sample times.
-    pub x: Vec<[f64; N]>,
-    /// Drive at the sample times.
-    pub input: Vec<f64>,
 }
 
 fn run_model<M, const N: usize>(model: M, m: &ArgMatches) -> Result<()>
@@ -143,7 +136,7 @@ where
         steps,
         every,
     };
-    if grid.samples() > MAX_SAMPLES {
+    if grid.samples() > nmm::mf::MAX_SAMPLES {
         bail!(
             "{} samples would be stored; raise --every (e.g. --every {})",
             grid.samples(),
@@ -151,12 +144,17 @@ where
         );
     }
 
-    let traj = integrate(&model, x0, stim, seed, method, grid)?;
+    let outs: Vec<&std::path::Path> = ["out", "plot"]
+        .iter()
+        .filter_map(|id| m.get_one::<PathBuf>(id).map(PathBuf::as_path))
+        .collect();
+    nmm::io::check_outputs(&outs)?;
+    let traj = nmm::mf::integrate(&model, x0, stim, seed, method, grid)?;
 
     print_summary::<M, N>(&traj, stim);
     let (params, units) = params_json(&model);
     let meta = json!({
-        "nmm_version": crate::VERSION,
+        "nmm_version": nmm::VERSION,
         "command": command_line(),
         "model": M::NAME,
         "state": M::STATE.to_vec(),
@@ -194,7 +192,7 @@ where
             NpzEntry::Text(serde_json::to_string_pretty(&meta)?),
         ));
         write_npz(out, &entries)?;
-        println!("wrote {}", out.display());
+        say!("wrote {}", out.display());
     }
     if let Some(path) = m.get_one::<PathBuf>("plot") {
         let title = format!("nmm mf {}  ({stim})", M::NAME);
@@ -211,50 +209,16 @@ where
             &traj.t,
             &series,
         )?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     Ok(())
 }
 
-/// Runs the core simulation and collects the samples (stimulus from stream 0 of the seed, model
-/// noise from stream 1).
-pub fn integrate<M: Model<f64, N>, const N: usize>(
-    model: &M,
-    x0: [f64; N],
-    stim: StimSpec,
-    seed: u64,
-    method: OdeMethod,
-    grid: Grid<f64>,
-) -> Result<Trajectory<N>> {
-    let mut drive = Stimulus::<f64>::new(stim, seed, grid.t0);
-    let mut noise = Gaussian::<f64>::new(seed, 1);
-    let cap = grid.samples();
-    let mut traj = Trajectory {
-        t: Vec::with_capacity(cap),
-        x: Vec::with_capacity(cap),
-        input: Vec::with_capacity(cap),
-    };
-    simulate(
-        model,
-        x0,
-        &mut drive,
-        &mut noise,
-        method,
-        grid,
-        |t, x, i| {
-            traj.t.push(t);
-            traj.x.push(*x);
-            traj.input.push(i);
-        },
-    )?;
-    Ok(traj)
-}
-
 /// A readable summary: per variable its start, range and end, and for a step drive the values
 /// just before the step ends (the plateau) and at the end of the run.
-fn print_summary<M: Model<f64, N>, const N: usize>(traj: &Trajectory<N>, stim: StimSpec) {
+fn print_summary<M: Model<f64, N>, const N: usize>(traj: &nmm::mf::Trajectory<N>, stim: StimSpec) {
     let n = traj.t.len();
-    println!(
+    say!(
         "{}: {} samples, t = {} .. {}",
         M::NAME,
         n,
@@ -267,26 +231,30 @@ fn print_summary<M: Model<f64, N>, const N: usize>(traj: &Trajectory<N>, stim: S
         }
         _ => None,
     };
-    print!(
+    say_part!(
         "{:>8} {:>12} {:>12} {:>12} {:>12}",
-        "var", "start", "min", "max", "end"
+        "var",
+        "start",
+        "min",
+        "max",
+        "end"
     );
     if let Some(k) = plateau_idx {
-        print!(" {:>14}", format!("at t={:.4}", traj.t[k]));
+        say_part!(" {:>14}", format!("at t={:.4}", traj.t[k]));
     }
-    println!();
+    say!();
     for (i, name) in M::STATE.iter().enumerate() {
         let col = traj.x.iter().map(|x| x[i]);
         let min = col.clone().fold(f64::INFINITY, f64::min);
         let max = col.fold(f64::NEG_INFINITY, f64::max);
-        print!(
+        say_part!(
             "{name:>8} {:>12.6} {min:>12.6} {max:>12.6} {:>12.6}",
             traj.x[0][i],
             traj.x[n - 1][i]
         );
         if let Some(k) = plateau_idx {
-            print!(" {:>14.6}", traj.x[k][i]);
+            say_part!(" {:>14.6}", traj.x[k][i]);
         }
-        println!();
+        say!();
     }
 }

@@ -9,7 +9,7 @@
 //! output on any number of threads.
 //!
 //! Delivery counts: all synapses carry the same weight, so a block counts, per neuron, the
-//! spikes that reach it (one byte each, [`crate::delivery`]) and the update adds count x
+//! spikes that reach it (one byte each, [`kernels`]) and the update adds count x
 //! weight.
 //!
 //! Connectivity: the targets of source `j` inside block `b` are Bernoulli(p) draws from an
@@ -26,8 +26,11 @@
 //! spike count) plus, for the pulse synapse, 8 bytes per ring slot
 //! (`(delay + width) / dt + 1` slots); Izhikevich 33 bytes (v, w, s, excitability, count).
 
-use crate::delivery::{Counts, MAX_SPIKES, Row, WORDS, add_rows};
-use anyhow::{Result, bail};
+pub mod kernels;
+
+use crate::error::{Error, Result, bail};
+use crate::progress::Progress;
+use kernels::{Counts, EMPTY_ROW, MAX_SPIKES, Row, WORDS, add_rows, advance_block, prefetch};
 use nmm_core::Model;
 use nmm_core::rng::{Gaussian, Rng, SeedableRng, Xoshiro256PlusPlus};
 use nmm_core::spiking::{BlockInput, Izhikevich, Qif, lorentzian_draw, lorentzian_quantile};
@@ -36,10 +39,7 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
-/// Neurons per block: the unit of parallel work and of connectivity generation.
-pub const BLOCK: usize = 1024;
-// Indices into a block are masked with BLOCK - 1 (no bounds checks on the hot paths).
-const _: () = assert!(BLOCK.is_power_of_two());
+pub use kernels::BLOCK;
 
 /// How the excitabilities `eta_j` are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,26 +216,6 @@ pub struct Graph {
     stored: Option<Stored>,
 }
 
-/// Asks the CPU to bring `row` (two cache lines) into cache; a no-op off x86_64.
-#[inline(always)]
-fn prefetch(row: &Row) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let p = row.as_ptr().cast::<i8>();
-        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch never faults.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
-}
-
-/// An all-zero row (padding of the row buffers).
-static EMPTY_ROW: Row = [0; WORDS];
-
 impl Graph {
     /// Builds the graph (stored connectivity is generated here, in parallel over sources).
     pub fn new(n: usize, conn: Connectivity, seed: u64) -> Result<Self> {
@@ -243,6 +223,24 @@ impl Graph {
         let p = conn.p();
         if !(p > 0.0 && p <= 1.0) {
             bail!("connection probability p must be in (0, 1], got {p}");
+        }
+        let need = Self::estimate_bytes(n, conn);
+        if let Some(avail) = available_memory() {
+            // Leave a fifth for the neurons, the outputs and everything else on the machine.
+            let limit = avail / 5 * 4;
+            if need > limit {
+                return Err(Error::Resource {
+                    needed: need,
+                    limit,
+                    message: format!(
+                        "stored connectivity for N = {n} at p = {p} needs about {:.1} GB, more than \
+                         the {:.1} GB of memory available; use --procedural (regenerates each \
+                         source's targets at every spike, stores nothing) or a smaller --N",
+                        need as f64 / 1e9,
+                        limit as f64 / 1e9
+                    ),
+                });
+            }
         }
         // Each candidate takes 32 random bits (two per draw): p is used to a precision of 2^-32.
         let thresh = (p * 2f64.powi(32)).round() as u64;
@@ -309,6 +307,34 @@ impl Graph {
         }
         g.stored = Some(Stored::Lists { offsets, targets });
         Ok(g)
+    }
+
+    /// Bytes that [`Graph::new`] will hold (and at most briefly twice that for 16-bit lists
+    /// while they are gathered) for `n` neurons with connectivity `conn`; 0 when nothing is
+    /// stored (all-to-all, procedural).
+    ///
+    /// ```
+    /// use nmm::network::{Connectivity, Graph};
+    /// let bits = Graph::estimate_bytes(10_000, Connectivity::Random { p: 0.6, procedural: false });
+    /// assert_eq!(bits, 10_000 * 10 * 128); // N ceil(N / 1024) 128 bytes
+    /// assert_eq!(Graph::estimate_bytes(10_000, Connectivity::AllToAll), 0);
+    /// ```
+    pub fn estimate_bytes(n: usize, conn: Connectivity) -> u64 {
+        let (n64, nblocks) = (n as u64, n.div_ceil(BLOCK) as u64);
+        match conn {
+            Connectivity::Random {
+                p,
+                procedural: false,
+            } if p < 1.0 => {
+                if 16.0 * p >= 1.0 {
+                    n64 * nblocks * (WORDS as u64) * 8
+                } else {
+                    let synapses = (p * n as f64 * n as f64) as u64;
+                    2 * (synapses * 2 + (n64 * nblocks + 1) * 8)
+                }
+            }
+            _ => 0,
+        }
     }
 
     fn block_len(&self, b: usize) -> usize {
@@ -467,13 +493,6 @@ struct Slot<P> {
     sums: Sums,
 }
 
-/// `x / dt` when it is a whole number >= 1 (within 1e-6 relative).
-fn whole_multiple(x: f64, dt: f64) -> Option<usize> {
-    let ratio = x / dt;
-    let n = ratio.round();
-    (n.is_finite() && n >= 1.0 && (ratio - n).abs() <= 1e-6 * n).then_some(n as usize)
-}
-
 /// A thread's contiguous range of blocks: index of its first block, and the blocks.
 type Group<'a, P> = Mutex<(usize, &'a mut [Slot<P>])>;
 
@@ -487,7 +506,7 @@ fn grid(c: &Common) -> Result<(usize, usize)> {
             c.dt
         );
     };
-    let Some(per_bin) = whole_multiple(c.bin, c.dt) else {
+    let Some(per_bin) = crate::stats::whole_multiple(c.bin, c.dt) else {
         bail!(
             "the rate bin ({}) must be a whole multiple of dt ({})",
             c.bin,
@@ -548,7 +567,7 @@ impl Recorder<'_> {
         b.2 += sums.w / nf;
         b.3 += sums.s / nf;
         b.4 += input;
-        if (k + 1) % self.per_bin == 0 {
+        if (k + 1).is_multiple_of(self.per_bin) {
             let pb = self.per_bin as f64;
             let bin_t = pb * c.dt;
             let m = self.out.t.len() as f64;
@@ -675,7 +694,7 @@ fn drive<P: Pop>(
     c: &Common,
     graph: &Graph,
     pops: Vec<P>,
-    progress: &(dyn Fn(u64, u64) + Sync),
+    progress: &dyn Progress,
 ) -> Result<Output> {
     let (steps, per_bin) = grid(c)?;
     let nblocks = pops.len();
@@ -704,8 +723,8 @@ fn drive<P: Pop>(
     .min(nblocks)
     .max(1);
     let report = |k: usize| {
-        if (k + 1) % per_bin == 0 {
-            progress((k + 1) as u64, steps as u64);
+        if (k + 1).is_multiple_of(per_bin) {
+            progress.set((k + 1) as u64, steps as u64);
         }
     };
     if threads == 1 {
@@ -790,136 +809,6 @@ fn drive<P: Pop>(
     out.synapses = graph.synapses(c.conn.p());
     out.conn_bytes = graph.bytes();
     Ok(out)
-}
-
-/// `Qif::advance_block`, on AVX2 when the CPU has it (bit-identical results); returns the sum
-/// of the new `v` and lists in `crossed`, ascending, the neurons at or above `V_peak`.
-#[inline]
-fn advance_block(
-    q: &Qif<f64>,
-    v: &mut [f64],
-    eta: &[f64],
-    input: BlockInput<'_, f64>,
-    crossed: &mut Vec<u32>,
-) -> f64 {
-    crossed.clear();
-    #[cfg(target_arch = "x86_64")]
-    if input.kick.is_empty() && std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of this
-        // target-feature function.
-        return unsafe { advance_block_avx2(q, v, eta, input, crossed) };
-    }
-    let s = q.advance_block(v, eta, input);
-    if s.max >= q.v_peak {
-        // Chunks of 16 are tested at once (vectorised).
-        for (c, chunk) in v.chunks(16).enumerate() {
-            if chunk.iter().fold(false, |any, &x| any | (x >= q.v_peak)) {
-                let at = chunk.iter().enumerate().filter(|(_, x)| **x >= q.v_peak);
-                crossed.extend(at.map(|(o, _)| (c * 16 + o) as u32));
-            }
-        }
-    }
-    s.v
-}
-
-/// [`Qif::advance_block`] without per-neuron `kick`s, on AVX2: the same IEEE operations in the
-/// same order (no fused multiply-adds), four neurons per instruction, so the results are
-/// bit-identical to the core's generic code (tested against [`Qif::step`] below). Written with
-/// intrinsics because LLVM vectorised the generic code only partly (two lanes, and a branch
-/// per lane for the count conversion and the crossing test): the QIF bench run took 1.97e10
-/// instructions with the generic code and 1.44e10 with this kernel.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn advance_block_avx2(
-    q: &Qif<f64>,
-    v: &mut [f64],
-    eta: &[f64],
-    input: BlockInput<'_, f64>,
-    crossed: &mut Vec<u32>,
-) -> f64 {
-    use std::arch::x86_64::*;
-    let n = v.len();
-    let level = input.level;
-    if !input.kick.is_empty()
-        || eta.len() != n
-        || input.counts.len() != n
-        || !(level.is_empty() || level.len() == n)
-    {
-        panic!("advance_block_avx2: no kicks, and eta, counts (and level) as long as v");
-    }
-    // The whole groups of four here; the last n % 4 neurons by the generic code.
-    let whole = n - n % 4;
-    let (w, kick_all, current) = (
-        _mm256_set1_pd(input.w),
-        _mm256_set1_pd(input.kick_all),
-        _mm256_set1_pd(input.current),
-    );
-    let (dtt, vp) = (_mm256_set1_pd(q.dt_over_tau), _mm256_set1_pd(q.v_peak));
-    let mut acc = _mm256_setzero_pd();
-    let with_level = !level.is_empty();
-    let (vptr, eptr, lptr) = (v.as_mut_ptr(), eta.as_ptr(), level.as_ptr());
-    // Four neurons from i with their counts as four i32 in `cnt4`.
-    let mut four = |i: usize, cnt4: __m128i| {
-        let cnt = _mm256_cvtepi32_pd(cnt4);
-        // SAFETY: i + 4 <= whole <= n, the length of v and eta (and of level when used).
-        let (x, e) = unsafe { (_mm256_loadu_pd(vptr.add(i)), _mm256_loadu_pd(eptr.add(i))) };
-        // x = (v + count w) + kick_all
-        let x = _mm256_add_pd(_mm256_add_pd(x, _mm256_mul_pd(cnt, w)), kick_all);
-        let cur = if with_level {
-            // SAFETY: as above.
-            _mm256_add_pd(current, unsafe { _mm256_loadu_pd(lptr.add(i)) })
-        } else {
-            current
-        };
-        // x + dt/tau ((x x + eta) + current)
-        let t = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(x, x), e), cur);
-        let xn = _mm256_add_pd(x, _mm256_mul_pd(dtt, t));
-        // SAFETY: as above.
-        unsafe { _mm256_storeu_pd(vptr.add(i), xn) };
-        acc = _mm256_add_pd(acc, xn);
-        // Crossings are rare (about one group in 700 in the bench): a well-predicted branch.
-        let m = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_GE_OQ>(xn, vp));
-        if m != 0 {
-            crossed.extend((0..4).filter(|l| m >> l & 1 == 1).map(|l| (i + l) as u32));
-        }
-    };
-    // Counts are read 32 at a time with one load as wide as the delivery's stores (a narrower
-    // load of bytes still in the store buffer would wait for them to drain).
-    let mut i = 0;
-    while i + 32 <= whole {
-        let chunk: &mut [u8] = &mut input.counts[i..i + 32];
-        // SAFETY: `chunk` is 32 bytes long; unaligned load and store.
-        let c32 = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
-        unsafe { _mm256_storeu_si256(chunk.as_mut_ptr().cast(), _mm256_setzero_si256()) };
-        let (lo, hi) = (
-            _mm256_castsi256_si128(c32),
-            _mm256_extracti128_si256::<1>(c32),
-        );
-        four(i, _mm_cvtepu8_epi32(lo));
-        four(i + 4, _mm_cvtepu8_epi32(_mm_srli_si128::<4>(lo)));
-        four(i + 8, _mm_cvtepu8_epi32(_mm_srli_si128::<8>(lo)));
-        four(i + 12, _mm_cvtepu8_epi32(_mm_srli_si128::<12>(lo)));
-        four(i + 16, _mm_cvtepu8_epi32(hi));
-        four(i + 20, _mm_cvtepu8_epi32(_mm_srli_si128::<4>(hi)));
-        four(i + 24, _mm_cvtepu8_epi32(_mm_srli_si128::<8>(hi)));
-        four(i + 28, _mm_cvtepu8_epi32(_mm_srli_si128::<12>(hi)));
-        i += 32;
-    }
-    while i < whole {
-        let c = &mut input.counts[i..i + 4];
-        let bytes = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        c.fill(0);
-        four(i, _mm_cvtepu8_epi32(_mm_cvtsi32_si128(bytes)));
-        i += 4;
-    }
-    let mut a = [0.0; 4];
-    // SAFETY: four f64 into an array of four.
-    unsafe { _mm256_storeu_pd(a.as_mut_ptr(), acc) };
-    let sum = q
-        .advance_tail(whole, v, eta, input, a, [f64::NEG_INFINITY; 4])
-        .v;
-    crossed.extend((whole..n).filter(|&j| v[j] >= q.v_peak).map(|j| j as u32));
-    sum
 }
 
 /// Uniform draw in the open interval (0, 1).
@@ -1115,7 +1004,7 @@ impl Pop for QifBlock {
 }
 
 /// Simulates a QIF network.
-pub fn run_qif(c: &Common, p: &QifParams, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Output> {
+pub fn run_qif(c: &Common, p: &QifParams, progress: &dyn Progress) -> Result<Output> {
     grid(c)?;
     let finite = [p.tau, p.delta, p.eta_bar, p.j, p.v_peak, p.v_reset]
         .iter()
@@ -1128,13 +1017,13 @@ pub fn run_qif(c: &Common, p: &QifParams, progress: &(dyn Fn(u64, u64) + Sync)) 
     let (pulse, onset, width_steps, slots) = match p.synapse {
         Synapse::Instant => (false, 0, 0, 1),
         Synapse::Pulse { delay, width } => {
-            let Some(ws) = whole_multiple(width, c.dt) else {
+            let Some(ws) = crate::stats::whole_multiple(width, c.dt) else {
                 bail!(
                     "the pulse width ({width}) must be a whole multiple of dt ({})",
                     c.dt
                 );
             };
-            let Some(d) = whole_multiple(delay, c.dt) else {
+            let Some(d) = crate::stats::whole_multiple(delay, c.dt) else {
                 bail!(
                     "the pulse delay ({delay}) must be a whole multiple of dt ({})",
                     c.dt
@@ -1273,12 +1162,12 @@ impl Pop for IzhBlock {
 }
 
 /// Simulates an Izhikevich network with adaptation.
-pub fn run_izh(c: &Common, p: &IzhParams, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Output> {
+pub fn run_izh(c: &Common, p: &IzhParams, progress: &dyn Progress) -> Result<Output> {
     grid(c)?;
     if !(p.v_peak.is_finite() && p.v_reset.is_finite() && p.v_reset < p.v_peak - 1e-9) {
         bail!("need finite v_peak and v_reset with v_reset < v_peak");
     }
-    p.mf.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    p.mf.validate().map_err(|e| crate::error::input!("{e}"))?;
     let neuron = Izhikevich::from_mean_field(&p.mf, p.v_peak, p.v_reset, c.dt);
     let graph = with_threads(c.threads, || Graph::new(c.n, c.conn, c.seed))?;
     let jump = weight_scale(c) * p.mf.s_jump / c.n as f64;
@@ -1318,6 +1207,14 @@ fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         Ok(pool) => pool.install(f),
         Err(_) => f(),
     }
+}
+
+/// Memory the operating system says is available (Linux `MemAvailable`), if it says.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 #[cfg(test)]

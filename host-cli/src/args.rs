@@ -1,42 +1,24 @@
-//! The `nmm` command-line tool: argument parsing, file formats and presentation over
-//! `nmm-core`. All numerics live in the core; this crate only reads, dispatches and writes.
+//! The command line: every command and the arguments they share.
 
-pub mod bifurcation;
-pub mod bold;
-pub mod brain;
-pub mod connectome;
-pub mod delivery;
-pub mod fixed_points;
-pub mod io;
-pub mod mf;
-pub mod models;
-pub mod network;
-pub mod plot;
-pub mod spiking;
-pub mod sweep;
-pub mod train;
-
+use crate::cmd;
 use anyhow::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use std::ffi::OsString;
 
-/// nmm's version, recorded in every output.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
 /// The full command-line interface.
 pub fn cli() -> Command {
     Command::new("nmm")
-        .version(VERSION)
+        .version(nmm::VERSION)
         .about("Mean-field neural models: exact and learned mean fields, BOLD, FC")
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .subcommand(mf::command())
-        .subcommand(bold::command())
-        .subcommand(fixed_points::command())
-        .subcommand(spiking::command())
-        .subcommand(brain::command())
-        .subcommand(bifurcation::command())
-        .subcommand(train::command())
+        .subcommand(cmd::mf::command())
+        .subcommand(cmd::bold::command())
+        .subcommand(cmd::fixed_points::command())
+        .subcommand(cmd::spiking::command())
+        .subcommand(cmd::brain::command())
+        .subcommand(cmd::bifurcation::command())
+        .subcommand(cmd::train::command())
 }
 
 /// Parses `args` (including the program name) and runs the chosen command.
@@ -50,13 +32,13 @@ where
 {
     let matches = cli().try_get_matches_from(args)?;
     match matches.subcommand() {
-        Some(("mf", m)) => mf::run(m),
-        Some(("bold", m)) => bold::run(m),
-        Some(("fixed-points", m)) => fixed_points::run(m),
-        Some(("spiking", m)) => spiking::run(m),
-        Some(("brain", m)) => brain::run_cli(m),
-        Some(("bifurcation", m)) => bifurcation::run(m),
-        Some(("train", m)) => train::run(m),
+        Some(("mf", m)) => cmd::mf::run(m),
+        Some(("bold", m)) => cmd::bold::run(m),
+        Some(("fixed-points", m)) => cmd::fixed_points::run(m),
+        Some(("spiking", m)) => cmd::spiking::run(m),
+        Some(("brain", m)) => cmd::brain::run(m),
+        Some(("bifurcation", m)) => cmd::bifurcation::run(m),
+        Some(("train", m)) => cmd::train::run(m),
         _ => unreachable!("clap requires a subcommand"),
     }
 }
@@ -93,7 +75,7 @@ pub(crate) fn float_arg(id: &'static str, help: String) -> Arg {
 
 /// The command line as the user typed it, for the output metadata.
 pub(crate) fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
+    nmm::command_line()
 }
 
 /// Value of an optional float flag.

@@ -63,9 +63,11 @@ fn brain_bold_equals_nmm_bold_on_the_same_drive() {
         "--connectome",
         "builtin:8",
         "--duration",
-        "12000",
+        "20000",
         "--tr",
         "1000",
+        "--transient",
+        "0",
         "--record-every",
         "5",
         "--bold-dt",
@@ -82,8 +84,8 @@ fn brain_bold_equals_nmm_bold_on_the_same_drive() {
     assert!(std::fs::read_to_string(&fig).unwrap().contains("<svg"));
     let r = read2(&out, "state_r");
     let bold = read2(&out, "bold");
-    assert_eq!(r.dim(), (2400, 8));
-    assert_eq!(bold.dim(), (12, 8));
+    assert_eq!(r.dim(), (4000, 8));
+    assert_eq!(bold.dim(), (20, 8));
     let m = meta(&out);
     assert_eq!(m["seed"], 3);
     assert_eq!(m["bold_preset"], "stephan2007");
@@ -196,7 +198,7 @@ fn fc_of_uncoupled_noisy_nodes_is_identity_within_sampling_error() {
 #[test]
 fn reads_every_tvb_connectome_in_shared_data() {
     for n in [66, 68, 76, 96, 192] {
-        let c = nmm_cli::connectome::load(tvb(n).to_str().unwrap(), None).unwrap();
+        let c = nmm::connectome::load(tvb(n).to_str().unwrap(), None).unwrap();
         assert_eq!(c.n, n);
         assert_eq!(c.labels.len(), n);
         let l = c.lengths_mm.as_ref().expect("tract lengths");
@@ -212,7 +214,9 @@ fn reads_every_tvb_connectome_in_shared_data() {
         "--duration",
         "4000",
         "--tr",
-        "500",
+        "200",
+        "--transient",
+        "0",
         "--out",
         out.to_str().unwrap(),
     ]));
@@ -236,6 +240,8 @@ fn batch_runs_rows_in_shards_and_collects_features() {
             "6000",
             "--tr",
             "200",
+            "--transient",
+            "0",
             "--rows",
             rows.to_str().unwrap(),
             "--out",
@@ -295,7 +301,11 @@ fn bad_configs_give_clear_errors_and_no_output() {
             "--config",
             cfg.to_str().unwrap(),
             "--duration",
+            "2000",
+            "--tr",
             "100",
+            "--transient",
+            "0",
             "--out",
             out.to_str().unwrap(),
         ]);
@@ -311,9 +321,11 @@ fn bad_configs_give_clear_errors_and_no_output() {
         "--config",
         cfg.to_str().unwrap(),
         "--duration",
-        "200",
+        "2000",
         "--tr",
         "100",
+        "--transient",
+        "0",
         "--out",
         out.to_str().unwrap(),
     ]);

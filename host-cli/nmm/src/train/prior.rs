@@ -146,7 +146,7 @@ pub fn fit<const H: usize>(
     mut shuffle: impl FnMut(&mut [Sample]),
     lr_at: impl Fn(f64, usize, usize) -> f64,
     mut on_epoch: impl FnMut(usize, f64),
-) -> anyhow::Result<f64> {
+) -> crate::Result<f64> {
     let mut adam = Adam::new(Net::<H>::N_WEIGHTS);
     for e in 0..epochs {
         let lr_e = lr_at(lr, e, epochs);
@@ -161,7 +161,7 @@ pub fn fit<const H: usize>(
             }
         }
         if count == 0 {
-            anyhow::bail!(
+            crate::error::bail!(
                 "warm start diverged at epoch {}: every batch gave a non-finite loss",
                 e + 1
             );

@@ -1,0 +1,10 @@
+//! One module per command: parse the arguments, call the library, write, print and plot.
+
+pub mod bifurcation;
+pub mod bold;
+pub mod brain;
+pub mod fixed_points;
+pub mod mf;
+pub mod spiking;
+pub mod sweep;
+pub mod train;
