@@ -147,7 +147,7 @@ impl<T: Real> Default for Settings<T> {
     /// `ds = 0.01`, `ds_min = 1e-8`, `ds_max = 0.1`, 1000 steps, `tol = max(1e-10, 1000 eps)`
     /// (1e-10 in `f64`, 1.2e-4 in `f32`), 8 corrector iterations, increasing.
     fn default() -> Self {
-        let eps = epsilon::<T>().to_f64();
+        let eps = T::EPSILON.to_f64();
         Self {
             ds: T::from_f64(0.01),
             ds_min: T::from_f64(1e-8),
@@ -693,15 +693,6 @@ fn direction_vector<T: Real, const N: usize>(i: usize, d: Direction) -> Ext<T, N
 // ---------------------------------------------------------------------------------------------
 // Small dense linear algebra on vectors of length N + 1 or N + 2
 
-/// Machine epsilon of `T` by halving (as in `equilibria`).
-fn epsilon<T: Real>() -> T {
-    let mut e = T::ONE;
-    while T::ONE + e * T::HALF > T::ONE {
-        e *= T::HALF;
-    }
-    e
-}
-
 /// Constants of the finite differences and tolerances, computed once per run.
 #[derive(Clone, Copy, Debug)]
 struct Consts<T> {
@@ -722,7 +713,7 @@ struct Consts<T> {
 
 impl<T: Real> Consts<T> {
     fn new(tol: T) -> Self {
-        let eps = epsilon::<T>();
+        let eps = T::EPSILON;
         let e = eps.to_f64();
         Self {
             eps,
@@ -831,63 +822,59 @@ impl<T: Real, const N: usize> Mat<T, N> {
     }
 }
 
-/// Solves the leading `n x n` system `a y = b` by Gaussian elimination with partial pivoting;
-/// `None` for non-finite entries, a pivot below `n eps max|a_ij|`, or a non-finite solution.
+/// `a` and `b` of a bordered system, for [`equilibria::gauss_in_place`].
+struct Bordered<'a, T, const N: usize> {
+    a: &'a mut Mat<T, N>,
+    b: &'a mut Ext<T, N>,
+}
+
+impl<T: Real, const N: usize> equilibria::LinearSystem<T> for Bordered<'_, T, N> {
+    #[inline]
+    fn a(&self, i: usize, j: usize) -> T {
+        self.a.row(i).get(j)
+    }
+    #[inline]
+    fn set_a(&mut self, i: usize, j: usize, v: T) {
+        self.a.row_mut(i).set(j, v);
+    }
+    #[inline]
+    fn b(&self, i: usize) -> T {
+        self.b.get(i)
+    }
+    #[inline]
+    fn set_b(&mut self, i: usize, v: T) {
+        self.b.set(i, v);
+    }
+    #[inline]
+    fn swap(&mut self, i: usize, j: usize) {
+        self.a.swap_rows(i, j);
+        let (bi, bj) = (self.b.get(i), self.b.get(j));
+        self.b.set(i, bj);
+        self.b.set(j, bi);
+    }
+}
+
+/// Solves the leading `n x n` system `a y = b` (Gaussian elimination with partial pivoting,
+/// [`equilibria::gauss_in_place`]); `None` for non-finite entries, a pivot below
+/// `n eps max|a_ij|`, or a non-finite solution.
 fn solve<T: Real, const N: usize>(
     mut a: Mat<T, N>,
     mut b: Ext<T, N>,
     n: usize,
     eps: T,
 ) -> Option<Ext<T, N>> {
-    let mut amax = T::ZERO;
-    for i in 0..n {
-        let r = a.row(i);
-        if !r.finite(n) {
-            return None;
-        }
-        amax = amax.max(r.norm_inf(n));
-    }
-    if !b.finite(n) {
+    let mut sys = Bordered {
+        a: &mut a,
+        b: &mut b,
+    };
+    if !equilibria::gauss_in_place(&mut sys, n, eps) {
         return None;
     }
-    let tiny = amax * eps * T::from_usize(n);
-    for k in 0..n {
-        let mut p = k;
-        for i in k + 1..n {
-            if a.row(i).get(k).abs() > a.row(p).get(k).abs() {
-                p = i;
-            }
-        }
-        let pivot = a.row(p).get(k);
-        if pivot.abs() <= tiny || !pivot.is_finite() {
-            return None;
-        }
-        a.swap_rows(k, p);
-        let (bk, bp) = (b.get(k), b.get(p));
-        b.set(k, bp);
-        b.set(p, bk);
-        let prow = *a.row(k);
-        let pb = b.get(k);
-        for i in k + 1..n {
-            let r = a.row_mut(i);
-            let m = r.get(k) / pivot;
-            r.set(k, T::ZERO);
-            for j in k + 1..n {
-                r.set(j, r.get(j) - m * prow.get(j));
-            }
-            b.set(i, b.get(i) - m * pb);
-        }
+    // Entries past the system's size are zero, as in a fresh vector.
+    for i in n..N + 2 {
+        b.set(i, T::ZERO);
     }
-    let mut y = Ext::zero();
-    for i in (0..n).rev() {
-        let r = a.row(i);
-        let mut s = b.get(i);
-        for j in i + 1..n {
-            s -= r.get(j) * y.get(j);
-        }
-        y.set(i, s / r.get(i));
-    }
-    if y.finite(n) { Some(y) } else { None }
+    Some(b)
 }
 
 /// Determinant by LU with partial pivoting (0 for an exactly singular matrix).

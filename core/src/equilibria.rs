@@ -45,16 +45,6 @@ pub const BOX_REL_TOL: f64 = 1e-6;
 /// Newton iterations allowed per start in [`find_equilibria`].
 pub const GRID_MAX_ITER: usize = 60;
 
-/// Machine epsilon of `T`: the smallest power of two `e` with `1 + e > 1` (2^-52 for `f64`,
-/// 2^-23 for `f32`), found by halving so that it needs nothing beyond [`Real`].
-fn epsilon<T: Real>() -> T {
-    let mut e = T::ONE;
-    while T::ONE + e * T::HALF > T::ONE {
-        e *= T::HALF;
-    }
-    e
-}
-
 /// Largest absolute component (`||x||_inf`).
 #[inline]
 fn norm_inf<T: Real, const N: usize>(x: &[T; N]) -> T {
@@ -112,7 +102,7 @@ pub fn jacobian<T: Real, const N: usize, F>(f: &mut F, x: &[T; N]) -> [[T; N]; N
 where
     F: FnMut(&[T; N]) -> [T; N],
 {
-    let c = T::from_f64(libm::cbrt(epsilon::<T>().to_f64()));
+    let c = T::from_f64(libm::cbrt(T::EPSILON.to_f64()));
     jacobian_with_step(f, x, c)
 }
 
@@ -129,51 +119,111 @@ where
 /// assert_eq!(solve_linear([[1.0, 2.0], [2.0, 4.0]], [1.0, 1.0]), None);
 /// ```
 pub fn solve_linear<T: Real, const N: usize>(mut a: [[T; N]; N], mut b: [T; N]) -> Option<[T; N]> {
+    let mut sys = Arrays {
+        a: &mut a,
+        b: &mut b,
+    };
+    gauss_in_place(&mut sys, N, T::EPSILON).then_some(b)
+}
+
+/// A linear system `a x = b` stored so that Gaussian elimination can work on it in place:
+/// [`solve_linear`]'s arrays, and continuation's bordered systems of size up to `N + 2`.
+pub(crate) trait LinearSystem<T> {
+    /// `a[i][j]`.
+    fn a(&self, i: usize, j: usize) -> T;
+    /// Sets `a[i][j]`.
+    fn set_a(&mut self, i: usize, j: usize, v: T);
+    /// `b[i]`.
+    fn b(&self, i: usize) -> T;
+    /// Sets `b[i]`.
+    fn set_b(&mut self, i: usize, v: T);
+    /// Swaps rows `i` and `j` of `a` and entries `i` and `j` of `b`.
+    fn swap(&mut self, i: usize, j: usize);
+}
+
+/// `a` and `b` as fixed-size arrays.
+struct Arrays<'a, T, const N: usize> {
+    a: &'a mut [[T; N]; N],
+    b: &'a mut [T; N],
+}
+
+impl<T: Real, const N: usize> LinearSystem<T> for Arrays<'_, T, N> {
+    #[inline]
+    fn a(&self, i: usize, j: usize) -> T {
+        self.a[i][j]
+    }
+    #[inline]
+    fn set_a(&mut self, i: usize, j: usize, v: T) {
+        self.a[i][j] = v;
+    }
+    #[inline]
+    fn b(&self, i: usize) -> T {
+        self.b[i]
+    }
+    #[inline]
+    fn set_b(&mut self, i: usize, v: T) {
+        self.b[i] = v;
+    }
+    #[inline]
+    fn swap(&mut self, i: usize, j: usize) {
+        self.a.swap(i, j);
+        self.b.swap(i, j);
+    }
+}
+
+/// Solves the leading `n x n` block of `sys` by Gaussian elimination with partial pivoting, in
+/// place: on success `b` holds the solution. `false` when an entry of `a` or `b` is not finite,
+/// when a pivot is no larger than `n eps max|a_ij|` (singular to working precision), or when
+/// the solution is not finite. The one elimination of core (equilibria and continuation).
+pub(crate) fn gauss_in_place<T: Real, S: LinearSystem<T>>(sys: &mut S, n: usize, eps: T) -> bool {
     let mut amax = T::ZERO;
-    for row in &a {
-        if !all_finite(row) {
-            return None;
+    for i in 0..n {
+        let mut row = T::ZERO;
+        for j in 0..n {
+            let v = sys.a(i, j);
+            if !v.is_finite() {
+                return false;
+            }
+            row = row.max(v.abs());
         }
-        amax = amax.max(norm_inf(row));
+        amax = amax.max(row);
     }
-    if !all_finite(&b) {
-        return None;
+    if !(0..n).all(|i| sys.b(i).is_finite()) {
+        return false;
     }
-    let tiny = amax * epsilon::<T>() * T::from_usize(N);
-    for k in 0..N {
+    let tiny = amax * eps * T::from_usize(n);
+    for k in 0..n {
         let mut p = k;
-        for i in k + 1..N {
-            if a[i][k].abs() > a[p][k].abs() {
+        for i in k + 1..n {
+            if sys.a(i, k).abs() > sys.a(p, k).abs() {
                 p = i;
             }
         }
         // `<=` also rejects the all-zero matrix, where `tiny` is 0.
-        let pivot = a[p][k].abs();
-        if pivot <= tiny || !pivot.is_finite() {
-            return None;
+        let pivot = sys.a(p, k);
+        if pivot.abs() <= tiny || !pivot.is_finite() {
+            return false;
         }
-        a.swap(k, p);
-        b.swap(k, p);
-        let pivot_row = a[k];
-        let pivot_b = b[k];
-        for i in k + 1..N {
-            let m = a[i][k] / pivot_row[k];
-            a[i][k] = T::ZERO;
-            for (aij, &akj) in a[i][k + 1..].iter_mut().zip(&pivot_row[k + 1..]) {
-                *aij -= m * akj;
+        sys.swap(k, p);
+        let pb = sys.b(k);
+        for i in k + 1..n {
+            let m = sys.a(i, k) / pivot;
+            sys.set_a(i, k, T::ZERO);
+            for j in k + 1..n {
+                sys.set_a(i, j, sys.a(i, j) - m * sys.a(k, j));
             }
-            b[i] -= m * pivot_b;
+            sys.set_b(i, sys.b(i) - m * pb);
         }
     }
-    let mut x = [T::ZERO; N];
-    for i in (0..N).rev() {
-        let mut s = b[i];
-        for (aij, xj) in a[i][i + 1..].iter().zip(&x[i + 1..]) {
-            s -= *aij * *xj;
+    // Back substitution, the solution overwriting `b` from the last entry up.
+    for i in (0..n).rev() {
+        let mut x = sys.b(i);
+        for j in i + 1..n {
+            x -= sys.a(i, j) * sys.b(j);
         }
-        x[i] = s / a[i][i];
+        sys.set_b(i, x / sys.a(i, i));
     }
-    if all_finite(&x) { Some(x) } else { None }
+    (0..n).all(|i| sys.b(i).is_finite())
 }
 
 /// Why [`newton`] gave up.
@@ -245,7 +295,7 @@ pub fn newton<T: Real, const N: usize, F>(
 where
     F: FnMut(&[T; N]) -> [T; N],
 {
-    let c = T::from_f64(libm::cbrt(epsilon::<T>().to_f64()));
+    let c = T::from_f64(libm::cbrt(T::EPSILON.to_f64()));
     let sqrt_tol = tol.sqrt();
     let armijo = T::from_f64(2e-4);
     let min_damping = T::from_f64(MIN_DAMPING);
@@ -567,7 +617,7 @@ impl<T: Real, const N: usize> Equilibrium<T, N> {
         let jnorm = jac.iter().fold(0.0_f64, |m, row| {
             m.max(row.iter().map(|v| v.to_f64().abs()).sum::<f64>())
         });
-        let tol = libm::sqrt(epsilon::<T>().to_f64()) * jnorm;
+        let tol = libm::sqrt(T::EPSILON.to_f64()) * jnorm;
         match eigenvalues(&jac) {
             Some(eigs) => Self {
                 x,

@@ -50,6 +50,9 @@ pub trait Real:
     const HALF: Self;
     /// pi.
     const PI: Self;
+    /// Machine epsilon: the gap between 1 and the next representable value (2^-52 for `f64`,
+    /// 2^-23 for `f32`); tolerances and finite-difference steps scale with it.
+    const EPSILON: Self;
 
     /// Nearest representable value of `x` (constants, parameters, conversions from input).
     fn from_f64(x: f64) -> Self;
@@ -118,6 +121,7 @@ macro_rules! impl_real_common {
         const TWO: Self = 2.0;
         const HALF: Self = 0.5;
         const PI: Self = $pi;
+        const EPSILON: Self = <$t>::EPSILON;
         #[inline]
         fn from_f64(x: f64) -> Self {
             x as $t

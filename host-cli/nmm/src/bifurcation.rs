@@ -14,6 +14,15 @@ use nmm_core::equilibria::{Equilibria, SearchBox, Stability, equilibria_of_model
 use std::ops::ControlFlow;
 
 /// A labelled point of an equilibrium branch.
+///
+/// ```
+/// use nmm_core::continuation::{Label, Settings};
+/// let s = Settings { ds_max: 0.02, ..Settings::default() };
+/// let b = nmm::bifurcation::branches(&nmm_core::models::Mpr::<f64>::default(), "eta", [-10.0, 0.0], 0.0, &s)?;
+/// let fold = b.points.iter().find(|p| p.label == Label::Fold).unwrap();
+/// assert!(fold.lambda > -10.0 && fold.lambda < 0.0);
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct BranchPoint<const N: usize> {
     /// Index of the branch (the equilibrium it started from).
@@ -31,6 +40,15 @@ pub struct BranchPoint<const N: usize> {
 }
 
 /// The branches of [`branches`] and where continuation stopped early.
+///
+/// ```
+/// use nmm_core::continuation::Settings;
+/// let s = Settings { ds_max: 0.02, ..Settings::default() };
+/// let b = nmm::bifurcation::branches(&nmm_core::models::Mpr::<f64>::default(), "eta", [-10.0, 0.0], 0.0, &s)?;
+/// assert_eq!(b.starts, 1); // MPR at eta = -10 has one equilibrium
+/// assert!(b.stopped.is_empty());
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Branches<const N: usize> {
     /// Equilibria found at the start of the range (one branch each).
@@ -42,6 +60,16 @@ pub struct Branches<const N: usize> {
 }
 
 /// A point of a fold curve in two parameters.
+///
+/// ```
+/// use nmm_core::continuation::Settings;
+/// let m = nmm_core::models::Mpr::<f64>::default();
+/// let s = Settings { ds_max: 0.02, ..Settings::default() };
+/// let b = nmm::bifurcation::branches(&m, "eta", [-10.0, 0.0], 0.0, &s)?;
+/// let c = nmm::bifurcation::fold_curves(&m, &b, "eta", [-10.0, 0.0], "J", [0.0, 20.0], 0.0, &s)?;
+/// assert!(c.points.iter().all(|p| p.lambda[1] >= 0.0 && p.lambda[1] <= 20.0));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct FoldCurvePoint<const N: usize> {
     /// Index of the fold it started from.
@@ -59,6 +87,16 @@ pub struct FoldCurvePoint<const N: usize> {
 }
 
 /// The fold curves of [`fold_curves`].
+///
+/// ```
+/// use nmm_core::continuation::Settings;
+/// let m = nmm_core::models::Mpr::<f64>::default();
+/// let s = Settings { ds_max: 0.02, ..Settings::default() };
+/// let b = nmm::bifurcation::branches(&m, "eta", [-10.0, 0.0], 0.0, &s)?;
+/// let c = nmm::bifurcation::fold_curves(&m, &b, "eta", [-10.0, 0.0], "J", [0.0, 20.0], 0.0, &s)?;
+/// assert_eq!(c.cusps.len(), 1); // both folds meet at the one cusp
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct FoldCurves<const N: usize> {
     /// Every point, curve by curve (fold 0 increasing, fold 0 decreasing, fold 1 ...).
@@ -280,6 +318,16 @@ where
 }
 
 /// The cusps of [`cusp_path`].
+///
+/// ```
+/// use nmm_core::continuation::Settings;
+/// let s = Settings { ds_max: 0.02, ..Settings::default() };
+/// let c = nmm::bifurcation::cusp_path(
+///     &nmm_core::models::Mpr::<f64>::default(), "delta", &[1.0], "eta", [-10.0, 0.0], "J", [0.0, 20.0], 0.0, &s,
+/// )?;
+/// assert_eq!(c.path.len(), 1);
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct CuspPath {
     /// One `(value, param, p2)` per cusp found, in the order of the values.

@@ -28,6 +28,13 @@ use std::path::{Path, PathBuf};
 const MAX_RECORDED: usize = 200_000_000;
 
 /// A parameter value: one for every region, or one per region.
+///
+/// ```
+/// use nmm::brain::{Config, ParamValue};
+/// let cfg: Config = toml::from_str("[params]\neta = -4.6\nJ = [14.0, 15.0, 16.0, 15.0]").unwrap();
+/// assert_eq!(cfg.params["eta"], ParamValue::Global(-4.6));
+/// assert_eq!(cfg.params["J"], ParamValue::PerRegion(vec![14.0, 15.0, 16.0, 15.0]));
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum ParamValue {
@@ -38,6 +45,12 @@ pub enum ParamValue {
 }
 
 /// Where the connectome comes from and how it is prepared.
+///
+/// ```
+/// let c: nmm::brain::ConnectomeCfg = toml::from_str("path = \"builtin:8\"\ndelays = false").unwrap();
+/// assert_eq!(c.normalise, ["max"]); // the default
+/// assert!(!c.delays);
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectomeCfg {
@@ -70,6 +83,11 @@ impl Default for ConnectomeCfg {
 }
 
 /// BOLD observer settings.
+///
+/// ```
+/// let b = nmm::brain::BoldCfg::default();
+/// assert_eq!((b.preset.as_str(), b.tr_ms, b.dt_ms), ("stephan2007", 2000.0, 5.0));
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BoldCfg {
@@ -99,6 +117,11 @@ impl Default for BoldCfg {
 }
 
 /// FC and FCD settings.
+///
+/// ```
+/// let f = nmm::brain::FcCfg::default();
+/// assert_eq!((f.transient_ms, f.window_tr, f.step_tr), (10_000.0, 15, 2));
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FcCfg {
@@ -121,6 +144,14 @@ impl Default for FcCfg {
 }
 
 /// A whole-brain run, as written in `RUN.toml`.
+///
+/// ```
+/// let cfg: nmm::brain::Config = toml::from_str("model = \"rww\"\ncoupling = 0.5").unwrap();
+/// assert_eq!((cfg.model.as_str(), cfg.coupling, cfg.dt_ms), ("rww", 0.5, 0.1));
+/// // Unknown keys are refused, naming them.
+/// let e = toml::from_str::<nmm::brain::Config>("couplng = 0.5").unwrap_err().to_string();
+/// assert!(e.contains("couplng"));
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -181,6 +212,19 @@ impl Default for Config {
 }
 
 /// Everything a run needs, checked and in steps.
+///
+/// ```
+/// let mut cfg = nmm::brain::Config::default();
+/// cfg.connectome.path = "builtin:4".into();
+/// cfg.duration_ms = 4000.0;
+/// cfg.bold.tr_ms = 100.0;
+/// cfg.fc.transient_ms = 500.0;
+/// let p = nmm::brain::Prepared::new(cfg)?;
+/// assert_eq!(p.steps, 40_000);
+/// assert_eq!(p.bold_every, 50); // 5 ms BOLD step over 0.1 ms steps
+/// # Ok::<(), nmm::Error>(())
+/// ```
+#[derive(Debug)]
 pub struct Prepared {
     /// The configuration it came from.
     pub cfg: Config,
@@ -207,6 +251,20 @@ fn whole_multiple(what: &str, a: f64, b: f64) -> Result<usize> {
 
 impl Prepared {
     /// Longest delay of a link with non-zero weight, in steps (the one the run uses).
+    ///
+    /// ```
+    /// let mut cfg = nmm::brain::Config::default();
+    /// cfg.connectome.path = "builtin:4".into();
+    /// cfg.duration_ms = 4000.0;
+    /// cfg.bold.tr_ms = 100.0;
+    /// cfg.fc.transient_ms = 500.0;
+    /// let p = nmm::brain::Prepared::new(cfg)?;
+    /// // Built-in tract lengths at 3 mm/ms and 0.1 ms steps.
+    /// assert!(p.max_delay_steps() > 0);
+    /// let used = p.delays.iter().zip(&p.weights).filter(|(_, w)| **w != 0.0);
+    /// assert!(used.map(|(d, _)| *d).all(|d| d <= p.max_delay_steps()));
+    /// # Ok::<(), nmm::Error>(())
+    /// ```
     pub fn max_delay_steps(&self) -> u32 {
         self.delays
             .iter()
@@ -218,6 +276,19 @@ impl Prepared {
     }
 
     /// Reads the connectome and checks every setting.
+    ///
+    /// ```
+    /// let mut cfg = nmm::brain::Config::default();
+    /// cfg.connectome.path = "builtin:4".into();
+    /// cfg.duration_ms = 4000.0;
+    /// cfg.bold.tr_ms = 100.0;
+    /// cfg.fc.transient_ms = 500.0;
+    /// assert!(nmm::brain::Prepared::new(cfg.clone()).is_ok());
+    /// cfg.duration_ms = 1000.0; // too short for FC and three FCD windows
+    /// let e = nmm::brain::Prepared::new(cfg).unwrap_err().to_string();
+    /// assert!(e.contains("--duration"), "{e}");
+    /// # Ok::<(), nmm::Error>(())
+    /// ```
     pub fn new(cfg: Config) -> Result<Self> {
         let conn = load(
             &cfg.connectome.path,
@@ -228,6 +299,18 @@ impl Prepared {
     }
 
     /// As [`Prepared::new`] with a connectome already read (batch runs read it once).
+    ///
+    /// ```
+    /// let mut cfg = nmm::brain::Config::default();
+    /// cfg.connectome.path = "builtin:4".into();
+    /// cfg.duration_ms = 4000.0;
+    /// cfg.bold.tr_ms = 100.0;
+    /// cfg.fc.transient_ms = 500.0;
+    /// let conn = nmm::connectome::builtin(4)?;
+    /// let p = nmm::brain::Prepared::with_connectome(cfg, conn)?;
+    /// assert_eq!(p.weights.len(), 16);
+    /// # Ok::<(), nmm::Error>(())
+    /// ```
     pub fn with_connectome(cfg: Config, conn: ConnectomeData) -> Result<Self> {
         let n = conn.n;
         if !(cfg.dt_ms.is_finite() && cfg.dt_ms > 0.0) {
@@ -336,6 +419,21 @@ impl Prepared {
 }
 
 /// What one run produces.
+///
+/// ```
+/// let mut cfg = nmm::brain::Config::default();
+/// cfg.connectome.path = "builtin:4".into();
+/// cfg.duration_ms = 4000.0;
+/// cfg.bold.tr_ms = 100.0;
+/// cfg.fc.transient_ms = 500.0;
+/// let p = nmm::brain::Prepared::new(cfg)?;
+/// let out = nmm::brain::run(&p, &nmm::progress::Silent)?;
+/// assert_eq!(out.bold.dim(), (40, 4));
+/// assert_eq!(out.t_ms[0], 100.0);
+/// assert_eq!(out.bold_input, "r");
+/// # Ok::<(), nmm::Error>(())
+/// ```
+#[derive(Debug)]
 pub struct RunOutput {
     /// BOLD sample times, ms.
     pub t_ms: Vec<f64>,
@@ -360,6 +458,25 @@ pub struct RunOutput {
 }
 
 /// Runs `p`, calling `progress(done, total)` every few thousand steps.
+///
+/// ```
+/// let mut cfg = nmm::brain::Config::default();
+/// cfg.connectome.path = "builtin:4".into();
+/// cfg.duration_ms = 4000.0;
+/// cfg.bold.tr_ms = 100.0;
+/// cfg.fc.transient_ms = 500.0;
+/// let p = nmm::brain::Prepared::new(cfg.clone())?;
+/// let a = nmm::brain::run(&p, &nmm::progress::Silent)?;
+/// let b = nmm::brain::run(&p, &nmm::progress::Silent)?;
+/// assert_eq!(a.bold, b.bold); // the seed fixes every draw
+/// // Far too large a step diverges, and says so.
+/// cfg.dt_ms = 5.0;
+/// cfg.coupling = 50.0;
+/// let p = nmm::brain::Prepared::new(cfg)?;
+/// let e = nmm::brain::run(&p, &nmm::progress::Silent).unwrap_err();
+/// assert!(e.is_divergence(), "{e}");
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn run(p: &Prepared, progress: &dyn Progress) -> Result<RunOutput> {
     match p.cfg.precision.as_str() {
         "f64" => dispatch::<f64>(p, progress),
@@ -428,18 +545,12 @@ fn region_models<T: Real, M: Model<T, N> + Clone, const N: usize>(
     Ok(models)
 }
 
-fn simulate<T, M, const N: usize>(
-    base: M,
-    p: &Prepared,
-    progress: &dyn Progress,
-) -> Result<RunOutput>
-where
-    T: Real,
-    M: Model<T, N> + Clone + PartialEq,
-{
-    let cfg = &p.cfg;
-    let n = p.conn.n;
-    let models: Vec<M> = region_models(base, n, &cfg.params)?;
+/// Noise amplitude per state variable (variable per sqrt(ms)) from `noise`, `nsig`, or the
+/// model's default; `params.sigma` may not compete with them.
+fn noise_amplitudes<T: Real, M: Model<T, N>, const N: usize>(
+    cfg: &Config,
+    model: &M,
+) -> Result<[f64; N]> {
     if let Some(v) = cfg.params.get("sigma") {
         if matches!(v, ParamValue::PerRegion(_)) {
             bail!(
@@ -450,7 +561,7 @@ where
             bail!("params.sigma and noise/nsig both set the noise: give one");
         }
     }
-    let sigma: [f64; N] = match (&cfg.noise, &cfg.nsig) {
+    Ok(match (&cfg.noise, &cfg.nsig) {
         (Some(_), Some(_)) => bail!("give either noise or nsig, not both"),
         (Some(s), None) | (None, Some(s)) => {
             if s.len() != N {
@@ -476,38 +587,246 @@ where
         (None, None) if M::NAME == "mpr" || M::NAME == "mlp" => {
             core::array::from_fn(|k| (2.0 * [0.01, 0.02][k]).sqrt())
         }
-        (None, None) => models[0].diffusion().map(Real::to_f64),
-    };
+        (None, None) => model.diffusion().map(Real::to_f64),
+    })
+}
+
+/// The caller-owned link tables of core's [`Connectome`], sized by [`count_links`].
+struct LinkTables<T> {
+    instant_rows: Vec<u32>,
+    instant: Vec<Link<T>>,
+    delayed_rows: Vec<u32>,
+    delayed: Vec<Link<T>>,
+}
+
+impl<T: Real> LinkTables<T> {
+    fn new(n: usize, w: &[T], delays: &[u32]) -> Result<Self> {
+        let counts = count_links(n, w, delays)?;
+        let empty = Link {
+            w: T::ZERO,
+            at: 0,
+            lag: 0,
+        };
+        Ok(Self {
+            instant_rows: vec![0; n + 1],
+            instant: vec![empty; counts.instant],
+            delayed_rows: vec![0; 2 * n + 1],
+            delayed: vec![empty; counts.delayed],
+        })
+    }
+}
+
+/// Buffers of the streaming observers, owned here and lent to core's monitors.
+struct ObserverBuffers {
+    bold_state: Vec<[f64; 4]>,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+    sliding: Vec<f64>,
+}
+
+impl ObserverBuffers {
+    fn new(n: usize, cfg: &FcCfg) -> Self {
+        Self {
+            bold_state: vec![BoldParams::<f64>::REST; n],
+            mean: vec![0.0; n],
+            m2: vec![0.0; packed_len(n)],
+            sliding: vec![0.0; SlidingFc::<f64>::buffer_len(n, cfg.window_tr, cfg.step_tr)],
+        }
+    }
+}
+
+/// What a run observes, step by step: BOLD of the block mean of the coupling variable, FC
+/// and FCD windows of the BOLD after the transient, and block means of the states.
+struct Observers<'a, const N: usize> {
+    p: &'a Prepared,
+    bold_mon: BoldMonitor<'a, f64>,
+    welford: Welford<'a, f64>,
+    sliding: SlidingFc<'a, f64>,
+    t_ms: Vec<f64>,
+    bold: Vec<f64>,
+    fc_vectors: Vec<f64>,
+    zacc: Vec<f64>,
+    y: Vec<f64>,
+    rec_t: Vec<f64>,
+    rec: Vec<Vec<f64>>,
+    racc: Vec<[f64; N]>,
+}
+
+impl<'a, const N: usize> Observers<'a, N> {
+    fn new(p: &'a Prepared, buf: &'a mut ObserverBuffers) -> Result<Self> {
+        let (n, cfg) = (p.conn.n, &p.cfg);
+        let bold_mon = BoldMonitor::new(
+            p.bold,
+            &mut buf.bold_state,
+            cfg.bold.dt_ms / 1000.0,
+            cfg.bold.tr_ms / 1000.0,
+        )?;
+        let n_tr = p.steps / p.bold_every / bold_mon.steps_per_tr();
+        let rec_samples = p.steps.checked_div(p.record_every).unwrap_or(0);
+        if rec_samples * n * N > MAX_RECORDED {
+            return Err(Error::Resource {
+                needed: (rec_samples * n * N) as u64,
+                limit: MAX_RECORDED as u64,
+                message: format!(
+                    "recording every {} ms would store {} values (at most {MAX_RECORDED}); \
+                     record less often (record_every_ms, --record-every)",
+                    cfg.record_every_ms,
+                    rec_samples * n * N
+                ),
+            });
+        }
+        Ok(Self {
+            p,
+            bold_mon,
+            welford: Welford::new(&mut buf.mean, &mut buf.m2)?,
+            sliding: SlidingFc::new(n, cfg.fc.window_tr, cfg.fc.step_tr, &mut buf.sliding)?,
+            t_ms: Vec::with_capacity(n_tr),
+            bold: Vec::with_capacity(n_tr * n),
+            fc_vectors: Vec::new(),
+            zacc: vec![0.0; n],
+            y: vec![0.0; n],
+            rec_t: Vec::with_capacity(rec_samples),
+            rec: vec![Vec::with_capacity(rec_samples * n); N],
+            racc: vec![[0.0; N]; n],
+        })
+    }
+
+    /// Takes the state after step `k` (0-based).
+    fn push<T: Real>(&mut self, k: usize, xs: &[[T; N]], cv: usize) {
+        let (p, cfg) = (self.p, &self.p.cfg);
+        for (z, xi) in self.zacc.iter_mut().zip(xs) {
+            *z += xi[cv].to_f64();
+        }
+        if (k + 1).is_multiple_of(p.bold_every) {
+            let inv = 1.0 / p.bold_every as f64;
+            self.zacc.iter_mut().for_each(|z| *z *= inv);
+            if self.bold_mon.step(&self.zacc, &mut self.y) {
+                let t = (k + 1) as f64 * cfg.dt_ms;
+                self.t_ms.push(t);
+                self.bold.extend_from_slice(&self.y);
+                if t > cfg.fc.transient_ms {
+                    self.welford.push(&self.y);
+                    if let Some((_, v)) = self.sliding.push(&self.y) {
+                        self.fc_vectors.extend_from_slice(v);
+                    }
+                }
+            }
+            self.zacc.fill(0.0);
+        }
+        if p.record_every > 0 {
+            for (a, xi) in self.racc.iter_mut().zip(xs) {
+                for v in 0..N {
+                    a[v] += xi[v].to_f64();
+                }
+            }
+            if (k + 1).is_multiple_of(p.record_every) {
+                let inv = 1.0 / p.record_every as f64;
+                self.rec_t.push((k + 1) as f64 * cfg.dt_ms);
+                for (v, col) in self.rec.iter_mut().enumerate() {
+                    col.extend(self.racc.iter().map(|a| a[v] * inv));
+                }
+                self.racc.iter_mut().for_each(|a| *a = [0.0; N]);
+            }
+        }
+    }
+
+    /// BOLD, FC, FCD and the recorded states.
+    #[allow(clippy::type_complexity)] // the four outputs, named at the one call
+    fn finish(
+        self,
+    ) -> Result<(
+        Vec<f64>,
+        Array2<f64>,
+        Array2<f64>,
+        Array2<f64>,
+        Option<(Vec<f64>, Vec<Array2<f64>>)>,
+    )> {
+        let n = self.p.conn.n;
+        let samples = self.t_ms.len();
+        let mut fc = vec![0.0; n * n];
+        if self.welford.count() >= 2 {
+            self.welford.pearson(&mut fc);
+        } else {
+            fc.iter_mut().for_each(|v| *v = f64::NAN);
+        }
+        let windows = self.fc_vectors.len() / n_pairs(n).max(1);
+        let mut fcd_m = vec![0.0; windows * windows];
+        fcd(&self.fc_vectors, windows, n_pairs(n), &mut fcd_m)?;
+        let states = if self.p.record_every > 0 {
+            let ns = self.rec_t.len();
+            let arrays = self
+                .rec
+                .into_iter()
+                .map(|c| Array2::from_shape_vec((ns, n), c))
+                .collect::<std::result::Result<_, _>>()?;
+            Some((self.rec_t, arrays))
+        } else {
+            None
+        };
+        Ok((
+            self.t_ms,
+            Array2::from_shape_vec((samples, n), self.bold)?,
+            Array2::from_shape_vec((n, n), fc)?,
+            Array2::from_shape_vec((windows, windows), fcd_m)?,
+            states,
+        ))
+    }
+}
+
+/// The divergence error of a run whose state stopped being finite after step `k`.
+fn diverged<T: Real, const N: usize>(
+    p: &Prepared,
+    k: usize,
+    xs: &[[T; N]],
+    state: &[&'static str],
+) -> Error {
+    let t = (k + 1) as f64 * p.cfg.dt_ms;
+    let (i, v) = xs
+        .iter()
+        .enumerate()
+        .find_map(|(i, x)| x.iter().position(|v| !v.is_finite()).map(|v| (i, v)))
+        .unwrap_or((0, 0));
+    Error::Diverged {
+        at: t,
+        region: Some(i),
+        variable: state[v].to_string(),
+        message: format!(
+            "the network diverged at t = {t} ms: {} of region {i} ({}) is not finite; \
+             reduce dt_ms (--dt), the coupling (--G) or the noise",
+            state[v], p.conn.labels[i]
+        ),
+    }
+}
+
+fn simulate<T, M, const N: usize>(
+    base: M,
+    p: &Prepared,
+    progress: &dyn Progress,
+) -> Result<RunOutput>
+where
+    T: Real,
+    M: Model<T, N> + Clone + PartialEq,
+{
+    let cfg = &p.cfg;
+    let n = p.conn.n;
+    let models: Vec<M> = region_models(base, n, &cfg.params)?;
+    let sigma = noise_amplitudes::<T, M, N>(cfg, &models[0])?;
     let mut x: Vec<[T; N]> = match &cfg.initial {
         Some(v) if v.len() == N => vec![core::array::from_fn(|k| T::from_f64(v[k])); n],
         Some(v) => bail!("initial: {} values for {N} state variables", v.len()),
         None => models.iter().map(|m| m.initial_state()).collect(),
     };
     let wt: Vec<T> = p.weights.iter().map(|&w| T::from_f64(w)).collect();
-    let counts = count_links(n, &wt, &p.delays)?;
-    let (mut ir, mut il) = (
-        vec![0u32; n + 1],
-        vec![
-            Link {
-                w: T::ZERO,
-                at: 0,
-                lag: 0
-            };
-            counts.instant
-        ],
-    );
-    let (mut dr, mut dl) = (
-        vec![0u32; 2 * n + 1],
-        vec![
-            Link {
-                w: T::ZERO,
-                at: 0,
-                lag: 0
-            };
-            counts.delayed
-        ],
-    );
-    let conn = Connectome::build(n, &wt, &p.delays, &mut ir, &mut il, &mut dr, &mut dl)?;
+    let mut links = LinkTables::new(n, &wt, &p.delays)?;
+    let conn = Connectome::build(
+        n,
+        &wt,
+        &p.delays,
+        &mut links.instant_rows,
+        &mut links.instant,
+        &mut links.delayed_rows,
+        &mut links.delayed,
+    )?;
     let mut hist = vec![T::ZERO; Brain::<T, M, N>::history_len(&conn)];
     let mut work = vec![[T::ZERO; N]; Brain::<T, M, N>::work_len(n)];
     let mut coupling = vec![T::ZERO; Brain::<T, M, N>::coupling_len(n)];
@@ -526,117 +845,22 @@ where
         &mut coupling,
         &mut noise,
     )?;
-
-    // Observers, all streaming.
-    let mut bold_state = vec![BoldParams::<f64>::REST; n];
-    let mut bold_mon = BoldMonitor::new(
-        p.bold,
-        &mut bold_state,
-        cfg.bold.dt_ms / 1000.0,
-        cfg.bold.tr_ms / 1000.0,
-    )?;
-    let n_tr = p.steps / p.bold_every / bold_mon.steps_per_tr();
-    let mut t_ms = Vec::with_capacity(n_tr);
-    let mut bold = Vec::with_capacity(n_tr * n);
-    let (mut mean, mut m2) = (vec![0.0; n], vec![0.0; packed_len(n)]);
-    let mut welford = Welford::new(&mut mean, &mut m2)?;
-    let (w, s) = (cfg.fc.window_tr, cfg.fc.step_tr);
-    let mut scratch = vec![0.0; SlidingFc::<f64>::buffer_len(n, w, s)];
-    let mut sliding = SlidingFc::new(n, w, s, &mut scratch)?;
-    let mut fc_vectors: Vec<f64> = Vec::new();
-    let mut zacc = vec![0.0f64; n];
-    let mut y = vec![0.0f64; n];
-    let rec_samples = p.steps.checked_div(p.record_every).unwrap_or(0);
-    if rec_samples * n * N > MAX_RECORDED {
-        return Err(Error::Resource {
-            needed: (rec_samples * n * N) as u64,
-            limit: MAX_RECORDED as u64,
-            message: format!(
-                "recording every {} ms would store {} values (at most {MAX_RECORDED}); \
-                 record less often (record_every_ms, --record-every)",
-                cfg.record_every_ms,
-                rec_samples * n * N
-            ),
-        });
-    }
-    let mut rec_t = Vec::with_capacity(rec_samples);
-    let mut rec: Vec<Vec<f64>> = vec![Vec::with_capacity(rec_samples * n); N];
-    let mut racc = vec![[0.0f64; N]; n];
-    let cv = M::COUPLING_VAR;
+    let mut buffers = ObserverBuffers::new(n, &cfg.fc);
+    let mut obs = Observers::<N>::new(p, &mut buffers)?;
     let total = p.steps as u64;
     let start = std::time::Instant::now();
     for k in 0..p.steps {
         if !brain.step() {
-            let t = (k + 1) as f64 * cfg.dt_ms;
-            let (i, v) = brain
-                .state()
-                .iter()
-                .enumerate()
-                .find_map(|(i, x)| x.iter().position(|v| !v.is_finite()).map(|v| (i, v)))
-                .unwrap_or((0, 0));
-            return Err(Error::Diverged {
-                at: t,
-                region: Some(i),
-                variable: M::STATE[v].to_string(),
-                message: format!(
-                    "the network diverged at t = {t} ms: {} of region {i} ({}) is not finite; \
-                     reduce dt_ms (--dt), the coupling (--G) or the noise",
-                    M::STATE[v],
-                    p.conn.labels[i]
-                ),
-            });
+            return Err(diverged(p, k, brain.state(), &M::STATE));
         }
-        let xs = brain.state();
-        for (z, xi) in zacc.iter_mut().zip(xs) {
-            *z += xi[cv].to_f64();
-        }
-        if (k + 1) % p.bold_every == 0 {
-            let inv = 1.0 / p.bold_every as f64;
-            zacc.iter_mut().for_each(|z| *z *= inv);
-            if bold_mon.step(&zacc, &mut y) {
-                let t = (k + 1) as f64 * cfg.dt_ms;
-                t_ms.push(t);
-                bold.extend_from_slice(&y);
-                if t > cfg.fc.transient_ms {
-                    welford.push(&y);
-                    if let Some((_, v)) = sliding.push(&y) {
-                        fc_vectors.extend_from_slice(v);
-                    }
-                }
-            }
-            zacc.fill(0.0);
-        }
-        if p.record_every > 0 {
-            for (a, xi) in racc.iter_mut().zip(xs) {
-                for v in 0..N {
-                    a[v] += xi[v].to_f64();
-                }
-            }
-            if (k + 1) % p.record_every == 0 {
-                let inv = 1.0 / p.record_every as f64;
-                rec_t.push((k + 1) as f64 * cfg.dt_ms);
-                for (v, col) in rec.iter_mut().enumerate() {
-                    col.extend(racc.iter().map(|a| a[v] * inv));
-                }
-                racc.iter_mut().for_each(|a| *a = [0.0; N]);
-            }
-        }
+        obs.push(k, brain.state(), M::COUPLING_VAR);
         if k % 8192 == 0 {
             progress.set(k as u64, total);
         }
     }
     progress.set(total, total);
     let wall_s = start.elapsed().as_secs_f64();
-    let samples = t_ms.len();
-    let mut fc = vec![0.0; n * n];
-    if welford.count() >= 2 {
-        welford.pearson(&mut fc);
-    } else {
-        fc.iter_mut().for_each(|v| *v = f64::NAN);
-    }
-    let windows = fc_vectors.len() / n_pairs(n).max(1);
-    let mut fcd_m = vec![0.0; windows * windows];
-    fcd(&fc_vectors, windows, n_pairs(n), &mut fcd_m)?;
+    let (t_ms, bold, fc, fcd, states) = obs.finish()?;
     let params = M::PARAMS
         .iter()
         .map(|s| {
@@ -649,19 +873,12 @@ where
         .collect();
     Ok(RunOutput {
         t_ms,
-        bold: Array2::from_shape_vec((samples, n), bold)?,
-        fc: Array2::from_shape_vec((n, n), fc)?,
-        fcd: Array2::from_shape_vec((windows, windows), fcd_m)?,
-        states: (p.record_every > 0).then(|| {
-            let ns = rec_t.len();
-            let arrays = rec
-                .into_iter()
-                .map(|c| Array2::from_shape_vec((ns, n), c).expect("samples x regions"))
-                .collect();
-            (rec_t, arrays)
-        }),
+        bold,
+        fc,
+        fcd,
+        states,
         state_names: M::STATE.to_vec(),
-        bold_input: M::STATE[cv],
+        bold_input: M::STATE[M::COUPLING_VAR],
         sigma: sigma.to_vec(),
         params,
         wall_s,
@@ -669,13 +886,27 @@ where
 }
 
 /// Summary features of a run (FC and FCD statistics), as in inference studies.
-pub fn features(p: &Prepared, out: &RunOutput) -> Vec<(&'static str, f64)> {
+///
+/// ```
+/// let mut cfg = nmm::brain::Config::default();
+/// cfg.connectome.path = "builtin:4".into();
+/// cfg.duration_ms = 4000.0;
+/// cfg.bold.tr_ms = 100.0;
+/// cfg.fc.transient_ms = 500.0;
+/// let p = nmm::brain::Prepared::new(cfg)?;
+/// let out = nmm::brain::run(&p, &nmm::progress::Silent)?;
+/// let f = nmm::brain::features(&p, &out)?;
+/// let names: Vec<_> = f.iter().map(|(k, _)| *k).collect();
+/// assert_eq!(names, ["fc_mean", "fc_std", "fc_sc_corr", "fcd_mean", "fcd_std", "fcd_windows", "bold_std_mean"]);
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn features(p: &Prepared, out: &RunOutput) -> Result<Vec<(&'static str, f64)>> {
     let n = p.conn.n;
     let mut fcv = vec![0.0; n_pairs(n)];
     let fc_flat: Vec<f64> = out.fc.iter().copied().collect();
-    let _ = fc_upper(&fc_flat, n, &mut fcv);
+    fc_upper(&fc_flat, n, &mut fcv)?;
     let mut sc = vec![0.0; n_pairs(n)];
-    let _ = fc_upper(&p.weights, n, &mut sc);
+    fc_upper(&p.weights, n, &mut sc)?;
     let (m, sd) = mean_sd(&fcv);
     let windows = out.fcd.nrows();
     // FCD: the strict upper triangle (as in the 2025 paper's summary statistics).
@@ -688,7 +919,7 @@ pub fn features(p: &Prepared, out: &RunOutput) -> Vec<(&'static str, f64)> {
         .map(|i| mean_sd(&out.bold.column(i).to_vec()).1)
         .sum::<f64>()
         / n as f64;
-    vec![
+    Ok(vec![
         ("fc_mean", m),
         ("fc_std", sd),
         ("fc_sc_corr", pearson(&fcv, &sc)),
@@ -696,7 +927,7 @@ pub fn features(p: &Prepared, out: &RunOutput) -> Vec<(&'static str, f64)> {
         ("fcd_std", fsd),
         ("fcd_windows", windows as f64),
         ("bold_std_mean", bold_sd),
-    ]
+    ])
 }
 
 fn meta(p: &Prepared, out: &RunOutput) -> serde_json::Value {
@@ -730,6 +961,20 @@ fn meta(p: &Prepared, out: &RunOutput) -> serde_json::Value {
 }
 
 /// Writes the `.npz` of a run.
+///
+/// ```
+/// let mut cfg = nmm::brain::Config::default();
+/// cfg.connectome.path = "builtin:4".into();
+/// cfg.duration_ms = 4000.0;
+/// cfg.bold.tr_ms = 100.0;
+/// cfg.fc.transient_ms = 500.0;
+/// let p = nmm::brain::Prepared::new(cfg)?;
+/// let out = nmm::brain::run(&p, &nmm::progress::Silent)?;
+/// let dir = tempfile::tempdir().unwrap();
+/// nmm::brain::write_run(&dir.path().join("b.npz"), &p, &out)?;
+/// assert!(dir.path().join("b.npz").exists());
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn write_run(path: &Path, p: &Prepared, out: &RunOutput) -> Result<()> {
     let mut e = vec![
         ("bold".to_string(), NpzEntry::F2(out.bold.clone())),
@@ -763,6 +1008,12 @@ pub fn write_run(path: &Path, p: &Prepared, out: &RunOutput) -> Result<()> {
 }
 
 /// The parameter rows of a batch (`ROWS.csv`): column names and one row of values per run.
+///
+/// ```
+/// let rows = nmm::brain::Rows { header: vec!["G".into(), "seed".into()], rows: vec![vec![0.2, 9.0]] };
+/// let cfg = rows.apply(&nmm::brain::Config::default(), 0);
+/// assert_eq!((cfg.coupling, cfg.seed), (0.2, 9));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rows {
     /// Column names: model parameters, `G` (or `coupling`), `seed`.
@@ -854,6 +1105,20 @@ impl Rows {
 }
 
 /// What [`run_batch`] produced: the feature table it wrote.
+///
+/// ```
+/// let mut base = nmm::brain::Config::default();
+/// base.connectome.path = "builtin:4".into();
+/// base.duration_ms = 4000.0;
+/// base.bold.tr_ms = 100.0;
+/// base.fc.transient_ms = 500.0;
+/// let rows = nmm::brain::Rows { header: vec!["G".into()], rows: vec![vec![0.1]] };
+/// let dir = tempfile::tempdir().unwrap();
+/// let out = nmm::brain::run_batch(&base, &rows, (1, 1), dir.path(), false, &nmm::progress::Silent)?;
+/// assert_eq!(out.header[..3], ["row", "seed_used", "G"]);
+/// assert_eq!(out.path, dir.path().join("features.csv"));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct BatchOutput {
     /// The table's header: `row`, `seed_used`, the rows' columns, the features.
@@ -865,6 +1130,12 @@ pub struct BatchOutput {
 }
 
 /// The feature table's file in `dir` for shard `k` of `of`.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(nmm::brain::features_file(Path::new("b"), (1, 1)), Path::new("b/features.csv"));
+/// assert_eq!(nmm::brain::features_file(Path::new("b"), (2, 4)), Path::new("b/features-shard-2-of-4.csv"));
+/// ```
 pub fn features_file(dir: &Path, (k, of): (usize, usize)) -> PathBuf {
     if of > 1 {
         dir.join(format!("features-shard-{k}-of-{of}.csv"))
@@ -943,7 +1214,7 @@ pub fn run_batch(
             }
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress.set(d, total);
-            Ok(features(p, &out))
+            features(p, &out)
         })
         .collect();
     let mut table = Vec::new();

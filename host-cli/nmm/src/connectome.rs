@@ -13,9 +13,20 @@ use std::io::Read;
 use std::path::Path;
 
 /// Regions of the built-in connectome when none is named.
+///
+/// ```
+/// assert_eq!(nmm::connectome::load("builtin", None)?.n, nmm::connectome::BUILTIN_REGIONS);
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub const BUILTIN_REGIONS: usize = 68;
 
 /// A structural connectome as read from disk.
+///
+/// ```
+/// let c = nmm::connectome::builtin(8)?;
+/// assert_eq!((c.n, c.weights.len(), c.labels.len()), (8, 64, 8));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ConnectomeData {
     /// Number of regions.
@@ -35,6 +46,17 @@ pub struct ConnectomeData {
 /// Loads `spec`: `builtin` or `builtin:N` (synthetic, `N` even >= 4), a TVB `.zip`, a `.npy`
 /// matrix, or a CSV/whitespace text matrix. `lengths` optionally names a tract-length matrix in
 /// mm for plain weight matrices (a zip brings its own).
+///
+/// ```
+/// let c = nmm::connectome::load("builtin:10", None)?;
+/// assert_eq!(c.source, "builtin:10");
+/// let zip = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/tvb/connectivity_76.zip");
+/// let tvb = nmm::connectome::load(zip, None)?;
+/// assert_eq!(tvb.n, 76);
+/// assert!(tvb.lengths_mm.is_some());
+/// assert!(nmm::connectome::load("builtin:x", None).is_err());
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn load(spec: &str, lengths: Option<&Path>) -> Result<ConnectomeData> {
     let c = if let Some(rest) = spec.strip_prefix("builtin") {
         let n = match rest.strip_prefix(':') {
@@ -87,6 +109,14 @@ pub fn load(spec: &str, lengths: Option<&Path>) -> Result<ConnectomeData> {
 }
 
 /// The synthetic connectome of `nmm_core::connectome::synthetic`.
+///
+/// ```
+/// let c = nmm::connectome::builtin(6)?;
+/// // Two hemispheres of three regions: labels R0..R2, L0..L2; symmetric weights.
+/// assert_eq!(c.labels[3], "L0");
+/// assert!((0..6).all(|i| (0..6).all(|j| c.weights[i * 6 + j] == c.weights[j * 6 + i])));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn builtin(n: usize) -> Result<ConnectomeData> {
     let mut w = vec![0.0; n * n];
     let mut l = vec![0.0; n * n];
@@ -110,6 +140,14 @@ fn default_labels(n: usize) -> Vec<String> {
 }
 
 /// Reads a non-empty square matrix from `.npy` (float64 or float32) or text (CSV or whitespace).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("w.csv");
+/// std::fs::write(&p, "0,1\n1,0\n").unwrap();
+/// assert_eq!(nmm::connectome::read_matrix(&p)?, (2, vec![0.0, 1.0, 1.0, 0.0]));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn read_matrix(path: &Path) -> Result<(usize, Vec<f64>)> {
     let ext = path
         .extension()
@@ -144,6 +182,13 @@ pub fn read_matrix(path: &Path) -> Result<(usize, Vec<f64>)> {
 }
 
 /// Parses a square matrix written as lines of numbers separated by commas or whitespace.
+///
+/// ```
+/// assert_eq!(nmm::connectome::parse_matrix("1 2\n3 4\n")?, (2, vec![1.0, 2.0, 3.0, 4.0]));
+/// let e = nmm::connectome::parse_matrix("1,2\n3,x\n").unwrap_err().to_string();
+/// assert!(e.contains("line 2, column 2"), "{e}");
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn parse_matrix(text: &str) -> Result<(usize, Vec<f64>)> {
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (k, line) in text.lines().enumerate() {
@@ -183,6 +228,14 @@ pub fn parse_matrix(text: &str) -> Result<(usize, Vec<f64>)> {
 }
 
 /// Reads a TVB connectivity zip.
+///
+/// ```
+/// let zip = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/tvb/connectivity_76.zip");
+/// let c = nmm::connectome::read_tvb_zip(std::path::Path::new(zip))?;
+/// assert_eq!((c.n, c.labels.len()), (76, 76));
+/// assert!(c.centres_mm.is_some());
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn read_tvb_zip(path: &Path) -> Result<ConnectomeData> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut zip = zip::ZipArchive::new(f)

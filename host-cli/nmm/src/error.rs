@@ -16,6 +16,14 @@ use std::path::PathBuf;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Every failure of the nmm library.
+///
+/// ```
+/// use nmm::Error;
+/// let e = nmm::connectome::load("builtin:3", None).unwrap_err();
+/// assert!(matches!(e.root(), Error::Input(_)), "{e}");
+/// let e = nmm::io::read_series(std::path::Path::new("/no/such.npy")).unwrap_err();
+/// assert!(format!("{e:#}").contains("/no/such.npy"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -190,6 +198,14 @@ impl From<nmm_core::sim::SimError> for Error {
 }
 
 /// Adds what was being done to an error, as `anyhow::Context` does.
+///
+/// ```
+/// use nmm::error::Context;
+/// let r: Result<(), _> = Err(std::io::Error::other("disk full"));
+/// let e = r.context("writing b.npz").unwrap_err();
+/// assert_eq!(e.to_string(), "writing b.npz");
+/// assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "disk full");
+/// ```
 pub trait Context<T> {
     /// Wraps the error with `context`.
     fn context<C: fmt::Display>(self, context: C) -> Result<T>;

@@ -6,10 +6,23 @@ use nmm_core::Model;
 use nmm_core::equilibria::{Equilibria, SearchBox, equilibria_of_model};
 
 /// Most equilibria reported (more means the box or grid is degenerate).
+///
+/// ```
+/// let found = nmm::fixed_points::search(&nmm_core::models::Mpr::<f64>::default(), 0.0, [1e-5, -20.0], [10.0, 10.0], 10)?;
+/// assert!(found.len() <= nmm::fixed_points::CAP);
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub const CAP: usize = 64;
 
 /// Default search box per model: wide enough for the literature parameter ranges (also the
 /// start search of `nmm bifurcation`).
+///
+/// ```
+/// use nmm::fixed_points::DefaultBox;
+/// use nmm_core::models::Rww;
+/// // RWW's gating variables lie in [0, 1].
+/// assert_eq!(<Rww<f64> as DefaultBox<2>>::BOX, ([0.0, 0.0], [1.0, 1.0]));
+/// ```
 pub trait DefaultBox<const N: usize> {
     /// Lower and upper corners.
     const BOX: ([f64; N], [f64; N]);

@@ -123,6 +123,19 @@ where
 }
 
 /// One named array of an `.npz` file.
+///
+/// ```
+/// use nmm::io::{NpzEntry, write_npz};
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("x.npz");
+/// let entries = vec![
+///     ("t".to_string(), NpzEntry::F1(ndarray::Array1::from(vec![0.0, 1.0]))),
+///     ("seed".to_string(), NpzEntry::U64(7)),
+///     ("meta".to_string(), NpzEntry::Text("{}".into())),
+/// ];
+/// write_npz(&p, &entries)?;
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub enum NpzEntry {
     /// 1-D float64.
     F1(Array1<f64>),
@@ -137,6 +150,18 @@ pub enum NpzEntry {
 }
 
 /// Writes an uncompressed `.npz` atomically.
+///
+/// ```
+/// use nmm::io::{NpzEntry, write_npz};
+/// use ndarray_npy::NpzReader;
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("x.npz");
+/// write_npz(&p, &[("x".to_string(), NpzEntry::Scalar(2.5))])?;
+/// let mut z = NpzReader::new(std::fs::File::open(&p).unwrap()).unwrap();
+/// let x: ndarray::Array0<f64> = z.by_name("x").unwrap();
+/// assert_eq!(x[()], 2.5);
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn write_npz(path: &Path, entries: &[(String, NpzEntry)]) -> Result<()> {
     atomic_write(path, |w| {
         let mut npz = NpzWriter::new(w);
@@ -158,6 +183,17 @@ pub fn write_npz(path: &Path, entries: &[(String, NpzEntry)]) -> Result<()> {
 }
 
 /// A time series read from a `.npy` file: `time x regions` as float64.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("z.npy");
+/// ndarray_npy::write_npy(&p, &ndarray::Array1::from(vec![1.0f32, 2.0, 3.0])).unwrap();
+/// let s = nmm::io::read_series(&p)?;
+/// assert!(s.was_1d);
+/// assert_eq!(s.data.dim(), (3, 1));
+/// # Ok::<(), nmm::Error>(())
+/// ```
+#[derive(Debug)]
 pub struct Series {
     /// Samples, shape (time, regions).
     pub data: Array2<f64>,
@@ -167,6 +203,14 @@ pub struct Series {
 
 /// Reads a 1-D or 2-D float32/float64 `.npy` file as `time x regions`, rejecting other shapes,
 /// empty arrays and non-finite values with an error naming the file and the offending element.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("z.npy");
+/// ndarray_npy::write_npy(&p, &ndarray::arr2(&[[1.0, 2.0], [f64::NAN, 0.0]])).unwrap();
+/// let e = nmm::io::read_series(&p).unwrap_err().to_string();
+/// assert!(e.contains("time index 1, region 0"), "{e}");
+/// ```
 pub fn read_series(path: &Path) -> Result<Series> {
     let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
     let any: ArrayD<f64> = match ArrayD::<f64>::read_npy(open()?) {
@@ -208,6 +252,14 @@ pub fn read_series(path: &Path) -> Result<Series> {
 }
 
 /// Writes a CSV table (header plus rows) atomically.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("t.csv");
+/// nmm::io::write_csv(&p, &["a".into(), "b".into()], &[vec!["1".into(), "2".into()]])?;
+/// assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n1,2\n");
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()> {
     atomic_write(path, |w| {
         let mut c = csv::Writer::from_writer(w);

@@ -24,7 +24,7 @@
 //! let prepared = nmm::brain::Prepared::new(cfg)?;
 //! let out = nmm::brain::run(&prepared, &nmm::progress::Silent)?;
 //! assert_eq!(out.fc.dim(), (4, 4));
-//! let features = nmm::brain::features(&prepared, &out);
+//! let features = nmm::brain::features(&prepared, &out)?;
 //! assert!(features.iter().all(|(_, v)| v.is_finite()));
 //! # Ok::<(), nmm::Error>(())
 //! ```

@@ -8,9 +8,22 @@ use nmm_core::sim::{Grid, simulate};
 use nmm_core::stim::{StimSpec, Stimulus};
 
 /// Most samples a run keeps in memory (each is N + 2 doubles); beyond it, ask for fewer.
+///
+/// ```
+/// // 8 bytes times (N + 2) values per sample: under 2.5 GB for the 4-variable CC model.
+/// assert!(nmm::mf::MAX_SAMPLES * 8 * 6 < 2_500_000_000);
+/// ```
 pub const MAX_SAMPLES: usize = 50_000_000;
 
 /// What one run produced.
+///
+/// ```
+/// use nmm_core::{integrate::OdeMethod, models::Mpr, sim::Grid, stim::StimSpec};
+/// let grid = Grid { t0: 0.0, dt: 0.01, steps: 100, every: 1 };
+/// let tr = nmm::mf::integrate(&Mpr::<f64>::default(), [0.1, -2.0], StimSpec::None, 0, OdeMethod::Rk4, grid)?;
+/// assert_eq!((tr.t.len(), tr.x.len(), tr.input.len()), (101, 101, 101));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub struct Trajectory<const N: usize> {
     /// Sample times.
     pub t: Vec<f64>,

@@ -8,6 +8,10 @@ use serde_json::{Map, Value, json};
 /// Hidden widths of the MLP mean field that nmm compiles (6 -> H -> H -> 2): each is a
 /// separate type (const generics), so every command that trains or loads a model dispatches
 /// over this list with [`with_hidden!`](crate::with_hidden).
+///
+/// ```
+/// assert!(nmm::models::HIDDEN.contains(&32));
+/// ```
 pub const HIDDEN: [usize; 3] = [6, 16, 32];
 
 /// Calls `$body` with the const `$H` bound to the hidden width `$h` (one of [`HIDDEN`]); any
@@ -40,7 +44,17 @@ macro_rules! with_hidden {
     }};
 }
 
-/// Calls `$body` with `$M` bound to the model type named `$name` and `$N` to its state size.
+/// Calls `$body` with `$M` bound to the model type named `$name` and `$N` to its state size;
+/// another name returns an [`Error::Input`](crate::Error::Input) from the enclosing function.
+///
+/// ```
+/// fn state_size(name: &str) -> nmm::Result<usize> {
+///     Ok(nmm::with_model!(name, |M, N| N))
+/// }
+/// assert_eq!(state_size("cc")?, 4);
+/// assert!(state_size("hh").is_err());
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[macro_export]
 macro_rules! with_model {
     ($name:expr, |$M:ident, $N:ident| $body:expr) => {{
@@ -66,7 +80,12 @@ macro_rules! with_model {
                 const $N: usize = 2;
                 $body
             }
-            other => unreachable!("clap only accepts known models, got {other}"),
+            other => {
+                return Err($crate::Error::Input(format!(
+                    "model {other:?}: expected mpr, cc, rww or rww-griffiths"
+                ))
+                .into());
+            }
         }
     }};
 }
@@ -76,6 +95,22 @@ macro_rules! with_model {
 /// [`HIDDEN`] (const generics need the sizes at compile time, so each width is a
 /// separately compiled model). Errors (with `?`) name the file: unreadable, corrupt, or of
 /// another shape.
+///
+/// ```
+/// use nmm_core::mlp::{Mlp, MlpMeanField, Normalisation};
+/// // A file as `nmm train` writes them (here: a 6-16-16-2 network of zeros), loaded at its width.
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("m.nmmw");
+/// let m = MlpMeanField::<f64, 16, 16>::new(Mlp::splat(0.0), Normalisation::identity()).unwrap();
+/// let mut bytes = vec![0u8; MlpMeanField::<f64, 16, 16>::encoded_len(2)];
+/// let n = m.to_bytes("{}", &mut bytes).unwrap();
+/// std::fs::write(&path, &bytes[..n]).unwrap();
+/// fn hidden(path: &std::path::Path) -> nmm::Result<usize> {
+///     nmm::with_mlp!(f64, path, |m| Ok(m.net().l1.w.len()))
+/// }
+/// assert_eq!(hidden(&path)?, 16);
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[macro_export]
 macro_rules! with_mlp {
     ($T:ty, $path:expr, |$m:ident| $body:expr) => {{
@@ -105,7 +140,26 @@ macro_rules! with_mlp {
     }};
 }
 
+/// MPR with `J -> J p`: the mean field of a sparse QIF network of connection probability `p`
+/// with weights `J/N` (mean drive `J p r`), the theory the data-driven mean field is compared
+/// with and the warm start fits.
+///
+/// ```
+/// use nmm_core::models::Mpr;
+/// let m = nmm::models::mpr_with_j_p(&Mpr::<f64>::default(), 0.6);
+/// assert_eq!(m.j, 15.0 * 0.6);
+/// ```
+pub fn mpr_with_j_p(mf: &nmm_core::models::Mpr<f64>, p: f64) -> nmm_core::models::Mpr<f64> {
+    nmm_core::models::Mpr { j: mf.j * p, ..*mf }
+}
+
 /// Parameters as a JSON object (name -> value) and their units (name -> unit).
+///
+/// ```
+/// let (values, units) = nmm::models::params_json(&nmm_core::models::Mpr::<f64>::default());
+/// assert_eq!(values["J"], 15.0);
+/// assert!(units["tau"].is_string());
+/// ```
 pub fn params_json<M: Model<f64, N>, const N: usize>(model: &M) -> (Value, Value) {
     let mut vals = Map::new();
     let mut units = Map::new();
@@ -118,6 +172,13 @@ pub fn params_json<M: Model<f64, N>, const N: usize>(model: &M) -> (Value, Value
 
 /// Parses `name=value,name=value` for the state variables `names`; unspecified ones keep
 /// `default`.
+///
+/// ```
+/// let x = nmm::models::parse_state("v=-1.5", &["r", "v"], [0.1, -2.0])?;
+/// assert_eq!(x, [0.1, -1.5]);
+/// assert!(nmm::models::parse_state("w=1", &["r", "v"], [0.0; 2]).is_err());
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn parse_state<const N: usize>(
     spec: &str,
     names: &[&str; N],

@@ -12,16 +12,42 @@ use std::path::Path;
 
 /// MPR's quiescent fixed point with the effective coupling a QIF network of connection
 /// probability `p` sees (J p without normalisation): the default initial state of QIF runs.
+///
+/// ```
+/// use nmm_core::models::Mpr;
+/// let mf = Mpr::<f64>::default();
+/// // At p = 1 the quiescent state of MPR itself; at p < 1 that of MPR with J -> J p.
+/// let (r1, _) = nmm::spiking::quiescent_state(&mf, 1.0, false);
+/// let (r06, _) = nmm::spiking::quiescent_state(&mf, 0.6, false);
+/// assert!(r1 > 0.0 && r06 > 0.0 && r06 != r1);
+/// ```
 pub fn quiescent_state(mf: &Mpr<f64>, p: f64, normalise: bool) -> (f64, f64) {
-    let eff = Mpr {
-        j: if normalise { mf.j } else { mf.j * p },
-        ..*mf
+    let eff = if normalise {
+        *mf
+    } else {
+        crate::models::mpr_with_j_p(mf, p)
     };
     let x0 = eff.initial_state();
     (x0[0], x0[1])
 }
 
 /// The metadata every network output records.
+///
+/// ```
+/// use nmm::network::{Common, Connectivity, Heterogeneity, QifParams, Synapse, run_qif};
+/// let c = Common {
+///     n: 100, dt: 1e-3, t0: 0.0, t_end: 0.2, bin: 0.01, conn: Connectivity::AllToAll,
+///     normalise: false, hetero: Heterogeneity::Quantiles, stim: nmm_core::stim::StimSpec::None,
+///     seed: 3, stim_seed: 3, record: 0, threads: 1, init: (0.1, -2.0),
+/// };
+/// let p = QifParams { tau: 1.0, eta_bar: -5.0, delta: 1.0, j: 15.0, v_peak: 100.0, v_reset: -100.0, synapse: Synapse::Instant };
+/// let out = run_qif(&c, &p, &nmm::progress::Silent)?;
+/// let meta = nmm::spiking::run_meta("qif", &c, &out, serde_json::json!({"V_peak": 100.0}));
+/// assert_eq!(meta["N"], 100);
+/// assert_eq!(meta["seed"], 3);
+/// assert_eq!(meta["V_peak"], 100.0);
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn run_meta(kind: &str, c: &Common, out: &Output, extra: Value) -> Value {
     let (conn, p, procedural) = match c.conn {
         Connectivity::AllToAll => ("all-to-all", 1.0, false),
@@ -55,6 +81,23 @@ pub fn run_meta(kind: &str, c: &Common, out: &Output, extra: Value) -> Value {
 }
 
 /// Writes a network run's `.npz`.
+///
+/// ```
+/// use nmm::network::{Common, Connectivity, Heterogeneity, QifParams, Synapse, run_qif};
+/// let c = Common {
+///     n: 100, dt: 1e-3, t0: 0.0, t_end: 0.2, bin: 0.01, conn: Connectivity::AllToAll,
+///     normalise: false, hetero: Heterogeneity::Quantiles, stim: nmm_core::stim::StimSpec::None,
+///     seed: 3, stim_seed: 3, record: 0, threads: 1, init: (0.1, -2.0),
+/// };
+/// let p = QifParams { tau: 1.0, eta_bar: -5.0, delta: 1.0, j: 15.0, v_peak: 100.0, v_reset: -100.0, synapse: Synapse::Instant };
+/// let out = run_qif(&c, &p, &nmm::progress::Silent)?;
+/// let meta = nmm::spiking::run_meta("qif", &c, &out, serde_json::json!({"V_peak": 100.0}));
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("run_000000.npz");
+/// nmm::spiking::write_output(&path, "qif", &out, &meta)?;
+/// assert!(nmm::sweep::run_complete(&path));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn write_output(path: &Path, kind: &str, out: &Output, meta: &Value) -> Result<()> {
     let mut entries = vec![
         ("t".to_string(), NpzEntry::F1(Array1::from(out.t.clone()))),

@@ -53,6 +53,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// One axis of the grid: explicit values or an inclusive linear range.
+///
+/// ```
+/// let g: nmm::sweep::GridAxes = toml::from_str("J = { start = 0.0, stop = 1.0, num = 3 }\neta = [-5.0, -4.0]\np = [1.0]").unwrap();
+/// assert!(matches!(g.j, nmm::sweep::Axis::Range { num: 3, .. }));
+/// assert!(matches!(g.eta, nmm::sweep::Axis::List(_)));
+/// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Axis {
@@ -92,6 +98,11 @@ impl Axis {
 }
 
 /// The axes of the grid.
+///
+/// ```
+/// let g: nmm::sweep::GridAxes = toml::from_str("J = [10.0]\neta = [-5.0]\np = [1.0]").unwrap();
+/// assert_eq!((g.seeds.clone(), g.stim_seeds.clone()), (vec![1], vec![1])); // defaults
+/// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridAxes {
@@ -119,6 +130,15 @@ fn seed_one() -> Vec<u64> {
 }
 
 /// A sweep configuration (`GRID.toml`).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let grid_file = dir.path().join("grid.toml");
+/// std::fs::write(&grid_file, "network = \"qif\"\nN = 50\nt_end = 0.1\n[grid]\nJ = { start = 10.0, stop = 15.0, num = 2 }\neta = [-5.0]\np = [0.5, 1.0]\n").unwrap();
+/// let (grid, _text) = nmm::sweep::Grid::load(&grid_file)?;
+/// assert_eq!(grid.n, 50);
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grid {
@@ -194,6 +214,17 @@ fn default_hetero() -> String {
 }
 
 /// One run of the grid.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let grid_file = dir.path().join("grid.toml");
+/// std::fs::write(&grid_file, "network = \"qif\"\nN = 50\nt_end = 0.1\n[grid]\nJ = { start = 10.0, stop = 15.0, num = 2 }\neta = [-5.0]\np = [0.5, 1.0]\n").unwrap();
+/// let (grid, _) = nmm::sweep::Grid::load(&grid_file)?;
+/// let runs = grid.runs()?;
+/// // J x eta x p: run 1 is J = 10, p = 1.
+/// assert_eq!((runs[1].j, runs[1].p, runs[1].file()), (10.0, 1.0, "run_000001.npz".to_string()));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
     /// Index in the grid.
@@ -212,11 +243,21 @@ pub struct Run {
 
 impl Run {
     /// File name of the run's error report (present while the run has failed).
+    ///
+    /// ```
+    /// let run = nmm::sweep::Run { id: 12, j: 1.0, eta: 0.0, p: 1.0, seed: 1, stim_seed: 1 };
+    /// assert_eq!(run.error_file(), "run_000012.error");
+    /// ```
     pub fn error_file(&self) -> String {
         format!("run_{:06}.error", self.id)
     }
 
     /// The run's file name.
+    ///
+    /// ```
+    /// let run = nmm::sweep::Run { id: 3, j: 1.0, eta: 0.0, p: 1.0, seed: 1, stim_seed: 1 };
+    /// assert_eq!(run.file(), "run_000003.npz");
+    /// ```
     pub fn file(&self) -> String {
         format!("run_{:06}.npz", self.id)
     }
@@ -224,6 +265,17 @@ impl Run {
 
 impl Grid {
     /// Parses and checks a grid file.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let grid_file = dir.path().join("grid.toml");
+    /// std::fs::write(&grid_file, "network = \"qif\"\nN = 50\nt_end = 0.1\n[grid]\nJ = { start = 10.0, stop = 15.0, num = 2 }\neta = [-5.0]\np = [0.5, 1.0]\n").unwrap();
+    /// assert!(nmm::sweep::Grid::load(&grid_file).is_ok());
+    /// std::fs::write(&grid_file, "network = \"qif\"\nt_end = 1.0\n[grid]\nJ = [1.0]\neta = [0.0]\np = [1.5]\n").unwrap();
+    /// let e = nmm::sweep::Grid::load(&grid_file).unwrap_err();
+    /// assert!(e.root().to_string().contains("grid.p: 1.5"), "{e}");
+    /// # Ok::<(), nmm::Error>(())
+    /// ```
     pub fn load(path: &Path) -> Result<(Grid, String)> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -283,6 +335,15 @@ impl Grid {
     }
 
     /// Every run of the grid, in order.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let grid_file = dir.path().join("grid.toml");
+    /// std::fs::write(&grid_file, "network = \"qif\"\nN = 50\nt_end = 0.1\n[grid]\nJ = { start = 10.0, stop = 15.0, num = 2 }\neta = [-5.0]\np = [0.5, 1.0]\n").unwrap();
+    /// let (grid, _) = nmm::sweep::Grid::load(&grid_file)?;
+    /// assert_eq!(grid.runs()?.len(), 4);
+    /// # Ok::<(), nmm::Error>(())
+    /// ```
     pub fn runs(&self) -> Result<Vec<Run>> {
         let (js, etas, ps) = (
             self.grid.j.values("J")?,
@@ -342,6 +403,17 @@ impl Grid {
     }
 
     /// Runs one grid point and writes its file atomically.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let grid_file = dir.path().join("grid.toml");
+    /// std::fs::write(&grid_file, "network = \"qif\"\nN = 50\nt_end = 0.1\n[grid]\nJ = { start = 10.0, stop = 15.0, num = 2 }\neta = [-5.0]\np = [0.5, 1.0]\n").unwrap();
+    /// let (grid, _) = nmm::sweep::Grid::load(&grid_file)?;
+    /// let runs = grid.runs()?;
+    /// grid.execute(&runs[0], dir.path())?;
+    /// assert!(nmm::sweep::run_complete(&dir.path().join("run_000000.npz")));
+    /// # Ok::<(), nmm::Error>(())
+    /// ```
     pub fn execute(&self, run: &Run, dir: &Path) -> Result<()> {
         let mut c = self.common(run)?;
         let (out, extra) = if self.network == "qif" {
@@ -495,6 +567,15 @@ pub fn run_complete(path: &Path) -> bool {
 }
 
 /// A sweep ready to run: the grid, every run, and this shard's share.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let grid_file = dir.path().join("grid.toml");
+/// std::fs::write(&grid_file, "network = \"qif\"\nN = 50\nt_end = 0.1\n[grid]\nJ = { start = 10.0, stop = 15.0, num = 2 }\neta = [-5.0]\np = [0.5, 1.0]\n").unwrap();
+/// let sweep = nmm::sweep::Sweep::prepare(&grid_file, &dir.path().join("runs"), (2, 2))?;
+/// assert_eq!(sweep.mine, [1, 3]); // shard 2 of 2: the odd runs
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Sweep {
     /// The grid.
@@ -512,6 +593,17 @@ pub struct Sweep {
 }
 
 /// A run that failed, and why.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let grid_file = dir.path().join("grid.toml");
+/// std::fs::write(&grid_file, "network = \"qif\"\nN = 50\nt_end = 0.1\nbin = 0.00015\n[grid]\nJ = { start = 10.0, stop = 15.0, num = 2 }\neta = [-5.0]\np = [0.5, 1.0]\n").unwrap();
+/// let sweep = nmm::sweep::Sweep::prepare(&grid_file, &dir.path().join("runs"), (1, 1))?;
+/// let failed = sweep.execute(&nmm::progress::Silent)?;
+/// assert_eq!(failed.len(), 4); // the bin is not a whole number of steps
+/// assert!(failed[0].error.to_string().contains("bin"));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Failure {
     /// The run.
@@ -585,6 +677,18 @@ impl Sweep {
     ///
     /// # Errors
     /// Only when the manifest cannot be written.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let grid_file = dir.path().join("grid.toml");
+    /// std::fs::write(&grid_file, "network = \"qif\"\nN = 50\nt_end = 0.1\n[grid]\nJ = { start = 10.0, stop = 15.0, num = 2 }\neta = [-5.0]\np = [0.5, 1.0]\n").unwrap();
+    /// let out = dir.path().join("runs");
+    /// let sweep = nmm::sweep::Sweep::prepare(&grid_file, &out, (1, 1))?;
+    /// assert!(sweep.execute(&nmm::progress::Silent)?.is_empty());
+    /// let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+    /// assert_eq!(manifest.matches(",done,").count(), 4);
+    /// # Ok::<(), nmm::Error>(())
+    /// ```
     pub fn execute(&self, progress: &dyn Progress) -> Result<Vec<Failure>> {
         let failures = Mutex::new(Vec::new());
         let done = std::sync::atomic::AtomicU64::new(0);

@@ -204,98 +204,131 @@ where
         );
     }
     if let Some(out) = m.get_one::<PathBuf>("out") {
-        let mut header = vec!["branch".to_string(), "label".into(), param.to_string()];
-        header.extend(M::STATE.iter().map(|s| s.to_string()));
-        header.extend(["stable".into(), "eig0_re".into(), "eig0_im".into()]);
-        let table: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| {
-                let mut v = vec![
-                    r.branch.to_string(),
-                    r.label.code().into(),
-                    format!("{:.12e}", r.lambda),
-                ];
-                v.extend(r.x.iter().map(|x| format!("{x:.12e}")));
-                v.extend([
-                    r.stable.to_string(),
-                    format!("{:.6e}", r.eig.0),
-                    format!("{:.6e}", r.eig.1),
-                ]);
-                v
-            })
-            .collect();
-        write_csv(out, &header, &table)?;
-        say!("wrote {}", out.display());
+        write_branches::<M, N>(out, param, rows)?;
     }
 
     // Two parameters: every fold, continued both ways.
-    let mut curves: Vec<Vec<(f64, f64, Label)>> = Vec::new();
-    let mut p2name = String::new();
-    if let Some((p2, range2)) = codim2 {
-        p2name = p2.to_string();
-        let c = fold_curves(&model, &b, param, range, p2, range2, input, &settings)?;
-        if !rows.iter().any(|r| r.label == Label::Fold) {
-            say!("no folds in one parameter: nothing to continue in two");
-        }
-        for (a, b2) in &c.cusps {
-            say!("  cusp (CP) at {param} = {a:.9}, {p2} = {b2:.9}");
-        }
-        for (k, d, why) in &c.stopped {
-            eprintln!("fold {k} ({d:?}): continuation stopped: {why}");
-        }
-        let mut codim_rows = Vec::new();
-        let mut last = None;
-        for p in &c.points {
-            if last != Some((p.fold, p.direction)) {
-                curves.push(Vec::new());
-                last = Some((p.fold, p.direction));
-            }
-            if let Some(cur) = curves.last_mut() {
-                cur.push((p.lambda[0], p.lambda[1], p.label));
-            }
-            let mut row = vec![
-                p.fold.to_string(),
-                format!("{:?}", p.direction).to_lowercase(),
-                p.label.code().to_string(),
-                format!("{:.12e}", p.lambda[0]),
-                format!("{:.12e}", p.lambda[1]),
-            ];
-            row.extend(p.x.iter().map(|x| format!("{x:.12e}")));
-            row.push(format!("{:.6e}", p.normal_form));
-            codim_rows.push(row);
-        }
-        if let Some(out) = m.get_one::<PathBuf>("out-codim2") {
-            let mut header = vec![
-                "fold".to_string(),
-                "direction".into(),
-                "label".into(),
-                param.to_string(),
-                p2.to_string(),
-            ];
-            header.extend(M::STATE.iter().map(|s| s.to_string()));
-            header.push("normal_form_a".into());
-            write_csv(out, &header, &codim_rows)?;
-            say!("wrote {}", out.display());
-        }
-        if let Some(spec) = m.get_one::<String>("vary") {
-            vary::<M, N>(
-                &model,
-                spec,
-                param,
-                range,
-                p2,
-                range2,
-                input,
-                &settings,
-                m.get_one::<PathBuf>("out-cusps"),
-            )?;
-        }
-    }
+    let (p2name, curves) = match codim2 {
+        Some((p2, range2)) => (
+            p2.to_string(),
+            two_parameters(&model, &b, m, param, range, (p2, range2), input, &settings)?,
+        ),
+        None => (String::new(), Vec::new()),
+    };
     if let Some(path) = m.get_one::<PathBuf>("plot") {
         figure::<N>(path, M::NAME, param, M::STATE[0], rows, &p2name, &curves)?;
         say!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The branches as CSV: branch, label, the parameter, the state, stability, leading eigenvalue.
+fn write_branches<M: Model<f64, N>, const N: usize>(
+    out: &std::path::Path,
+    param: &str,
+    rows: &[BranchPoint<N>],
+) -> Result<()> {
+    let mut header = vec!["branch".to_string(), "label".into(), param.to_string()];
+    header.extend(M::STATE.iter().map(|s| s.to_string()));
+    header.extend(["stable".into(), "eig0_re".into(), "eig0_im".into()]);
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut v = vec![
+                r.branch.to_string(),
+                r.label.code().into(),
+                format!("{:.12e}", r.lambda),
+            ];
+            v.extend(r.x.iter().map(|x| format!("{x:.12e}")));
+            v.extend([
+                r.stable.to_string(),
+                format!("{:.6e}", r.eig.0),
+                format!("{:.6e}", r.eig.1),
+            ]);
+            v
+        })
+        .collect();
+    write_csv(out, &header, &table)?;
+    say!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Every fold continued both ways in (`param`, `p2`): printed cusps, the fold-curve CSV
+/// (`--out-codim2`) and the cusp path (`--vary`); the curves for the figure.
+#[allow(clippy::too_many_arguments)] // the model, its branches, the flags and both parameters
+fn two_parameters<M, const N: usize>(
+    model: &M,
+    b: &nmm::bifurcation::Branches<N>,
+    m: &ArgMatches,
+    param: &str,
+    range: [f64; 2],
+    (p2, range2): (&str, [f64; 2]),
+    input: f64,
+    settings: &Settings<f64>,
+) -> Result<Vec<Vec<(f64, f64, Label)>>>
+where
+    M: Model<f64, N> + Clone + DefaultBox<N>,
+{
+    let rows = &b.points;
+    let mut curves: Vec<Vec<(f64, f64, Label)>> = Vec::new();
+    let c = fold_curves(model, b, param, range, p2, range2, input, settings)?;
+    if !rows.iter().any(|r| r.label == Label::Fold) {
+        say!("no folds in one parameter: nothing to continue in two");
+    }
+    for (a, b2) in &c.cusps {
+        say!("  cusp (CP) at {param} = {a:.9}, {p2} = {b2:.9}");
+    }
+    for (k, d, why) in &c.stopped {
+        eprintln!("fold {k} ({d:?}): continuation stopped: {why}");
+    }
+    let mut codim_rows = Vec::new();
+    let mut last = None;
+    for p in &c.points {
+        if last != Some((p.fold, p.direction)) {
+            curves.push(Vec::new());
+            last = Some((p.fold, p.direction));
+        }
+        if let Some(cur) = curves.last_mut() {
+            cur.push((p.lambda[0], p.lambda[1], p.label));
+        }
+        let mut row = vec![
+            p.fold.to_string(),
+            format!("{:?}", p.direction).to_lowercase(),
+            p.label.code().to_string(),
+            format!("{:.12e}", p.lambda[0]),
+            format!("{:.12e}", p.lambda[1]),
+        ];
+        row.extend(p.x.iter().map(|x| format!("{x:.12e}")));
+        row.push(format!("{:.6e}", p.normal_form));
+        codim_rows.push(row);
+    }
+    if let Some(out) = m.get_one::<PathBuf>("out-codim2") {
+        let mut header = vec![
+            "fold".to_string(),
+            "direction".into(),
+            "label".into(),
+            param.to_string(),
+            p2.to_string(),
+        ];
+        header.extend(M::STATE.iter().map(|s| s.to_string()));
+        header.push("normal_form_a".into());
+        write_csv(out, &header, &codim_rows)?;
+        say!("wrote {}", out.display());
+    }
+    if let Some(spec) = m.get_one::<String>("vary") {
+        vary::<M, N>(
+            model,
+            spec,
+            param,
+            range,
+            p2,
+            range2,
+            input,
+            settings,
+            m.get_one::<PathBuf>("out-cusps"),
+        )?;
+    }
+    Ok(curves)
 }
 
 /// `--vary NAME=LO:HI:NUM`: the cusp for each value; CSV and a two-panel figure.

@@ -262,7 +262,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         out.t_ms.len(),
         out.fcd.nrows()
     );
-    for (k, v) in features(&p, &out) {
+    for (k, v) in features(&p, &out)? {
         say!("  {k:>14} = {v:.4}");
     }
     write_run(&out_path, &p, &out)?;

@@ -76,7 +76,7 @@ pub fn command() -> Command {
             num("prior-epochs", "E0", "0", "")
                 .help(format!(
                     "Warm start: first fit the network for E0 epochs by regression to MPR's vector field with J -> J p (Delta and tau from the runs' metadata) at the training states, and at copies with eta, J, p moved by up to {}, {}, {} (half the shipped grids' spacing); batches of B (0: no warm start)",
-                    nmm::train::prior::JITTER[0], nmm::train::prior::JITTER[1], nmm::train::prior::JITTER[2]
+                    nmm::train::JITTER[0], nmm::train::JITTER[1], nmm::train::JITTER[2]
                 ))
                 .value_parser(value_parser!(usize)),
         )

@@ -24,6 +24,10 @@ use nmm_core::spiking::{BlockInput, Qif};
 
 /// Neurons per block: the unit of parallel work and of connectivity generation (defined here,
 /// where the kernels' layout depends on it, and re-exported by [`crate::network`]).
+///
+/// ```
+/// assert!(nmm::network::BLOCK.is_power_of_two());
+/// ```
 pub const BLOCK: usize = 1024;
 // Indices into a block are masked with BLOCK - 1 (no bounds checks on the hot paths).
 const _: () = assert!(BLOCK.is_power_of_two());

@@ -9,7 +9,7 @@
 //! output on any number of threads.
 //!
 //! Delivery counts: all synapses carry the same weight, so a block counts, per neuron, the
-//! spikes that reach it (one byte each, [`kernels`]) and the update adds count x
+//! spikes that reach it (one byte each, the `kernels` module) and the update adds count x
 //! weight.
 //!
 //! Connectivity: the targets of source `j` inside block `b` are Bernoulli(p) draws from an
@@ -26,7 +26,7 @@
 //! spike count) plus, for the pulse synapse, 8 bytes per ring slot
 //! (`(delay + width) / dt + 1` slots); Izhikevich 33 bytes (v, w, s, excitability, count).
 
-pub mod kernels;
+pub(crate) mod kernels;
 
 use crate::error::{Error, Result, bail};
 use crate::progress::Progress;
@@ -42,6 +42,11 @@ use std::sync::{Mutex, RwLock};
 pub use kernels::BLOCK;
 
 /// How the excitabilities `eta_j` are chosen.
+///
+/// ```
+/// use nmm::network::Heterogeneity;
+/// assert_ne!(Heterogeneity::Quantiles, Heterogeneity::Random);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Heterogeneity {
     /// Deterministic Lorentzian quantiles (REFERENCE 1).
@@ -51,6 +56,12 @@ pub enum Heterogeneity {
 }
 
 /// Network connectivity.
+///
+/// ```
+/// use nmm::network::Connectivity;
+/// assert_eq!(Connectivity::AllToAll.p(), 1.0);
+/// assert_eq!(Connectivity::Random { p: 0.6, procedural: true }.p(), 0.6);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Connectivity {
     /// Every neuron projects to every neuron (p = 1).
@@ -66,6 +77,11 @@ pub enum Connectivity {
 
 impl Connectivity {
     /// Connection probability.
+    ///
+    /// ```
+    /// let c = nmm::network::Connectivity::Random { p: 0.25, procedural: false };
+    /// assert_eq!(c.p(), 0.25);
+    /// ```
     pub fn p(&self) -> f64 {
         match *self {
             Connectivity::AllToAll => 1.0,
@@ -75,6 +91,12 @@ impl Connectivity {
 }
 
 /// QIF synapse.
+///
+/// ```
+/// use nmm::network::Synapse;
+/// let pulse = Synapse::Pulse { delay: 0.01, width: 1e-3 };
+/// assert_ne!(pulse, Synapse::Instant);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Synapse {
     /// Each emitted spike adds `w` to `v` of every non-refractory target at the next step.
@@ -90,6 +112,27 @@ pub enum Synapse {
 }
 
 /// Settings shared by both neuron types.
+///
+/// ```
+/// use nmm::network::{Common, Connectivity, Heterogeneity};
+/// let c = Common {
+///     n: 200,
+///     dt: 1e-3,
+///     t0: 0.0,
+///     t_end: 1.0,
+///     bin: 0.01,
+///     conn: Connectivity::Random { p: 0.5, procedural: false },
+///     normalise: false,
+///     hetero: Heterogeneity::Quantiles,
+///     stim: nmm_core::stim::StimSpec::None,
+///     seed: 1,
+///     stim_seed: 1,
+///     record: 0,
+///     threads: 1,
+///     init: (0.1, -2.0),
+/// };
+/// assert_eq!(c.conn.p(), 0.5);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Common {
     /// Number of neurons.
@@ -124,6 +167,13 @@ pub struct Common {
 }
 
 /// QIF network parameters (REFERENCE 1-2).
+///
+/// ```
+/// use nmm::network::{QifParams, Synapse};
+/// // Montbrio et al. 2015: tau = 1, eta = -5, Delta = 1, J = 15, V_peak = -V_reset = 100.
+/// let p = QifParams { tau: 1.0, eta_bar: -5.0, delta: 1.0, j: 15.0, v_peak: 100.0, v_reset: -100.0, synapse: Synapse::Instant };
+/// assert!(p.v_peak > 0.0);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct QifParams {
     /// Membrane time constant.
@@ -143,6 +193,12 @@ pub struct QifParams {
 }
 
 /// Izhikevich network parameters: the Chen-Campbell mean field's values plus threshold and reset.
+///
+/// ```
+/// use nmm::network::IzhParams;
+/// let p = IzhParams { mf: nmm_core::models::ChenCampbell::default(), v_peak: 200.0, v_reset: -200.0 };
+/// assert_eq!(p.v_reset, -p.v_peak);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct IzhParams {
     /// Mean-field parameters (alpha, g, e_r, a, b, w_jump, s_jump, tau_s, delta, eta).
@@ -154,6 +210,30 @@ pub struct IzhParams {
 }
 
 /// What a run produced: binned population observables and recorded spikes.
+///
+/// ```
+/// use nmm::network::{Common, Connectivity, Heterogeneity};
+/// let c = Common {
+///     n: 200,
+///     dt: 1e-3,
+///     t0: 0.0,
+///     t_end: 1.0,
+///     bin: 0.01,
+///     conn: Connectivity::Random { p: 0.5, procedural: false },
+///     normalise: false,
+///     hetero: Heterogeneity::Quantiles,
+///     stim: nmm_core::stim::StimSpec::None,
+///     seed: 1,
+///     stim_seed: 1,
+///     record: 0,
+///     threads: 1,
+///     init: (0.1, -2.0),
+/// };
+/// let p = nmm::network::QifParams { tau: 1.0, eta_bar: -5.0, delta: 1.0, j: 15.0, v_peak: 100.0, v_reset: -100.0, synapse: nmm::network::Synapse::Instant };
+/// let out = nmm::network::run_qif(&c, &p, &nmm::progress::Silent)?;
+/// assert_eq!((out.t.len(), out.r.len(), out.v.len()), (100, 100, 100));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Output {
     /// Bin centres.
@@ -206,7 +286,7 @@ enum Stored {
 }
 
 /// Connectivity graph in blocks.
-pub struct Graph {
+pub(crate) struct Graph {
     n: usize,
     nblocks: usize,
     /// Bernoulli threshold on 32 random bits (p * 2^32).
@@ -218,13 +298,13 @@ pub struct Graph {
 
 impl Graph {
     /// Builds the graph (stored connectivity is generated here, in parallel over sources).
-    pub fn new(n: usize, conn: Connectivity, seed: u64) -> Result<Self> {
+    pub(crate) fn new(n: usize, conn: Connectivity, seed: u64) -> Result<Self> {
         let nblocks = n.div_ceil(BLOCK);
         let p = conn.p();
         if !(p > 0.0 && p <= 1.0) {
             bail!("connection probability p must be in (0, 1], got {p}");
         }
-        let need = Self::estimate_bytes(n, conn);
+        let need = stored_bytes(n, conn);
         if let Some(avail) = available_memory() {
             // Leave a fifth for the neurons, the outputs and everything else on the machine.
             let limit = avail / 5 * 4;
@@ -309,34 +389,6 @@ impl Graph {
         Ok(g)
     }
 
-    /// Bytes that [`Graph::new`] will hold (and at most briefly twice that for 16-bit lists
-    /// while they are gathered) for `n` neurons with connectivity `conn`; 0 when nothing is
-    /// stored (all-to-all, procedural).
-    ///
-    /// ```
-    /// use nmm::network::{Connectivity, Graph};
-    /// let bits = Graph::estimate_bytes(10_000, Connectivity::Random { p: 0.6, procedural: false });
-    /// assert_eq!(bits, 10_000 * 10 * 128); // N ceil(N / 1024) 128 bytes
-    /// assert_eq!(Graph::estimate_bytes(10_000, Connectivity::AllToAll), 0);
-    /// ```
-    pub fn estimate_bytes(n: usize, conn: Connectivity) -> u64 {
-        let (n64, nblocks) = (n as u64, n.div_ceil(BLOCK) as u64);
-        match conn {
-            Connectivity::Random {
-                p,
-                procedural: false,
-            } if p < 1.0 => {
-                if 16.0 * p >= 1.0 {
-                    n64 * nblocks * (WORDS as u64) * 8
-                } else {
-                    let synapses = (p * n as f64 * n as f64) as u64;
-                    2 * (synapses * 2 + (n64 * nblocks + 1) * 8)
-                }
-            }
-            _ => 0,
-        }
-    }
-
     fn block_len(&self, b: usize) -> usize {
         BLOCK.min(self.n - b * BLOCK)
     }
@@ -377,7 +429,7 @@ impl Graph {
     /// Adds one to `counts` for every target in block `b` of every source in `spikes` (at most
     /// [`MAX_SPIKES`], onto counts that are zero) and returns the number of targets reached.
     /// Random connectivity only (all-to-all is delivered as one jump of the whole block).
-    pub fn count(&self, b: usize, spikes: &[u32], counts: &mut Counts) -> u64 {
+    pub(crate) fn count(&self, b: usize, spikes: &[u32], counts: &mut Counts) -> u64 {
         debug_assert!(spikes.len() <= MAX_SPIKES && !self.all);
         const CHUNK: usize = 16;
         let mut events = 0u64;
@@ -431,12 +483,12 @@ impl Graph {
     }
 
     /// True for all-to-all (delivery is a scalar).
-    pub fn all_to_all(&self) -> bool {
+    pub(crate) fn all_to_all(&self) -> bool {
         self.all
     }
 
     /// Synapses stored, or expected for procedural connectivity.
-    pub fn synapses(&self, p: f64) -> u64 {
+    pub(crate) fn synapses(&self, p: f64) -> u64 {
         match &self.stored {
             Some(Stored::Bits(rows)) => rows
                 .iter()
@@ -449,7 +501,7 @@ impl Graph {
     }
 
     /// Bytes held for connectivity.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         match &self.stored {
             Some(Stored::Bits(rows)) => (rows.len() * WORDS * 8) as u64,
             Some(Stored::Lists { offsets, targets }) => {
@@ -1004,6 +1056,33 @@ impl Pop for QifBlock {
 }
 
 /// Simulates a QIF network.
+///
+/// ```
+/// use nmm::network::{Common, Connectivity, Heterogeneity};
+/// let c = Common {
+///     n: 200,
+///     dt: 1e-3,
+///     t0: 0.0,
+///     t_end: 1.0,
+///     bin: 0.01,
+///     conn: Connectivity::Random { p: 0.5, procedural: false },
+///     normalise: false,
+///     hetero: Heterogeneity::Quantiles,
+///     stim: nmm_core::stim::StimSpec::None,
+///     seed: 1,
+///     stim_seed: 1,
+///     record: 0,
+///     threads: 1,
+///     init: (0.1, -2.0),
+/// };
+/// let p = nmm::network::QifParams { tau: 1.0, eta_bar: -5.0, delta: 1.0, j: 15.0, v_peak: 100.0, v_reset: -100.0, synapse: nmm::network::Synapse::Instant };
+/// let out = nmm::network::run_qif(&c, &p, &nmm::progress::Silent)?;
+/// // The same seed gives the same network and the same spikes.
+/// let again = nmm::network::run_qif(&c, &p, &nmm::progress::Silent)?;
+/// assert_eq!(out.r, again.r);
+/// assert!(out.r.iter().all(|r| r.is_finite() && *r >= 0.0));
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn run_qif(c: &Common, p: &QifParams, progress: &dyn Progress) -> Result<Output> {
     grid(c)?;
     let finite = [p.tau, p.delta, p.eta_bar, p.j, p.v_peak, p.v_reset]
@@ -1162,6 +1241,30 @@ impl Pop for IzhBlock {
 }
 
 /// Simulates an Izhikevich network with adaptation.
+///
+/// ```
+/// use nmm::network::{Common, Connectivity, Heterogeneity};
+/// let c = Common {
+///     n: 200,
+///     dt: 1e-3,
+///     t0: 0.0,
+///     t_end: 5.0,
+///     bin: 0.1,
+///     conn: Connectivity::Random { p: 0.5, procedural: false },
+///     normalise: false,
+///     hetero: Heterogeneity::Quantiles,
+///     stim: nmm_core::stim::StimSpec::None,
+///     seed: 1,
+///     stim_seed: 1,
+///     record: 0,
+///     threads: 1,
+///     init: (0.0, 0.0),
+/// };
+/// let p = nmm::network::IzhParams { mf: nmm_core::models::ChenCampbell::default(), v_peak: 200.0, v_reset: -200.0 };
+/// let out = nmm::network::run_izh(&c, &p, &nmm::progress::Silent)?;
+/// assert_eq!(out.w.len(), out.t.len());
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn run_izh(c: &Common, p: &IzhParams, progress: &dyn Progress) -> Result<Output> {
     grid(c)?;
     if !(p.v_peak.is_finite() && p.v_reset.is_finite() && p.v_reset < p.v_peak - 1e-9) {
@@ -1206,6 +1309,34 @@ fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
         Ok(pool) => pool.install(f),
         Err(_) => f(),
+    }
+}
+
+/// Bytes that a network will hold for its connectivity (and at most briefly twice that for 16-bit lists
+/// while they are gathered) for `n` neurons with connectivity `conn`; 0 when nothing is
+/// stored (all-to-all, procedural).
+///
+/// ```
+/// use nmm::network::{Connectivity, stored_bytes};
+/// let bits = stored_bytes(10_000, Connectivity::Random { p: 0.6, procedural: false });
+/// assert_eq!(bits, 10_000 * 10 * 128); // N ceil(N / 1024) 128 bytes
+/// assert_eq!(stored_bytes(10_000, Connectivity::AllToAll), 0);
+/// ```
+pub fn stored_bytes(n: usize, conn: Connectivity) -> u64 {
+    let (n64, nblocks) = (n as u64, n.div_ceil(BLOCK) as u64);
+    match conn {
+        Connectivity::Random {
+            p,
+            procedural: false,
+        } if p < 1.0 => {
+            if 16.0 * p >= 1.0 {
+                n64 * nblocks * (WORDS as u64) * 8
+            } else {
+                let synapses = (p * n as f64 * n as f64) as u64;
+                2 * (synapses * 2 + (n64 * nblocks + 1) * 8)
+            }
+        }
+        _ => 0,
     }
 }
 

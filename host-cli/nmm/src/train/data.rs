@@ -56,11 +56,6 @@ impl Trajectory {
         self.r.len()
     }
 
-    /// Whether the trajectory has no samples.
-    pub fn is_empty(&self) -> bool {
-        self.r.is_empty()
-    }
-
     /// Time of sample `k` (time units).
     pub fn time(&self, k: usize) -> f64 {
         self.t0 + k as f64 * self.dt

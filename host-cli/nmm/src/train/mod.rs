@@ -8,21 +8,21 @@
 //!           [--prior-epochs 0] [--init MODEL.nmmw] [--plot-dir DIR] [--jobs T]
 //! ```
 //!
-//! 1. **Data** ([`data`]): each directory's `manifest.csv` lists the runs and their `J`,
+//! 1. **Data** (`data`): each directory's `manifest.csv` lists the runs and their `J`,
 //!    `eta`, `p` (runs whose file is missing, as in a sweep still running, are left out and
 //!    counted; a directory without a manifest is read as a set of `*.npz` runs with their
 //!    parameters from each file's metadata); each `run_NNNNNN.npz` holds `t`, `r`, `v`,
 //!    `input` sampled every `bin` time units. Runs are resampled onto the training step `dt`
-//!    by block means (see [`data::load_trajectory`]).
+//!    by block means (see `data::load_trajectory`).
 //! 2. **Split** by run, from the seed: a seeded permutation of every run found; with
 //!    `--max-runs N` its first `N` are kept; of those, the first `round(f N)` (at least one
 //!    when `f > 0` and there are two runs or more) are held out for validation.
-//! 3. **Normalisation** from the training runs ([`data::normalisation`]), or that of the
+//! 3. **Normalisation** from the training runs (`data::normalisation`), or that of the
 //!    `--init` model, whose weights are then the starting point. With `--prior-epochs E0`
 //!    the network is first fitted by regression to MPR's vector field with `J -> J p` at the
-//!    training states ([`prior`]), so the rollouts start from the theory and learn how the
+//!    training states (`prior`), so the rollouts start from the theory and learn how the
 //!    networks depart from it.
-//! 4. **Objective** ([`rollout`]): windows of `K` data intervals of `dt` (each crossed by
+//! 4. **Objective** (`rollout`): windows of `K` data intervals of `dt` (each crossed by
 //!    `--substeps` Heun steps) from every observed state of a 6 -> H -> H -> 2 network
 //!    (`--hidden H`: 6, 16 or 32), driven by the observed `I(t)`, compared with the data at
 //!    each sample; squared
@@ -46,9 +46,11 @@
 //! `dt` in those units; `r` in 1/time unit; `v`, `eta`, `J`, `I` dimensionless; `p` a
 //! probability. Losses are dimensionless.
 
-pub mod data;
-pub mod prior;
-pub mod rollout;
+pub(crate) mod data;
+pub(crate) mod prior;
+pub(crate) mod rollout;
+
+pub use prior::{FIELD, JITTER};
 
 use crate::error::{Context, Error, Result, bail, input};
 use crate::io::atomic_write;
@@ -76,11 +78,15 @@ const STREAM_PRIOR: u64 = 3;
 /// Final learning rate as a fraction of `--lr`.
 const LR_FLOOR: f64 = 0.05;
 /// Held-out runs drawn in `--plot-dir`.
+///
+/// ```
+/// assert_eq!(nmm::train::PLOT_RUNS, 3);
+/// ```
 pub const PLOT_RUNS: usize = 3;
 
 /// Optimisation settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Passes over the training windows.
     pub epochs: usize,
     /// Adam learning rate at the first epoch.
@@ -93,7 +99,7 @@ pub struct Settings {
 
 /// What [`fit`] returns.
 #[derive(Clone, Debug)]
-pub struct Fit<const H: usize = 6> {
+pub(crate) struct Fit<const H: usize = 6> {
     /// The chosen weights (lowest validation loss, or the last epoch's).
     pub net: Net<H>,
     /// Epoch (1-based) of the chosen weights.
@@ -121,7 +127,7 @@ fn shuffle<T>(rng: &mut Xoshiro256PlusPlus, x: &mut [T]) {
 /// Initial weights from the seed: Glorot-uniform hidden layers
 /// (`U[-a, a]`, `a = sqrt(6 / (fan_in + fan_out))`), the output layer the same scaled by 0.1
 /// (a nearly still vector field to start from), biases zero.
-pub fn init_net<const H: usize>(seed: u64) -> Net<H> {
+pub(crate) fn init_net<const H: usize>(seed: u64) -> Net<H> {
     let mut rng = stream(seed, STREAM_INIT);
     let mut u = |a: f64| a * (2.0 * uniform_open0(&mut rng) - 1.0);
     let mut net = Net::<H>::splat(0.0);
@@ -149,7 +155,7 @@ fn lr_at(lr: f64, e: usize, n: usize) -> f64 {
 ///
 /// # Errors
 /// When every batch of an epoch is skipped for a non-finite loss or gradient (divergence).
-pub fn fit<const H: usize>(
+pub(crate) fn fit<const H: usize>(
     mut net: Net<H>,
     norm: &Normalisation<f64>,
     obj: &Objective,
@@ -229,7 +235,7 @@ pub fn fit<const H: usize>(
 }
 
 /// Runs kept for training and for validation, as indices into `n` runs (each sorted).
-pub fn split(
+pub(crate) fn split(
     n: usize,
     val_fraction: f64,
     max_runs: Option<usize>,
@@ -254,7 +260,7 @@ pub fn split(
 /// The MLP integrated by Heun's method, `substeps` steps per sample interval `tr.dt` (the drive
 /// interpolated linearly), from `tr`'s first sample, driven by `tr`'s `I(t)`, keeping `r >= 0`
 /// (as [`nmm_core::Model::project`] does in deployment); the state at `tr`'s samples.
-pub fn free_run<const H: usize>(
+pub(crate) fn free_run<const H: usize>(
     model: &MlpMeanField<f64, H, H>,
     tr: &Trajectory,
     substeps: usize,
@@ -266,22 +272,17 @@ pub fn free_run<const H: usize>(
     }
     let sub = substeps.max(1);
     let h = tr.dt / sub as f64;
-    let half = 0.5 * h;
     let mut x = [tr.r[0], tr.v[0]];
-    let f = |x: &[f64; 2], i: f64| model.deriv_with(x, tr.eta, tr.p, tr.j, i);
+    let mut u = tr.inputs(0);
+    let f = |u: &[f64; 6]| model.deriv_with(&[u[0], u[1]], u[2], u[3], u[4], u[5]);
     for k in 0..n {
         r.push(x[0]);
         v.push(x[1]);
         if k + 1 < n {
-            let (ia, ib) = (tr.input[k], tr.input[k + 1]);
+            let drive = (tr.input[k], tr.input[k + 1]);
             for j in 0..sub {
-                let k1 = f(&x, rollout::drive_at(ia, ib, j, sub));
-                let xp = [x[0] + h * k1[0], x[1] + h * k1[1]];
-                let k2 = f(&xp, rollout::drive_at(ia, ib, j + 1, sub));
-                x = [
-                    (x[0] + half * (k1[0] + k2[0])).max(0.0),
-                    x[1] + half * (k1[1] + k2[1]),
-                ];
+                let (_, _, next) = rollout::heun_substep(x, &mut u, drive, (j, sub), h, f, |d| *d);
+                x = [next[0].max(0.0), next[1]];
             }
         }
     }
@@ -309,6 +310,34 @@ fn range(data: &[Trajectory], f: impl Fn(&Trajectory, usize) -> f64) -> [f64; 2]
 }
 
 /// Everything a training needs (the flags of `nmm train`, same names and units).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let grid = dir.path().join("grid.toml");
+/// std::fs::write(&grid, "network = \"qif\"\nN = 100\nt_end = 2.0\nstim = \"noise:1:1.1\"\n[grid]\nJ = [10.0, 15.0]\neta = [-5.0]\np = [1.0]\n").unwrap();
+/// let runs = dir.path().join("runs");
+/// nmm::sweep::Sweep::prepare(&grid, &runs, (1, 1))?.execute(&nmm::progress::Silent)?;
+/// let job = nmm::train::Job {
+///     dirs: vec![runs],
+///     out: dir.path().join("m.nmmw"),
+///     seed: 1,
+///     epochs: 2,
+///     batch: 16,
+///     steps: 5,
+///     substeps: 1,
+///     hidden: 6,
+///     lr: 5e-3,
+///     dt: 0.1,
+///     val_fraction: 0.5,
+///     v_weight: 0.25,
+///     rate_floor: 0.0,
+///     prior_epochs: 0,
+///     init: None,
+///     max_runs: None,
+/// };
+/// job.check()?;
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Job {
     /// Sweep directories (`--data`).
@@ -348,6 +377,28 @@ pub struct Job {
 
 impl Job {
     /// Checks every setting (the flag named in each error) and that the output can be written.
+    ///
+    /// ```
+    /// let job = nmm::train::Job {
+    ///     dirs: vec![],
+    ///     out: "m.nmmw".into(),
+    ///     seed: 1,
+    ///     epochs: 0,
+    ///     batch: 16,
+    ///     steps: 5,
+    ///     substeps: 1,
+    ///     hidden: 6,
+    ///     lr: 5e-3,
+    ///     dt: 0.1,
+    ///     val_fraction: 0.2,
+    ///     v_weight: 0.25,
+    ///     rate_floor: 0.0,
+    ///     prior_epochs: 0,
+    ///     init: None,
+    ///     max_runs: None,
+    /// };
+    /// assert_eq!(job.check().unwrap_err().to_string(), "--epochs must be at least 1");
+    /// ```
     pub fn check(&self) -> Result<()> {
         if self.substeps > MAX_SUBSTEPS {
             bail!("--substeps {}: at most {MAX_SUBSTEPS}", self.substeps);
@@ -400,6 +451,37 @@ impl Job {
 }
 
 /// A held-out (or training) run against the trained model run freely from its first state.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let grid = dir.path().join("grid.toml");
+/// std::fs::write(&grid, "network = \"qif\"\nN = 100\nt_end = 2.0\nstim = \"noise:1:1.1\"\n[grid]\nJ = [10.0, 15.0]\neta = [-5.0]\np = [1.0]\n").unwrap();
+/// let runs = dir.path().join("runs");
+/// nmm::sweep::Sweep::prepare(&grid, &runs, (1, 1))?.execute(&nmm::progress::Silent)?;
+/// let job = nmm::train::Job {
+///     dirs: vec![runs],
+///     out: dir.path().join("m.nmmw"),
+///     seed: 1,
+///     epochs: 2,
+///     batch: 16,
+///     steps: 5,
+///     substeps: 1,
+///     hidden: 6,
+///     lr: 5e-3,
+///     dt: 0.1,
+///     val_fraction: 0.5,
+///     v_weight: 0.25,
+///     rate_floor: 0.0,
+///     prior_epochs: 0,
+///     init: None,
+///     max_runs: None,
+/// };
+/// let report = nmm::train::train(&job, &nmm::progress::Silent)?;
+/// let c = &report.comparisons[0];
+/// assert_eq!(c.which, "held-out");
+/// assert_eq!(c.t.len(), c.model[0].len());
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Comparison {
     /// The run's file name.
@@ -419,6 +501,36 @@ pub struct Comparison {
 }
 
 /// What [`train`] did.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let grid = dir.path().join("grid.toml");
+/// std::fs::write(&grid, "network = \"qif\"\nN = 100\nt_end = 2.0\nstim = \"noise:1:1.1\"\n[grid]\nJ = [10.0, 15.0]\neta = [-5.0]\np = [1.0]\n").unwrap();
+/// let runs = dir.path().join("runs");
+/// nmm::sweep::Sweep::prepare(&grid, &runs, (1, 1))?.execute(&nmm::progress::Silent)?;
+/// let job = nmm::train::Job {
+///     dirs: vec![runs],
+///     out: dir.path().join("m.nmmw"),
+///     seed: 1,
+///     epochs: 2,
+///     batch: 16,
+///     steps: 5,
+///     substeps: 1,
+///     hidden: 6,
+///     lr: 5e-3,
+///     dt: 0.1,
+///     val_fraction: 0.5,
+///     v_weight: 0.25,
+///     rate_floor: 0.0,
+///     prior_epochs: 0,
+///     init: None,
+///     max_runs: None,
+/// };
+/// let report = nmm::train::train(&job, &nmm::progress::Silent)?;
+/// assert_eq!(report.runs, [2, 1, 1]);
+/// assert_eq!(report.train_loss.len(), 2);
+/// # Ok::<(), nmm::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Report {
     /// Runs found, used for training, held out.
@@ -448,6 +560,37 @@ pub struct Report {
 
 /// Trains the MLP mean field as `job` says and writes `job.out`; progress counts batches,
 /// with the epoch's losses as its message and about twenty log lines.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let grid = dir.path().join("grid.toml");
+/// std::fs::write(&grid, "network = \"qif\"\nN = 100\nt_end = 2.0\nstim = \"noise:1:1.1\"\n[grid]\nJ = [10.0, 15.0]\neta = [-5.0]\np = [1.0]\n").unwrap();
+/// let runs = dir.path().join("runs");
+/// nmm::sweep::Sweep::prepare(&grid, &runs, (1, 1))?.execute(&nmm::progress::Silent)?;
+/// let job = nmm::train::Job {
+///     dirs: vec![runs],
+///     out: dir.path().join("m.nmmw"),
+///     seed: 1,
+///     epochs: 2,
+///     batch: 16,
+///     steps: 5,
+///     substeps: 1,
+///     hidden: 6,
+///     lr: 5e-3,
+///     dt: 0.1,
+///     val_fraction: 0.5,
+///     v_weight: 0.25,
+///     rate_floor: 0.0,
+///     prior_epochs: 0,
+///     init: None,
+///     max_runs: None,
+/// };
+/// nmm::train::train(&job, &nmm::progress::Silent)?;
+/// // The weight file loads in core.
+/// let bytes = std::fs::read(dir.path().join("m.nmmw")).unwrap();
+/// assert!(nmm_core::mlp::MlpMeanField::<f64>::from_bytes(&bytes).is_ok());
+/// # Ok::<(), nmm::Error>(())
+/// ```
 pub fn train(job: &Job, progress: &dyn Progress) -> Result<Report> {
     job.check()?;
     with_hidden!(job.hidden, |H| train_sized::<H>(job, progress), {
@@ -545,7 +688,11 @@ const PRIOR_LR: f64 = 0.003;
 /// Most `--substeps` (a Heun step of dt/1000 is already far below the data's bin).
 const MAX_SUBSTEPS: usize = 1000;
 
-fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Report> {
+/// Every run of `job.dirs`, split and loaded: (runs found, training, validation).
+fn load_runs(
+    job: &Job,
+    progress: &dyn Progress,
+) -> Result<(usize, Vec<Trajectory>, Vec<Trajectory>)> {
     let mut runs = Vec::new();
     for dir in &job.dirs {
         let (found, missing) = data::list_runs(dir)?;
@@ -561,6 +708,96 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
     let (train_idx, val_idx) = split(runs.len(), job.val_fraction, job.max_runs, job.seed);
     let train = load(&runs, &train_idx, job.dt, job.steps)?;
     let val = load(&runs, &val_idx, job.dt, job.steps)?;
+    Ok((runs.len(), train, val))
+}
+
+/// The warm start (regression to MPR with `J -> J p`, [`prior`]) of `net`: its metadata and
+/// (samples, loss, seconds).
+#[allow(clippy::type_complexity)] // metadata and the three numbers the summary prints
+fn warm_start<const H: usize>(
+    job: &Job,
+    train: &[Trajectory],
+    norm: &Normalisation<f64>,
+    net: &mut Net<H>,
+    progress: &dyn Progress,
+) -> Result<(serde_json::Value, Option<(usize, f64, f64)>)> {
+    let (delta, tau) = network_constants(train)?;
+    let mut rng = stream(job.seed, STREAM_PRIOR);
+    let mut samples = prior::samples(train, PRIOR_COPIES, delta, tau, &mut rng);
+    let t0 = Instant::now();
+    let every = job.prior_epochs.div_ceil(20);
+    let loss = prior::fit(
+        net,
+        norm,
+        &mut samples,
+        job.prior_epochs,
+        PRIOR_LR,
+        job.batch,
+        |s| shuffle(&mut rng, s),
+        lr_at,
+        |e, l| {
+            if e % every == 0 || e == job.prior_epochs {
+                progress.log(&format!(
+                    "prior epoch {e}/{}  loss {l:.3e}",
+                    job.prior_epochs
+                ));
+            }
+        },
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    let meta = json!({
+        "field": prior::FIELD,
+        "delta": delta,
+        "tau": tau,
+        "samples": samples.len(),
+        "copies": PRIOR_COPIES,
+        "jitter": {"eta": prior::JITTER[0], "J": prior::JITTER[1], "p": prior::JITTER[2]},
+        "epochs": job.prior_epochs,
+        "lr": PRIOR_LR,
+        "batch": job.batch,
+        "loss": loss,
+        "seconds": secs,
+    });
+    Ok((meta, Some((samples.len(), loss, secs))))
+}
+
+/// The model run freely on the first [`PLOT_RUNS`] validation runs (training runs when there
+/// are none).
+fn compare<const H: usize>(
+    model: &MlpMeanField<f64, H, H>,
+    train: &[Trajectory],
+    val: &[Trajectory],
+    substeps: usize,
+) -> Vec<Comparison> {
+    let (runs_shown, which) = if val.is_empty() {
+        (train, "training")
+    } else {
+        (val, "held-out")
+    };
+    runs_shown
+        .iter()
+        .take(PLOT_RUNS)
+        .map(|tr| {
+            let [r, v] = free_run(model, tr, substeps);
+            Comparison {
+                name: tr
+                    .file
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                which,
+                params: [tr.j, tr.eta, tr.p],
+                t: (0..tr.len()).map(|i| tr.time(i)).collect(),
+                rms: [rms(&r, &tr.r), rms(&v, &tr.v)],
+                data: [tr.r.clone(), tr.v.clone()],
+                model: [r, v],
+            }
+        })
+        .collect()
+}
+
+fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Report> {
+    let (found, train, val) = load_runs(job, progress)?;
     let (net_init, norm) = match &job.init {
         Some(path) => {
             let (net, norm) = load_init::<H>(path)?;
@@ -588,48 +825,11 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
         seed: job.seed,
     };
     let mut net0 = net_init.unwrap_or_else(|| init_net::<H>(job.seed));
-    let mut prior_meta = json!(null);
-    let mut prior_report = None;
-    if job.prior_epochs > 0 {
-        let (delta, tau) = network_constants(&train)?;
-        let mut rng = stream(job.seed, STREAM_PRIOR);
-        let mut samples = prior::samples(&train, PRIOR_COPIES, delta, tau, &mut rng);
-        let t0 = Instant::now();
-        let every = job.prior_epochs.div_ceil(20);
-        let loss = prior::fit(
-            &mut net0,
-            &norm,
-            &mut samples,
-            job.prior_epochs,
-            PRIOR_LR,
-            job.batch,
-            |s| shuffle(&mut rng, s),
-            lr_at,
-            |e, l| {
-                if e % every == 0 || e == job.prior_epochs {
-                    progress.log(&format!(
-                        "prior epoch {e}/{}  loss {l:.3e}",
-                        job.prior_epochs
-                    ));
-                }
-            },
-        )?;
-        let secs = t0.elapsed().as_secs_f64();
-        prior_report = Some((samples.len(), loss, secs));
-        prior_meta = json!({
-            "field": "MPR with J -> J p",
-            "delta": delta,
-            "tau": tau,
-            "samples": samples.len(),
-            "copies": PRIOR_COPIES,
-            "jitter": {"eta": prior::JITTER[0], "J": prior::JITTER[1], "p": prior::JITTER[2]},
-            "epochs": job.prior_epochs,
-            "lr": PRIOR_LR,
-            "batch": job.batch,
-            "loss": loss,
-            "seconds": secs,
-        });
-    }
+    let (prior_meta, prior_report) = if job.prior_epochs > 0 {
+        warm_start(job, &train, &norm, &mut net0, progress)?
+    } else {
+        (json!(null), None)
+    };
     let t_fit = Instant::now();
     let fit = fit(net0, &norm, &obj, &train, &val, &settings, progress)?;
     let fit_s = t_fit.elapsed().as_secs_f64();
@@ -673,7 +873,7 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
         "seed": job.seed,
         "data": job.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
         "runs": {
-            "found": runs.len(),
+            "found": found,
             "train": train.len(),
             "validation": val.len(),
             "validation_files": val.iter().map(|t| t.file.display().to_string()).collect::<Vec<_>>(),
@@ -708,33 +908,9 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
         .map_err(|e| input!("encoding {}: {e}", job.out.display()))?;
     atomic_write(&job.out, |w| Ok(w.write_all(&bytes[..n])?))?;
 
-    let (runs_shown, which) = if val.is_empty() {
-        (&train, "training")
-    } else {
-        (&val, "held-out")
-    };
-    let comparisons = runs_shown
-        .iter()
-        .take(PLOT_RUNS)
-        .map(|tr| {
-            let [r, v] = free_run(&model, tr, job.substeps);
-            Comparison {
-                name: tr
-                    .file
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                which,
-                params: [tr.j, tr.eta, tr.p],
-                t: (0..tr.len()).map(|i| tr.time(i)).collect(),
-                rms: [rms(&r, &tr.r), rms(&v, &tr.v)],
-                data: [tr.r.clone(), tr.v.clone()],
-                model: [r, v],
-            }
-        })
-        .collect();
+    let comparisons = compare(&model, &train, &val, job.substeps);
     Ok(Report {
-        runs: [runs.len(), train.len(), val.len()],
+        runs: [found, train.len(), val.len()],
         windows: [n_train_windows, n_val_windows],
         batches,
         prior: prior_report,
@@ -813,6 +989,17 @@ mod tests {
     }
 
     /// The trainer's forward pass is the core model's, bit for bit.
+    /// One Heun step of dx/dt = -x (no drive): x (1 - h + h^2 / 2), exactly as written.
+    #[test]
+    fn heun_substep_is_heun() {
+        let f = |u: &[f64; 6]| [-u[0], -u[1]];
+        let mut u = [0.0; 6];
+        let (_, _, x) =
+            rollout::heun_substep([1.0, 2.0], &mut u, (0.0, 0.0), (0, 1), 0.1, f, |k| *k);
+        // 1 - 0.1 + 0.005 = 0.905; rounding of three operations at most.
+        assert!((x[0] - 0.905).abs() < 1e-15 && (x[1] - 1.81).abs() < 1e-15);
+    }
+
     #[test]
     fn eval_matches_core_model() {
         let tr = mpr_run(-5.0, 15.0, [0.5, -1.0], 1.0, 1, 5.0);

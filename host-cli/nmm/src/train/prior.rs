@@ -23,6 +23,11 @@ use rayon::prelude::*;
 
 /// Half-widths of the moves of `(eta, J, p)` in the jittered copies: half the spacing of the
 /// shipped training grids (eta in steps of 2.5, J in steps of 5, p in steps of 0.2).
+///
+/// ```
+/// let [eta, j, p] = nmm::train::JITTER;
+/// assert!(eta > 0.0 && j > 0.0 && p > 0.0 && p < 1.0);
+/// ```
 pub const JITTER: [f64; 3] = [1.25, 2.5, 0.1];
 
 /// Samples per task when a batch is split across threads (sums added in order: the result
@@ -38,6 +43,13 @@ pub struct Sample {
     pub f: [f64; 2],
 }
 
+/// What the warm start fits, as recorded in the metadata of the models it starts.
+///
+/// ```
+/// assert!(nmm::train::FIELD.contains("J -> J p"));
+/// ```
+pub const FIELD: &str = "MPR with J -> J p";
+
 /// MPR's vector field with `J -> J p` at inputs `u = (r, v, eta, p, J, I)`, for
 /// heterogeneity `delta` and time constant `tau` (time unit).
 pub fn mpr_field(u: &[f64; 6], delta: f64, tau: f64) -> [f64; 2] {
@@ -45,9 +57,9 @@ pub fn mpr_field(u: &[f64; 6], delta: f64, tau: f64) -> [f64; 2] {
         tau,
         delta,
         eta: u[2],
-        j: u[4] * u[3],
+        j: u[4],
     };
-    m.deriv(&[u[0], u[1]], u[5])
+    crate::models::mpr_with_j_p(&m, u[3]).deriv(&[u[0], u[1]], u[5])
 }
 
 /// The regression samples of `train` (see the module docs): `copies >= 1` per data sample,

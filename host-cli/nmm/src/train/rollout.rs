@@ -219,6 +219,37 @@ pub struct Step<const H: usize = 6> {
     x: [f64; 2],
 }
 
+/// Substep `j` of `sub` Heun steps of size `h` across a data interval whose drive goes from
+/// `ia` to `ib` (linearly, [`drive_at`]), from `x`, with the field `f` of the inputs
+/// `u = (r, v, eta, p, J, I)` (`u[2..5]` as given; `u` is overwritten): the two stages (as `f`
+/// returns them, `deriv` reading their derivatives) and the new state. The one Heun step of the
+/// trainer: rollouts ([`window_loss`]) and free runs ([`super::free_run`]) both take it.
+///
+#[inline]
+pub fn heun_substep<E>(
+    x: [f64; 2],
+    u: &mut [f64; 6],
+    (ia, ib): (f64, f64),
+    (j, sub): (usize, usize),
+    h: f64,
+    f: impl Fn(&[f64; 6]) -> E,
+    deriv: impl Fn(&E) -> [f64; 2],
+) -> (E, E, [f64; 2]) {
+    let half = 0.5 * h;
+    u[0] = x[0];
+    u[1] = x[1];
+    u[5] = drive_at(ia, ib, j, sub);
+    let k1 = f(u);
+    let d1 = deriv(&k1);
+    u[0] = x[0] + h * d1[0];
+    u[1] = x[1] + h * d1[1];
+    u[5] = drive_at(ia, ib, j + 1, sub);
+    let k2 = f(u);
+    let d2 = deriv(&k2);
+    let next = [x[0] + half * (d1[0] + d2[0]), x[1] + half * (d1[1] + d2[1])];
+    (k1, k2, next)
+}
+
 /// Loss of one window; with `grad`, adds `scale * dL/dweights` into it. `scratch` is reused
 /// between calls.
 pub fn window_loss<const H: usize>(
@@ -242,18 +273,16 @@ pub fn window_loss<const H: usize>(
     for n in 0..k {
         let (ia, ib) = (tr.input[start + n], tr.input[start + n + 1]);
         for j in 0..sub {
-            u[0] = x[0];
-            u[1] = x[1];
-            u[5] = drive_at(ia, ib, j, sub);
-            let k1 = eval(net, norm, &u);
-            u[0] = x[0] + h * k1.f[0];
-            u[1] = x[1] + h * k1.f[1];
-            u[5] = drive_at(ia, ib, j + 1, sub);
-            let k2 = eval(net, norm, &u);
-            x = [
-                x[0] + half * (k1.f[0] + k2.f[0]),
-                x[1] + half * (k1.f[1] + k2.f[1]),
-            ];
+            let (k1, k2, next) = heun_substep(
+                x,
+                &mut u,
+                (ia, ib),
+                (j, sub),
+                h,
+                |u| eval(net, norm, u),
+                |e| e.f,
+            );
+            x = next;
             scratch.push(Step { k1, k2, x });
         }
         let i1 = start + n + 1;
