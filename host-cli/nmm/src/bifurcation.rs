@@ -43,6 +43,8 @@ pub struct BranchPoint<const N: usize> {
 ///
 /// ```
 /// use nmm_core::continuation::Settings;
+/// use nmm::bifurcation::Plane;
+/// const PLANE: Plane = Plane { param: "eta", range: [-10.0, 0.0], p2: "J", range2: [0.0, 20.0] };
 /// let s = Settings { ds_max: 0.02, ..Settings::default() };
 /// let b = nmm::bifurcation::branches(&nmm_core::models::Mpr::<f64>::default(), "eta", [-10.0, 0.0], 0.0, &s)?;
 /// assert_eq!(b.starts, 1); // MPR at eta = -10 has one equilibrium
@@ -63,10 +65,12 @@ pub struct Branches<const N: usize> {
 ///
 /// ```
 /// use nmm_core::continuation::Settings;
+/// use nmm::bifurcation::Plane;
+/// const PLANE: Plane = Plane { param: "eta", range: [-10.0, 0.0], p2: "J", range2: [0.0, 20.0] };
 /// let m = nmm_core::models::Mpr::<f64>::default();
 /// let s = Settings { ds_max: 0.02, ..Settings::default() };
 /// let b = nmm::bifurcation::branches(&m, "eta", [-10.0, 0.0], 0.0, &s)?;
-/// let c = nmm::bifurcation::fold_curves(&m, &b, "eta", [-10.0, 0.0], "J", [0.0, 20.0], 0.0, &s)?;
+/// let c = nmm::bifurcation::fold_curves(&m, &b, PLANE, 0.0, &s)?;
 /// assert!(c.points.iter().all(|p| p.lambda[1] >= 0.0 && p.lambda[1] <= 20.0));
 /// # Ok::<(), nmm::Error>(())
 /// ```
@@ -90,10 +94,12 @@ pub struct FoldCurvePoint<const N: usize> {
 ///
 /// ```
 /// use nmm_core::continuation::Settings;
+/// use nmm::bifurcation::Plane;
+/// const PLANE: Plane = Plane { param: "eta", range: [-10.0, 0.0], p2: "J", range2: [0.0, 20.0] };
 /// let m = nmm_core::models::Mpr::<f64>::default();
 /// let s = Settings { ds_max: 0.02, ..Settings::default() };
 /// let b = nmm::bifurcation::branches(&m, "eta", [-10.0, 0.0], 0.0, &s)?;
-/// let c = nmm::bifurcation::fold_curves(&m, &b, "eta", [-10.0, 0.0], "J", [0.0, 20.0], 0.0, &s)?;
+/// let c = nmm::bifurcation::fold_curves(&m, &b, PLANE, 0.0, &s)?;
 /// assert_eq!(c.cusps.len(), 1); // both folds meet at the one cusp
 /// # Ok::<(), nmm::Error>(())
 /// ```
@@ -105,6 +111,25 @@ pub struct FoldCurves<const N: usize> {
     pub cusps: Vec<(f64, f64)>,
     /// Curves whose continuation stopped early: (fold, direction, why).
     pub stopped: Vec<(usize, Direction, String)>,
+}
+
+/// Two parameters and their ranges: `param` (the one of the branches) and `p2`, the plane of the
+/// fold curves.
+///
+/// ```
+/// let plane = nmm::bifurcation::Plane { param: "eta", range: [-10.0, 0.0], p2: "J", range2: [0.0, 20.0] };
+/// assert_eq!(plane.p2, "J");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Plane<'a> {
+    /// The first parameter (continued along the branches).
+    pub param: &'a str,
+    /// Its range.
+    pub range: [f64; 2],
+    /// The second parameter.
+    pub p2: &'a str,
+    /// Its range.
+    pub range2: [f64; 2],
 }
 
 /// Every equilibrium of `model` with `param` set to `value`, searched in the model's default
@@ -191,30 +216,34 @@ where
 ///
 /// ```
 /// use nmm_core::continuation::Settings;
+/// use nmm::bifurcation::Plane;
+/// const PLANE: Plane = Plane { param: "eta", range: [-10.0, 0.0], p2: "J", range2: [0.0, 20.0] };
 /// use nmm_core::models::Mpr;
 /// let m = Mpr::<f64>::default();
 /// let s = Settings { ds_max: 0.02, ..Settings::default() };
 /// let b = nmm::bifurcation::branches(&m, "eta", [-10.0, 0.0], 0.0, &s).unwrap();
-/// let c = nmm::bifurcation::fold_curves(&m, &b, "eta", [-10.0, 0.0], "J", [0.0, 20.0], 0.0, &s).unwrap();
+/// let c = nmm::bifurcation::fold_curves(&m, &b, PLANE, 0.0, &s).unwrap();
 /// // MPR's cusp in closed form (Delta = 1, tau = 1).
 /// let (eta, j) = c.cusps[0];
 /// let exact = nmm_core::models::mpr::cusp(1.0, 1.0);
 /// assert!((j - exact.j).abs() < 1e-6 * exact.j && (eta - exact.eta).abs() < 1e-6, "{j}");
 /// ```
-#[allow(clippy::too_many_arguments)] // the two parameters with their ranges, input, settings
 pub fn fold_curves<M, const N: usize>(
     model: &M,
     branches: &Branches<N>,
-    param: &str,
-    range: [f64; 2],
-    p2: &str,
-    range2: [f64; 2],
+    plane: Plane<'_>,
     input: f64,
     settings: &Settings<f64>,
 ) -> Result<FoldCurves<N>>
 where
     M: Model<f64, N> + Clone,
 {
+    let Plane {
+        param,
+        range,
+        p2,
+        range2,
+    } = plane;
     let v2 = model
         .get(p2)
         .ok_or_else(|| input!("--codim2: {} has no parameter {p2:?}", M::NAME))?;
@@ -271,11 +300,13 @@ where
 ///
 /// ```
 /// use nmm_core::continuation::Settings;
+/// use nmm::bifurcation::Plane;
+/// const PLANE: Plane = Plane { param: "eta", range: [-10.0, 0.0], p2: "J", range2: [0.0, 20.0] };
 /// use nmm_core::models::Mpr;
 /// let s = Settings { ds_max: 0.02, ..Settings::default() };
-/// let path = nmm::bifurcation::cusp_path(
-///     &Mpr::<f64>::default(), "delta", &[0.5, 1.0], "eta", [-10.0, 0.0], "J", [0.0, 20.0], 0.0, &s,
-/// ).unwrap().path;
+/// let path = nmm::bifurcation::cusp_path(&Mpr::<f64>::default(), ("delta", &[0.5, 1.0]), PLANE, 0.0, &s)
+///     .unwrap()
+///     .path;
 /// assert_eq!(path.len(), 2);
 /// // The cusp moves with Delta as the closed form says.
 /// for &(delta, _, j) in &path {
@@ -283,15 +314,10 @@ where
 ///     assert!((j - exact.j).abs() < 1e-6 * exact.j, "{delta}: {j}");
 /// }
 /// ```
-#[allow(clippy::too_many_arguments)] // as `fold_curves`, plus the varied parameter
 pub fn cusp_path<M, const N: usize>(
     model: &M,
-    name: &str,
-    values: &[f64],
-    param: &str,
-    range: [f64; 2],
-    p2: &str,
-    range2: [f64; 2],
+    (name, values): (&str, &[f64]),
+    plane: Plane<'_>,
     input: f64,
     settings: &Settings<f64>,
 ) -> Result<CuspPath>
@@ -304,8 +330,8 @@ where
         let mut m = model.clone();
         m.set(name, v)
             .map_err(|e| input!("--vary {name} = {v}: {e}"))?;
-        let b = branches(&m, param, range, input, settings)?;
-        let c = fold_curves(&m, &b, param, range, p2, range2, input, settings)?;
+        let b = branches(&m, plane.param, plane.range, input, settings)?;
+        let c = fold_curves(&m, &b, plane, input, settings)?;
         for (br, why) in &b.stopped {
             stopped.push(format!("{name} = {v}: branch {br}: {why}"));
         }
@@ -321,9 +347,11 @@ where
 ///
 /// ```
 /// use nmm_core::continuation::Settings;
+/// use nmm::bifurcation::Plane;
+/// const PLANE: Plane = Plane { param: "eta", range: [-10.0, 0.0], p2: "J", range2: [0.0, 20.0] };
 /// let s = Settings { ds_max: 0.02, ..Settings::default() };
 /// let c = nmm::bifurcation::cusp_path(
-///     &nmm_core::models::Mpr::<f64>::default(), "delta", &[1.0], "eta", [-10.0, 0.0], "J", [0.0, 20.0], 0.0, &s,
+///     &nmm_core::models::Mpr::<f64>::default(), ("delta", &[1.0]), PLANE, 0.0, &s,
 /// )?;
 /// assert_eq!(c.path.len(), 1);
 /// # Ok::<(), nmm::Error>(())

@@ -433,15 +433,7 @@ impl Grid {
             } else {
                 Synapse::Instant
             };
-            let p = QifParams {
-                tau: mf.tau,
-                eta_bar: mf.eta,
-                delta: mf.delta,
-                j: mf.j,
-                v_peak,
-                v_reset: -v_peak,
-                synapse,
-            };
+            let p = QifParams::from_mpr(&mf, v_peak, -v_peak, synapse);
             let (params, units) = crate::models::params_json(&mf);
             (
                 run_qif(&c, &p, &crate::progress::Silent)?,

@@ -6,7 +6,7 @@ use crate::models::{model_from_args, model_subcommands, set_mlp_flags};
 use crate::say;
 use anyhow::{Result, anyhow, bail};
 use clap::{Arg, ArgMatches, Command, value_parser};
-use nmm::bifurcation::{BranchPoint, branches, cusp_path, fold_curves};
+use nmm::bifurcation::{BranchPoint, Plane, branches, cusp_path, fold_curves};
 use nmm::fixed_points::DefaultBox;
 use nmm::io::{atomic_write, write_csv};
 use nmm::{with_mlp, with_model};
@@ -211,7 +211,19 @@ where
     let (p2name, curves) = match codim2 {
         Some((p2, range2)) => (
             p2.to_string(),
-            two_parameters(&model, &b, m, param, range, (p2, range2), input, &settings)?,
+            two_parameters(
+                &model,
+                &b,
+                m,
+                Plane {
+                    param,
+                    range,
+                    p2,
+                    range2,
+                },
+                input,
+                &settings,
+            )?,
         ),
         None => (String::new(), Vec::new()),
     };
@@ -255,23 +267,21 @@ fn write_branches<M: Model<f64, N>, const N: usize>(
 
 /// Every fold continued both ways in (`param`, `p2`): printed cusps, the fold-curve CSV
 /// (`--out-codim2`) and the cusp path (`--vary`); the curves for the figure.
-#[allow(clippy::too_many_arguments)] // the model, its branches, the flags and both parameters
 fn two_parameters<M, const N: usize>(
     model: &M,
     b: &nmm::bifurcation::Branches<N>,
     m: &ArgMatches,
-    param: &str,
-    range: [f64; 2],
-    (p2, range2): (&str, [f64; 2]),
+    plane: Plane<'_>,
     input: f64,
     settings: &Settings<f64>,
 ) -> Result<Vec<Vec<(f64, f64, Label)>>>
 where
     M: Model<f64, N> + Clone + DefaultBox<N>,
 {
+    let Plane { param, p2, .. } = plane;
     let rows = &b.points;
     let mut curves: Vec<Vec<(f64, f64, Label)>> = Vec::new();
-    let c = fold_curves(model, b, param, range, p2, range2, input, settings)?;
+    let c = fold_curves(model, b, plane, input, settings)?;
     if !rows.iter().any(|r| r.label == Label::Fold) {
         say!("no folds in one parameter: nothing to continue in two");
     }
@@ -319,10 +329,7 @@ where
         vary::<M, N>(
             model,
             spec,
-            param,
-            range,
-            p2,
-            range2,
+            plane,
             input,
             settings,
             m.get_one::<PathBuf>("out-cusps"),
@@ -332,14 +339,10 @@ where
 }
 
 /// `--vary NAME=LO:HI:NUM`: the cusp for each value; CSV and a two-panel figure.
-#[allow(clippy::too_many_arguments)] // the two parameters with their ranges, input, settings
 fn vary<M, const N: usize>(
     model: &M,
     spec: &str,
-    param: &str,
-    range: [f64; 2],
-    p2: &str,
-    range2: [f64; 2],
+    plane: Plane<'_>,
     input: f64,
     settings: &Settings<f64>,
     out: Option<&PathBuf>,
@@ -347,6 +350,7 @@ fn vary<M, const N: usize>(
 where
     M: Model<f64, N> + Clone + DefaultBox<N>,
 {
+    let Plane { param, p2, .. } = plane;
     let parsed = spec.split_once('=').and_then(|(n, r)| {
         let v: Vec<&str> = r.split(':').collect();
         (v.len() == 3).then(|| {
@@ -373,9 +377,8 @@ where
             }
         })
         .collect();
-    let nmm::bifurcation::CuspPath { path: pts, stopped } = cusp_path(
-        model, name, &values, param, range, p2, range2, input, settings,
-    )?;
+    let nmm::bifurcation::CuspPath { path: pts, stopped } =
+        cusp_path(model, (name, &values), plane, input, settings)?;
     for why in &stopped {
         eprintln!("continuation stopped: {why}");
     }

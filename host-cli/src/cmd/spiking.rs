@@ -218,15 +218,12 @@ pub fn qif_from_args(m: &ArgMatches) -> Result<(Common, QifParams, Value)> {
         },
         _ => Synapse::Instant,
     };
-    let p = QifParams {
-        tau: mf.tau,
-        eta_bar: mf.eta,
-        delta: mf.delta,
-        j: mf.j,
+    let p = QifParams::from_mpr(
+        &mf,
         v_peak,
-        v_reset: get_f64(m, "v-reset").unwrap_or(-v_peak),
+        get_f64(m, "v-reset").unwrap_or(-v_peak),
         synapse,
-    };
+    );
     let (params, units) = params_json(&mf);
     let syn = match synapse {
         Synapse::Instant => json!({"kind": "instant", "weight": "J/N per spike added to v"}),

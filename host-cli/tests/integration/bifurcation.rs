@@ -1,17 +1,11 @@
 //! `nmm bifurcation` and `nmm mf mlp`: folds and cusp of MPR against the closed form, the
 //! Chen-Campbell Hopf points that bracket bursting, and MLP model files end to end.
 
+use crate::util::nmm;
 use nmm_core::Model;
 use nmm_core::mlp::{Mlp, MlpMeanField, Normalisation};
 use nmm_core::models::mpr::{cusp, fold_point};
-use std::process::{Command, Output};
-
-fn nmm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nmm"))
-        .args(args)
-        .output()
-        .expect("nmm runs")
-}
+use std::process::Output;
 
 fn ok(o: Output) -> String {
     assert!(

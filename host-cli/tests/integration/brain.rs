@@ -1,39 +1,10 @@
 //! `nmm brain`: outputs, validation against `nmm bold`, FC of uncoupled nodes, real TVB data,
 //! batch runs and errors.
 
-use ndarray::{Array1, Array2};
-use ndarray_npy::{NpzReader, write_npy};
-use std::fs::File;
+use crate::util::{meta, nmm, ok, read2};
+use ndarray::Array2;
+use ndarray_npy::write_npy;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn nmm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nmm"))
-        .args(args)
-        .output()
-        .expect("nmm runs")
-}
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "nmm failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn read2(npz: &Path, name: &str) -> Array2<f64> {
-    let mut r = NpzReader::new(File::open(npz).unwrap()).unwrap();
-    r.by_name(name).unwrap()
-}
-
-fn meta(npz: &Path) -> serde_json::Value {
-    let mut r = NpzReader::new(File::open(npz).unwrap()).unwrap();
-    let bytes: Array1<u8> = r.by_name("meta").unwrap();
-    serde_json::from_slice(bytes.as_slice().unwrap()).unwrap()
-}
 
 /// The TVB connectomes in ../shared/data/tvb. Tests that need them fail with this message when
 /// they are missing (they never pass silently without the data).

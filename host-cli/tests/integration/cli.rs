@@ -1,33 +1,12 @@
 //! End-to-end tests of the `nmm` binary: outputs, metadata, and that bad input gives a clear
 //! error, a non-zero exit code and no output file.
 
+use crate::util::{meta, nmm, read1, stderr};
 use ndarray::{Array0, Array1, Array2};
 use ndarray_npy::{NpzReader, write_npy};
 use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn nmm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nmm"))
-        .args(args)
-        .output()
-        .expect("nmm runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn read1(npz: &Path, name: &str) -> Array1<f64> {
-    let mut r = NpzReader::new(File::open(npz).unwrap()).unwrap();
-    r.by_name(name).unwrap()
-}
-
-fn meta(npz: &Path) -> serde_json::Value {
-    let mut r = NpzReader::new(File::open(npz).unwrap()).unwrap();
-    let bytes: Array1<u8> = r.by_name("meta").unwrap();
-    serde_json::from_slice(bytes.as_slice().unwrap()).unwrap()
-}
+use std::process::Command;
 
 /// The MPR protocol with its defaults: arrays t, r, v, input; metadata with parameters, seed,
 /// version; and the plateau and end values equal to MPR's fixed points at I = 3 and I = 0

@@ -7,3 +7,4 @@ mod brain;
 mod cli;
 mod cli_vs_core;
 mod train;
+mod util;

@@ -1,24 +1,13 @@
 //! End-to-end tests of `nmm train`: a small spiking sweep trained into a weight file with
 //! metadata and figures, and clear errors (naming the file) for bad training data.
 
+use crate::util::{nmm, stderr};
 use ndarray::Array1;
 use ndarray_npy::NpzWriter;
 use nmm_core::mlp::MlpMeanField;
 use nmm_core::mlp::format::metadata;
 use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn nmm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nmm"))
-        .args(args)
-        .output()
-        .expect("nmm runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A run file as `nmm spiking` writes it (t at bin centres every 0.01), with `skip` arrays
 /// left out and `nan_at` an index of `r` set to NaN.

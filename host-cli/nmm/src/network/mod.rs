@@ -32,6 +32,7 @@ use crate::error::{Error, Result, bail};
 use crate::progress::Progress;
 use kernels::{Counts, EMPTY_ROW, MAX_SPIKES, Row, WORDS, add_rows, advance_block, prefetch};
 use nmm_core::Model;
+use nmm_core::models::Mpr;
 use nmm_core::rng::{Gaussian, Rng, SeedableRng, Xoshiro256PlusPlus};
 use nmm_core::spiking::{BlockInput, Izhikevich, Qif, lorentzian_draw, lorentzian_quantile};
 use nmm_core::stim::{StimSpec, Stimulus};
@@ -190,6 +191,28 @@ pub struct QifParams {
     pub v_reset: f64,
     /// Synapse.
     pub synapse: Synapse,
+}
+
+impl QifParams {
+    /// The network of the mean field `mf` (its `tau`, `eta`, `Delta`, `J`), with threshold
+    /// `v_peak`, reset `v_reset` and `synapse`.
+    ///
+    /// ```
+    /// use nmm::network::{QifParams, Synapse};
+    /// let p = QifParams::from_mpr(&nmm_core::models::Mpr::default(), 100.0, -100.0, Synapse::Instant);
+    /// assert_eq!((p.eta_bar, p.j), (-5.0, 15.0));
+    /// ```
+    pub fn from_mpr(mf: &Mpr<f64>, v_peak: f64, v_reset: f64, synapse: Synapse) -> Self {
+        Self {
+            tau: mf.tau,
+            eta_bar: mf.eta,
+            delta: mf.delta,
+            j: mf.j,
+            v_peak,
+            v_reset,
+            synapse,
+        }
+    }
 }
 
 /// Izhikevich network parameters: the Chen-Campbell mean field's values plus threshold and reset.
