@@ -22,6 +22,15 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// `eprintln!` that ignores a closed stderr (warnings and notes beside the output).
+macro_rules! note {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+pub(crate) use note;
+
 /// `print!` that ignores a closed stdout, as [`say!`].
 macro_rules! say_part {
     ($($t:tt)*) => {{

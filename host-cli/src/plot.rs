@@ -14,6 +14,9 @@ pub fn time_series(
     t: &[f64],
     series: &[(&str, Vec<f64>)],
 ) -> Result<()> {
+    if t.is_empty() || series.is_empty() {
+        anyhow::bail!("{}: nothing to plot (no samples)", path.display());
+    }
     let panel_h = 220u32;
     let (w, h) = (1000u32, 60 + panel_h * series.len() as u32);
     let mut svg = String::new();

@@ -39,11 +39,11 @@ impl nmm::Progress for Bar {
 
     fn log(&self, line: &str) {
         if self.bar.is_hidden() {
-            eprintln!("{}: {line}", self.who);
+            crate::note!("{}: {line}", self.who);
         }
     }
 
     fn note(&self, text: &str) {
-        self.bar.suspend(|| eprintln!("{}: {text}", self.who));
+        self.bar.suspend(|| crate::note!("{}: {text}", self.who));
     }
 }

@@ -324,13 +324,28 @@ pub fn cusp_path<M, const N: usize>(
 where
     M: Model<f64, N> + Clone + DefaultBox<N>,
 {
+    // What does not depend on the value is checked once, so that only a value's own failure
+    // (no equilibrium to start from) is passed over.
+    for p in [plane.param, plane.p2, name] {
+        model
+            .get(p)
+            .ok_or_else(|| input!("{} has no parameter {p:?}", M::NAME))?;
+    }
+    settings.check().map_err(|e| input!("{e}"))?;
     let mut path = Vec::new();
     let mut stopped = Vec::new();
     for &v in values {
         let mut m = model.clone();
         m.set(name, v)
             .map_err(|e| input!("--vary {name} = {v}: {e}"))?;
-        let b = branches(&m, plane.param, plane.range, input, settings)?;
+        // No equilibrium at the range's start for this value: no cusp found, as the CLI says.
+        let b = match branches(&m, plane.param, plane.range, input, settings) {
+            Ok(b) => b,
+            Err(e) => {
+                stopped.push(format!("{name} = {v}: {e}"));
+                continue;
+            }
+        };
         let c = fold_curves(&m, &b, plane, input, settings)?;
         for (br, why) in &b.stopped {
             stopped.push(format!("{name} = {v}: branch {br}: {why}"));

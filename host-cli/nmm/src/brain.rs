@@ -357,12 +357,16 @@ impl Prepared {
         // a shorter run would give NaN or empty results, so it is refused before it runs.
         let per_tr = (cfg.bold.tr_ms / cfg.bold.dt_ms).round() as usize;
         let samples = steps / bold_every / per_tr.max(1);
-        let first_after = (cfg.fc.transient_ms / cfg.bold.tr_ms).floor() as usize + 1;
-        let after = (samples + 1).saturating_sub(first_after);
+        // Samples k = 1, 2, ... at k TR; those after the transient have k > transient / TR.
+        // (Float-to-integer casts saturate, and the sums below saturate too, so a huge
+        // transient is simply refused.)
+        let first_after =
+            ((cfg.fc.transient_ms / cfg.bold.tr_ms).floor() as usize).saturating_add(1);
+        let after = samples.saturating_add(1).saturating_sub(first_after);
         let (w, s) = (cfg.fc.window_tr, cfg.fc.step_tr);
-        let need = w + 2 * s;
+        let need = w.saturating_add(s.saturating_mul(2));
         if after < need {
-            let min_ms = (first_after - 1 + need) as f64 * cfg.bold.tr_ms;
+            let min_ms = ((first_after - 1) as f64 + need as f64) * cfg.bold.tr_ms;
             bail!(
                 "duration_ms (--duration) = {} ms gives {after} BOLD samples after the FC transient \
                  of {} ms (fc.transient_ms, --transient); FC and the FCD's mean and spread need {need} \
@@ -572,8 +576,11 @@ fn noise_amplitudes<T: Real, M: Model<T, N>, const N: usize>(
                     M::STATE.join(", ")
                 );
             }
-            if s.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
-                bail!("noise amplitudes must be finite and >= 0");
+            if let Some(v) = s.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                bail!(
+                    "{}: {v} is not an amplitude (finite and >= 0)",
+                    if cfg.noise.is_some() { "noise" } else { "nsig" }
+                );
             }
             core::array::from_fn(|k| {
                 if cfg.noise.is_some() {

@@ -54,12 +54,13 @@ pub enum Error {
         message: String,
     },
     /// Reading or writing failed.
-    #[error("{}", io_message(.path, .source))]
+    // The OS error is part of the message, not a separate cause, so that it is shown once.
+    #[error("{}", io_message(.path, .error))]
     Io {
         /// The file, when known.
         path: Option<PathBuf>,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// An error with what was being done when it happened (shown as `context: error`).
     #[error("{context}")]
@@ -95,11 +96,13 @@ impl Error {
     /// ```
     /// let e = nmm::Error::io("x.npz", std::io::Error::other("disk full"));
     /// assert_eq!(e.to_string(), "x.npz: disk full");
+    /// // The OS error is in the message, not repeated as a cause.
+    /// assert!(std::error::Error::source(&e).is_none());
     /// ```
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Self::Io {
             path: Some(path.into()),
-            source,
+            error,
         }
     }
 
@@ -136,8 +139,8 @@ impl Error {
 }
 
 impl From<std::io::Error> for Error {
-    fn from(source: std::io::Error) -> Self {
-        Self::Io { path: None, source }
+    fn from(error: std::io::Error) -> Self {
+        Self::Io { path: None, error }
     }
 }
 
@@ -183,7 +186,7 @@ impl From<nmm_core::sim::Diverged> for Error {
             at: e.t,
             region: None,
             variable: format!("state variable {}", e.var),
-            message: format!("{e}; reduce the step (--dt)"),
+            message: format!("{e}; reduce the integration step"),
         }
     }
 }

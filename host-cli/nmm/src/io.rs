@@ -75,10 +75,18 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// A name beside `path` no other writer uses: the process id, the time and a counter (shards on
+/// several hosts may write into one shared directory).
 fn temp_path(dir: &Path, path: &Path, what: &str) -> PathBuf {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path.file_name().unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let k = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     dir.join(format!(
-        ".{}.{what}-{}",
+        ".{}.{what}-{}-{nanos}-{k}",
         name.to_string_lossy(),
         std::process::id()
     ))

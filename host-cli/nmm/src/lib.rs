@@ -62,5 +62,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// assert!(!nmm::command_line().is_empty());
 /// ```
 pub fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
+    // `args_os`: an argument that is not UTF-8 (a file name) is shown lossily, not a panic.
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

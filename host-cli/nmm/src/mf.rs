@@ -54,9 +54,20 @@ pub fn integrate<M: Model<f64, N>, const N: usize>(
     method: OdeMethod,
     grid: Grid<f64>,
 ) -> Result<Trajectory<N>> {
+    let cap = grid.samples();
+    if cap > MAX_SAMPLES {
+        return Err(crate::Error::Resource {
+            needed: cap as u64,
+            limit: MAX_SAMPLES as u64,
+            message: format!(
+                "{cap} samples would be stored (at most {MAX_SAMPLES}); keep every k-th \
+                 (Grid::every, --every {})",
+                grid.steps / 1_000_000 + 1
+            ),
+        });
+    }
     let mut drive = Stimulus::<f64>::new(stim, seed, grid.t0);
     let mut noise = Gaussian::<f64>::new(seed, 1);
-    let cap = grid.samples();
     let mut traj = Trajectory {
         t: Vec::with_capacity(cap),
         x: Vec::with_capacity(cap),

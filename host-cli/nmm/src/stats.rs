@@ -62,17 +62,20 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     sab / (saa * sbb).sqrt()
 }
 
-/// `a / b` when `a` is a whole multiple `k >= 1` of `b > 0`, to within `1e-9 a` (decimal steps
-/// such as 0.1 and 5 are not exact in binary; 1e-9 is far above their rounding, ~1e-16, and far
-/// below any step a user means to differ).
+/// `a / b` when `a` is a whole multiple `k >= 1` of `b > 0`, to within `1e-6 a`: loose enough
+/// for steps typed with seven significant digits (1/3 ms as `3.333333e-4`, 30 of which make a
+/// 0.01 bin), tight enough that no step a user means to differ passes (every caller then uses
+/// `k` steps of `b`). One tolerance for every step check of nmm (spiking bins and pulses,
+/// whole-brain BOLD steps, TRs and recording, training resampling).
 ///
 /// ```
 /// assert_eq!(nmm::stats::whole_multiple(5.0, 0.1), Some(50));
+/// assert_eq!(nmm::stats::whole_multiple(0.01, 3.333333e-4), Some(30));
 /// assert_eq!(nmm::stats::whole_multiple(0.25, 0.1), None);
 /// assert_eq!(nmm::stats::whole_multiple(0.05, 0.1), None);
 /// ```
 pub fn whole_multiple(a: f64, b: f64) -> Option<usize> {
     let k = (a / b).round();
-    (a.is_finite() && b.is_finite() && b > 0.0 && k >= 1.0 && (a - k * b).abs() <= 1e-9 * a)
+    (a.is_finite() && b.is_finite() && b > 0.0 && k >= 1.0 && (a - k * b).abs() <= 1e-6 * a)
         .then_some(k as usize)
 }

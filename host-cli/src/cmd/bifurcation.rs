@@ -178,7 +178,7 @@ where
     }
     let b = branches(&model, param, range, input, &settings)?;
     for (br, why) in &b.stopped {
-        eprintln!("branch {br}: continuation stopped: {why}");
+        crate::note!("branch {br}: continuation stopped: {why}");
     }
     let rows = &b.points;
     say!(
@@ -289,7 +289,7 @@ where
         say!("  cusp (CP) at {param} = {a:.9}, {p2} = {b2:.9}");
     }
     for (k, d, why) in &c.stopped {
-        eprintln!("fold {k} ({d:?}): continuation stopped: {why}");
+        crate::note!("fold {k} ({d:?}): continuation stopped: {why}");
     }
     let mut codim_rows = Vec::new();
     let mut last = None;
@@ -380,7 +380,7 @@ where
     let nmm::bifurcation::CuspPath { path: pts, stopped } =
         cusp_path(model, (name, &values), plane, input, settings)?;
     for why in &stopped {
-        eprintln!("continuation stopped: {why}");
+        crate::note!("continuation stopped: {why}");
     }
     let mut table = Vec::new();
     for &v in &values {

@@ -136,13 +136,6 @@ where
         steps,
         every,
     };
-    if grid.samples() > nmm::mf::MAX_SAMPLES {
-        bail!(
-            "{} samples would be stored; raise --every (e.g. --every {})",
-            grid.samples(),
-            steps / 1_000_000 + 1
-        );
-    }
 
     let outs: Vec<&std::path::Path> = ["out", "plot"]
         .iter()

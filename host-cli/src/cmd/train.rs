@@ -5,7 +5,7 @@ use crate::progress::Bar;
 use crate::say;
 use anyhow::{Context, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use nmm::train::{Job, Report, train};
+use nmm::train::{Data, Job, Plan, Report, train};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -113,6 +113,10 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     let plot_dir = m.get_one::<PathBuf>("plot-dir").cloned();
     if let Some(d) = &plot_dir {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        // The figures are written after the training: check their paths now.
+        let mut figs = vec![d.join("loss.svg")];
+        figs.extend((1..=nmm::train::PLOT_RUNS).map(|k| d.join(format!("heldout_{k}.svg"))));
+        nmm::io::check_outputs(&figs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(get_usize("jobs"))
@@ -121,7 +125,9 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         "{bar:30} {percent:>3}%  epoch {msg}  {elapsed} (eta {eta})",
         "train",
     );
-    let report = pool.install(|| train(&job, &bar))?;
+    let data = pool.install(|| Data::load(&job, &bar))?;
+    plan(&job, &data.plan(&job));
+    let report = pool.install(|| train(&job, &data, &bar))?;
     bar.finish();
     summary(&job, &report, started);
     if let Some(dir) = &plot_dir {
@@ -150,26 +156,34 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     Ok(())
 }
 
-fn summary(job: &Job, r: &Report, started: Instant) {
+fn plan(job: &Job, p: &Plan) {
     let h = job.hidden;
     say!(
         "train: {} runs ({} found), {} for training ({} windows of {} intervals of dt = {}, {} Heun steps each; 6-{h}-{h}-2 network), {} for validation ({} windows); {} batches of {} per epoch",
-        r.runs[1] + r.runs[2],
-        r.runs[0],
-        r.runs[1],
-        r.windows[0],
+        p.runs[1] + p.runs[2],
+        p.runs[0],
+        p.runs[1],
+        p.windows[0],
         job.steps,
         job.dt,
         job.substeps,
-        r.runs[2],
-        r.windows[1],
-        r.batches,
+        p.runs[2],
+        p.windows[1],
+        p.batches,
         job.batch
     );
-    if let Some((samples, loss, secs)) = r.prior {
+}
+
+fn summary(job: &Job, r: &Report, started: Instant) {
+    if let Some(w) = r.prior {
         say!(
-            "train: warm start on MPR with J -> J p: {samples} samples, {} epochs in {secs:.1} s, loss {loss:.3e}",
-            job.prior_epochs
+            "train: warm start on MPR with J -> J p (Delta = {}, tau = {}): {} samples, {} epochs in {:.1} s, loss {:.3e}",
+            w.delta,
+            w.tau,
+            w.samples,
+            job.prior_epochs,
+            w.seconds,
+            w.loss
         );
     }
     let [final_train, final_val] = r.final_loss;

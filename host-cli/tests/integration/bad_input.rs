@@ -57,7 +57,7 @@ const CASES: &[Case] = &[
             "bold", "--input", "z.npy", "--dt-ms", "1000", "--out", "bold.npz",
         ],
         code: 1,
-        says: &["--dt-ms = 1000 ms is too coarse", "z.npy"],
+        says: &["dt_ms (--dt-ms) = 1000 ms is too coarse", "z.npy"],
         absent: &["bold.npz"],
     },
     Case {
@@ -102,6 +102,24 @@ const CASES: &[Case] = &[
         ],
         code: 1,
         says: &["15 BOLD samples", "19"],
+        absent: &["b.npz"],
+    },
+    Case {
+        class: "NaN or empty results: a network run shorter than one rate bin, with a plot",
+        setup: &[],
+        args: &[
+            "spiking", "qif", "--N", "100", "--t-end", "0.005", "--plot", "q.svg",
+        ],
+        code: 1,
+        says: &["shorter than one rate bin"],
+        absent: &["q.svg"],
+    },
+    Case {
+        class: "NaN or empty results: a transient longer than any run",
+        setup: &[],
+        args: &["brain", "--transient", "1e300", "--out", "b.npz"],
+        code: 1,
+        says: &["--transient"],
         absent: &["b.npz"],
     },
     Case {
@@ -167,10 +185,11 @@ const CASES: &[Case] = &[
         absent: &[],
     },
     Case {
+        // 2 TB of stored connectivity: more than any machine this runs on has.
         class: "memory: a network too large to store",
         setup: &[],
         args: &[
-            "spiking", "qif", "--N", "1000000", "--p", "0.6", "--t-end", "0.001", "--out", "q.npz",
+            "spiking", "qif", "--N", "4000000", "--p", "0.6", "--t-end", "0.01", "--out", "q.npz",
         ],
         code: 1,
         says: &["GB", "--procedural"],
@@ -209,7 +228,10 @@ fn bad_input_table() {
         let temp: Vec<PathBuf> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp-"))
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.contains(".tmp-") || name.contains(".probe-")
+            })
             .collect();
         if code != Some(case.code)
             || !missing.is_empty()

@@ -591,6 +591,14 @@ fn grid(c: &Common) -> Result<(usize, usize)> {
     if c.n == 0 || c.n > u32::MAX as usize {
         bail!("N must be between 1 and {}", u32::MAX);
     }
+    if steps < per_bin {
+        bail!(
+            "t-end - t0 = {} is shorter than one rate bin (bin = {}): the run would have no \
+             output; run longer or use a smaller bin",
+            c.t_end - c.t0,
+            c.bin
+        );
+    }
     Ok((steps, per_bin))
 }
 
@@ -1363,12 +1371,26 @@ pub fn stored_bytes(n: usize, conn: Connectivity) -> u64 {
     }
 }
 
-/// Memory the operating system says is available (Linux `MemAvailable`), if it says.
+/// Memory the operating system says is available (Linux `MemAvailable`), or less when this
+/// process runs under a tighter cgroup limit (a Slurm job's `--mem`): the cgroup v2
+/// `memory.max` less `memory.current`, if it says.
 fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    let host = kb * 1024;
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let cgroup = match (read("memory.max"), read("memory.current")) {
+        (Some(max), Some(cur)) => Some(max.saturating_sub(cur)),
+        _ => None,
+    };
+    Some(cgroup.map_or(host, |c| c.min(host)))
 }
 
 #[cfg(test)]

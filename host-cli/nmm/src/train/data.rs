@@ -312,15 +312,12 @@ pub fn resample(
             t[k]
         );
     }
-    let ratio = dt / bin;
-    let m = ratio.round();
-    if m < 1.0 || (ratio - m).abs() > 1e-6 * ratio {
+    let Some(m) = crate::stats::whole_multiple(dt, bin) else {
         bail!(
             "{}: --dt {dt} is not a whole multiple of the file's sample interval {bin}",
             file.display()
         );
-    }
-    let m = m as usize;
+    };
     let blocks = n / m;
     let mean = |x: &[f64]| -> Vec<f64> {
         x.chunks_exact(m)

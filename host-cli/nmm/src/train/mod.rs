@@ -380,7 +380,7 @@ impl Job {
     ///
     /// ```
     /// let job = nmm::train::Job {
-    ///     dirs: vec![],
+    ///     dirs: vec!["runs".into()],
     ///     out: "m.nmmw".into(),
     ///     seed: 1,
     ///     epochs: 0,
@@ -400,6 +400,9 @@ impl Job {
     /// assert_eq!(job.check().unwrap_err().to_string(), "--epochs must be at least 1");
     /// ```
     pub fn check(&self) -> Result<()> {
+        if self.dirs.is_empty() {
+            bail!("--data: give at least one sweep directory");
+        }
         if self.substeps > MAX_SUBSTEPS {
             bail!("--substeps {}: at most {MAX_SUBSTEPS}", self.substeps);
         }
@@ -476,7 +479,8 @@ impl Job {
 ///     init: None,
 ///     max_runs: None,
 /// };
-/// let report = nmm::train::train(&job, &nmm::progress::Silent)?;
+/// let data = nmm::train::Data::load(&job, &nmm::progress::Silent)?;
+/// let report = nmm::train::train(&job, &data, &nmm::progress::Silent)?;
 /// let c = &report.comparisons[0];
 /// assert_eq!(c.which, "held-out");
 /// assert_eq!(c.t.len(), c.model[0].len());
@@ -526,21 +530,16 @@ pub struct Comparison {
 ///     init: None,
 ///     max_runs: None,
 /// };
-/// let report = nmm::train::train(&job, &nmm::progress::Silent)?;
-/// assert_eq!(report.runs, [2, 1, 1]);
+/// let data = nmm::train::Data::load(&job, &nmm::progress::Silent)?;
+/// let report = nmm::train::train(&job, &data, &nmm::progress::Silent)?;
 /// assert_eq!(report.train_loss.len(), 2);
+/// assert!(report.prior.is_none());
 /// # Ok::<(), nmm::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// Runs found, used for training, held out.
-    pub runs: [usize; 3],
-    /// Training and validation windows.
-    pub windows: [usize; 2],
-    /// Batches per epoch.
-    pub batches: usize,
-    /// The warm start's samples, loss and seconds, if there was one.
-    pub prior: Option<(usize, f64, f64)>,
+    /// The warm start, if there was one.
+    pub prior: Option<WarmStart>,
     /// Mean training loss per epoch.
     pub train_loss: Vec<f64>,
     /// Validation loss per epoch (empty without validation runs).
@@ -558,8 +557,8 @@ pub struct Report {
     pub comparisons: Vec<Comparison>,
 }
 
-/// Trains the MLP mean field as `job` says and writes `job.out`; progress counts batches,
-/// with the epoch's losses as its message and about twenty log lines.
+/// Trains the MLP mean field on `data` as `job` says and writes `job.out`; progress counts
+/// batches, with the epoch's losses as its message and about twenty log lines.
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
@@ -585,15 +584,16 @@ pub struct Report {
 ///     init: None,
 ///     max_runs: None,
 /// };
-/// nmm::train::train(&job, &nmm::progress::Silent)?;
+/// let data = nmm::train::Data::load(&job, &nmm::progress::Silent)?;
+/// nmm::train::train(&job, &data, &nmm::progress::Silent)?;
 /// // The weight file loads in core.
 /// let bytes = std::fs::read(dir.path().join("m.nmmw")).unwrap();
 /// assert!(nmm_core::mlp::MlpMeanField::<f64>::from_bytes(&bytes).is_ok());
 /// # Ok::<(), nmm::Error>(())
 /// ```
-pub fn train(job: &Job, progress: &dyn Progress) -> Result<Report> {
+pub fn train(job: &Job, data: &Data, progress: &dyn Progress) -> Result<Report> {
     job.check()?;
-    with_hidden!(job.hidden, |H| train_sized::<H>(job, progress), {
+    with_hidden!(job.hidden, |H| train_sized::<H>(job, data, progress), {
         bail!("--hidden {}: expected one of {HIDDEN:?}", job.hidden)
     })
 }
@@ -688,39 +688,129 @@ const PRIOR_LR: f64 = 0.003;
 /// Most `--substeps` (a Heun step of dt/1000 is already far below the data's bin).
 const MAX_SUBSTEPS: usize = 1000;
 
-/// Every run of `job.dirs`, split and loaded: (runs found, training, validation).
-fn load_runs(
-    job: &Job,
-    progress: &dyn Progress,
-) -> Result<(usize, Vec<Trajectory>, Vec<Trajectory>)> {
-    let mut runs = Vec::new();
-    for dir in &job.dirs {
-        let (found, missing) = data::list_runs(dir)?;
-        if missing > 0 {
-            progress.note(&format!(
-                "{}: {missing} runs of the manifest have no file yet; using the {} present",
-                dir.display(),
-                found.len()
-            ));
-        }
-        runs.extend(found);
-    }
-    let (train_idx, val_idx) = split(runs.len(), job.val_fraction, job.max_runs, job.seed);
-    let train = load(&runs, &train_idx, job.dt, job.steps)?;
-    let val = load(&runs, &val_idx, job.dt, job.steps)?;
-    Ok((runs.len(), train, val))
+/// The runs of a training, found, split and loaded onto the training step.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let grid = dir.path().join("grid.toml");
+/// std::fs::write(&grid, "network = \"qif\"\nN = 100\nt_end = 2.0\n[grid]\nJ = [10.0, 15.0]\neta = [-5.0]\np = [1.0]\n").unwrap();
+/// let runs = dir.path().join("runs");
+/// nmm::sweep::Sweep::prepare(&grid, &runs, (1, 1))?.execute(&nmm::progress::Silent)?;
+/// let job = nmm::train::Job {
+///     dirs: vec![runs],
+///     out: dir.path().join("m.nmmw"),
+///     seed: 1,
+///     epochs: 2,
+///     batch: 4,
+///     steps: 5,
+///     substeps: 1,
+///     hidden: 6,
+///     lr: 5e-3,
+///     dt: 0.1,
+///     val_fraction: 0.5,
+///     v_weight: 0.25,
+///     rate_floor: 0.0,
+///     prior_epochs: 0,
+///     init: None,
+///     max_runs: None,
+/// };
+/// let data = nmm::train::Data::load(&job, &nmm::progress::Silent)?;
+/// let plan = data.plan(&job);
+/// // 2 runs: one to train on, one held out; 20 samples of dt = 0.1 each, 15 windows of 5.
+/// assert_eq!((plan.runs, plan.windows, plan.batches), ([2, 1, 1], [15, 15], 4));
+/// # Ok::<(), nmm::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Data {
+    found: usize,
+    train: Vec<Trajectory>,
+    val: Vec<Trajectory>,
 }
 
-/// The warm start (regression to MPR with `J -> J p`, [`prior`]) of `net`: its metadata and
-/// (samples, loss, seconds).
-#[allow(clippy::type_complexity)] // metadata and the three numbers the summary prints
+/// What a training will work on (see [`Data::plan`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Runs found, used for training, held out.
+    pub runs: [usize; 3],
+    /// Training and validation windows.
+    pub windows: [usize; 2],
+    /// Batches per epoch.
+    pub batches: usize,
+}
+
+impl Data {
+    /// Finds the runs of `job.dirs`, splits them by run from the seed, and loads them onto
+    /// the step `job.dt`; runs a manifest lists without their file yet are noted and left out.
+    pub fn load(job: &Job, progress: &dyn Progress) -> Result<Self> {
+        job.check()?;
+        let mut runs = Vec::new();
+        for dir in &job.dirs {
+            let (found, missing) = data::list_runs(dir)?;
+            if missing > 0 {
+                progress.note(&format!(
+                    "{}: {missing} runs of the manifest have no file yet; using the {} present",
+                    dir.display(),
+                    found.len()
+                ));
+            }
+            runs.extend(found);
+        }
+        let (train_idx, val_idx) = split(runs.len(), job.val_fraction, job.max_runs, job.seed);
+        let train = load(&runs, &train_idx, job.dt, job.steps)?;
+        let val = load(&runs, &val_idx, job.dt, job.steps)?;
+        if train.is_empty() {
+            bail!("--data: no training runs (found {})", runs.len());
+        }
+        Ok(Self {
+            found: runs.len(),
+            train,
+            val,
+        })
+    }
+
+    /// Runs, windows of `job.steps` intervals, and batches of `job.batch` per epoch.
+    pub fn plan(&self, job: &Job) -> Plan {
+        let windows = [
+            windows(&self.train, job.steps, 1).len(),
+            windows(&self.val, job.steps, 1).len(),
+        ];
+        Plan {
+            runs: [self.found, self.train.len(), self.val.len()],
+            windows,
+            batches: windows[0].div_ceil(job.batch.max(1)),
+        }
+    }
+}
+
+/// What the warm start did (see [`Job::prior_epochs`]).
+///
+/// ```
+/// let w = nmm::train::WarmStart { delta: 1.0, tau: 1.0, samples: 800, loss: 0.01, seconds: 0.5 };
+/// assert!(w.loss < 1.0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WarmStart {
+    /// Delta of the fitted MPR field (from the runs' metadata).
+    pub delta: f64,
+    /// tau of the fitted MPR field (time unit).
+    pub tau: f64,
+    /// Regression samples.
+    pub samples: usize,
+    /// Final regression loss (dimensionless).
+    pub loss: f64,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// The warm start (regression to MPR with `J -> J p`, `prior`) of `net`: its metadata and
+/// what it did.
 fn warm_start<const H: usize>(
     job: &Job,
     train: &[Trajectory],
     norm: &Normalisation<f64>,
     net: &mut Net<H>,
     progress: &dyn Progress,
-) -> Result<(serde_json::Value, Option<(usize, f64, f64)>)> {
+) -> Result<(serde_json::Value, Option<WarmStart>)> {
     let (delta, tau) = network_constants(train)?;
     let mut rng = stream(job.seed, STREAM_PRIOR);
     let mut samples = prior::samples(train, PRIOR_COPIES, delta, tau, &mut rng);
@@ -736,6 +826,7 @@ fn warm_start<const H: usize>(
         |s| shuffle(&mut rng, s),
         lr_at,
         |e, l| {
+            progress.message(&format!("prior {e}/{}  loss {l:.3e}", job.prior_epochs));
             if e % every == 0 || e == job.prior_epochs {
                 progress.log(&format!(
                     "prior epoch {e}/{}  loss {l:.3e}",
@@ -758,7 +849,16 @@ fn warm_start<const H: usize>(
         "loss": loss,
         "seconds": secs,
     });
-    Ok((meta, Some((samples.len(), loss, secs))))
+    Ok((
+        meta,
+        Some(WarmStart {
+            delta,
+            tau,
+            samples: samples.len(),
+            loss,
+            seconds: secs,
+        }),
+    ))
 }
 
 /// The model run freely on the first [`PLOT_RUNS`] validation runs (training runs when there
@@ -796,14 +896,14 @@ fn compare<const H: usize>(
         .collect()
 }
 
-fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Report> {
-    let (found, train, val) = load_runs(job, progress)?;
+fn train_sized<const H: usize>(job: &Job, d: &Data, progress: &dyn Progress) -> Result<Report> {
+    let (train, val) = (d.train.as_slice(), d.val.as_slice());
     let (net_init, norm) = match &job.init {
         Some(path) => {
             let (net, norm) = load_init::<H>(path)?;
             (Some(net), norm)
         }
-        None => (None, data::normalisation(&train)),
+        None => (None, data::normalisation(train)),
     };
     let mut obj = Objective::new(
         train[0].dt,
@@ -815,9 +915,6 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
     if job.rate_floor > 0.0 {
         obj = obj.with_rate_floor(job.rate_floor, norm.in_mean[0]);
     }
-    let n_train_windows = windows(&train, job.steps, 1).len();
-    let n_val_windows = windows(&val, job.steps, 1).len();
-    let batches = n_train_windows.div_ceil(job.batch);
     let settings = Settings {
         epochs: job.epochs,
         lr: job.lr,
@@ -826,12 +923,12 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
     };
     let mut net0 = net_init.unwrap_or_else(|| init_net::<H>(job.seed));
     let (prior_meta, prior_report) = if job.prior_epochs > 0 {
-        warm_start(job, &train, &norm, &mut net0, progress)?
+        warm_start(job, train, &norm, &mut net0, progress)?
     } else {
         (json!(null), None)
     };
     let t_fit = Instant::now();
-    let fit = fit(net0, &norm, &obj, &train, &val, &settings, progress)?;
+    let fit = fit(net0, &norm, &obj, train, val, &settings, progress)?;
     let fit_s = t_fit.elapsed().as_secs_f64();
 
     // The model as stored: f32 weights and normalisation.
@@ -843,8 +940,8 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
         model.net(),
         model.norm(),
         &obj,
-        &train,
-        &windows(&train, job.steps, 1),
+        train,
+        &windows(train, job.steps, 1),
         false,
     )
     .0;
@@ -852,19 +949,19 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
         model.net(),
         model.norm(),
         &obj,
-        &val,
-        &windows(&val, job.steps, 1),
+        val,
+        &windows(val, job.steps, 1),
         false,
     )
     .0;
     let finite = |x: f64| if x.is_finite() { json!(x) } else { json!(null) };
     let ranges = json!({
-        "eta": range(&train, |t, _| t.eta),
-        "p": range(&train, |t, _| t.p),
-        "J": range(&train, |t, _| t.j),
-        "I": range(&train, |t, k| t.input[k]),
-        "r": range(&train, |t, k| t.r[k]),
-        "v": range(&train, |t, k| t.v[k]),
+        "eta": range(train, |t, _| t.eta),
+        "p": range(train, |t, _| t.p),
+        "J": range(train, |t, _| t.j),
+        "I": range(train, |t, k| t.input[k]),
+        "r": range(train, |t, k| t.r[k]),
+        "v": range(train, |t, k| t.v[k]),
     });
     let meta = json!({
         "nmm_version": crate::VERSION,
@@ -873,13 +970,13 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
         "seed": job.seed,
         "data": job.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
         "runs": {
-            "found": found,
+            "found": d.found,
             "train": train.len(),
             "validation": val.len(),
             "validation_files": val.iter().map(|t| t.file.display().to_string()).collect::<Vec<_>>(),
         },
         "ranges": ranges,
-        "p_range": range(&train, |t, _| t.p),
+        "p_range": range(train, |t, _| t.p),
         "dt": obj.dt,
         "rollout": job.steps,
         "substeps": job.substeps,
@@ -908,11 +1005,8 @@ fn train_sized<const H: usize>(job: &Job, progress: &dyn Progress) -> Result<Rep
         .map_err(|e| input!("encoding {}: {e}", job.out.display()))?;
     atomic_write(&job.out, |w| Ok(w.write_all(&bytes[..n])?))?;
 
-    let comparisons = compare(&model, &train, &val, job.substeps);
+    let comparisons = compare(&model, train, val, job.substeps);
     Ok(Report {
-        runs: [found, train.len(), val.len()],
-        windows: [n_train_windows, n_val_windows],
-        batches,
         prior: prior_report,
         train_loss: fit.train_loss,
         val_loss: fit.val_loss,
