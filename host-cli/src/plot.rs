@@ -218,3 +218,182 @@ pub fn brain_figure(
     }
     Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
 }
+
+/// Features of a one-parameter batch (`nmm brain batch --vary`) against the parameter: four
+/// panels (FC against the connectome and the empirical FC, FC mean and spread, FCD mean and
+/// spread, BOLD spread), diverged runs marked with red crosses on the axis.
+pub fn exploration(
+    path: &Path,
+    title: &str,
+    header: &[String],
+    table: &[Vec<String>],
+) -> Result<()> {
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let value = |row: &Vec<String>, c: usize| row[c].parse::<f64>().unwrap_or(f64::NAN);
+    let x_name = header.get(2).cloned().unwrap_or_default();
+    let x: Vec<f64> = table.iter().map(|r| value(r, 2)).collect();
+    if x.is_empty() {
+        anyhow::bail!("{}: nothing to plot (no runs)", path.display());
+    }
+    let series = |name: &str| -> Option<Vec<f64>> {
+        col(name).map(|c| table.iter().map(|r| value(r, c)).collect())
+    };
+    let diverged: Vec<f64> = match col("diverged") {
+        Some(c) => table
+            .iter()
+            .zip(&x)
+            .filter(|(r, _)| r[c] == "1")
+            .map(|(_, x)| *x)
+            .collect(),
+        None => vec![],
+    };
+    let (x0, x1) = x
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(*v), b.max(*v))
+        });
+    let (x0, x1) = if x1 > x0 {
+        (x0, x1)
+    } else {
+        (x0 - 0.5, x1 + 0.5)
+    };
+    let xpad = 0.03 * (x1 - x0);
+    let x_label = if x_name == "G" || x_name == "coupling" {
+        "G, global coupling [model input per unit of coupling variable]".to_string()
+    } else {
+        x_name.clone()
+    };
+    // Each panel: title, y label, fixed y range (None: from the data), curves (name, colour).
+    type Panel<'a> = (
+        &'a str,
+        &'a str,
+        Option<(f64, f64)>,
+        Vec<(&'a str, RGBColor)>,
+    );
+    let mut first = vec![("fc_sc_corr", RGBColor(31, 119, 180))];
+    if col("fc_emp_corr").is_some() {
+        first.push(("fc_emp_corr", RGBColor(44, 160, 44)));
+    }
+    let panels: Vec<Panel> = vec![
+        (
+            "FC against structure (and data)",
+            "correlation [1]",
+            Some((-0.2, 1.0)),
+            first,
+        ),
+        (
+            "FC: mean and spread over pairs",
+            "Pearson r [1]",
+            None,
+            vec![
+                ("fc_mean", RGBColor(31, 119, 180)),
+                ("fc_std", RGBColor(255, 127, 14)),
+            ],
+        ),
+        (
+            "FCD: mean and spread",
+            "r between windows [1]",
+            None,
+            vec![
+                ("fcd_mean", RGBColor(31, 119, 180)),
+                ("fcd_std", RGBColor(255, 127, 14)),
+            ],
+        ),
+        (
+            "BOLD: spread per region, mean",
+            "std of BOLD [1]",
+            None,
+            vec![("bold_std_mean", RGBColor(31, 119, 180))],
+        ),
+    ];
+    let mut svg = String::new();
+    {
+        let e = |e: &dyn std::fmt::Debug| anyhow!("plot: {e:?}");
+        let root = SVGBackend::with_string(&mut svg, (1200, 860)).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let root = root.titled(title, ("sans-serif", 24)).map_err(|x| e(&x))?;
+        let areas = root.split_evenly((2, 2));
+        for (area, (caption, ylabel, fixed, curves)) in areas.iter().zip(panels) {
+            let data: Vec<(&str, RGBColor, Vec<f64>)> = curves
+                .iter()
+                .filter_map(|(n, c)| series(n).map(|v| (*n, *c, v)))
+                .collect();
+            let (lo, hi) = match fixed {
+                Some(r) => r,
+                None => {
+                    let (lo, hi) = data
+                        .iter()
+                        .flat_map(|(_, _, v)| v.iter().copied().filter(|v| v.is_finite()))
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                            (a.min(v), b.max(v))
+                        });
+                    if !(lo.is_finite() && hi.is_finite()) {
+                        (0.0, 1.0)
+                    } else if hi > lo {
+                        let pad = 0.08 * (hi - lo);
+                        (lo - pad, hi + pad)
+                    } else {
+                        (lo - 0.5, hi + 0.5)
+                    }
+                }
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(48)
+                .y_label_area_size(72)
+                .build_cartesian_2d((x0 - xpad)..(x1 + xpad), lo..hi)
+                .map_err(|x| e(&x))?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label.as_str())
+                .y_desc(ylabel)
+                .label_style(("sans-serif", 14))
+                .axis_desc_style(("sans-serif", 15))
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(|x| e(&x))?;
+            for (name, colour, y) in &data {
+                let pts: Vec<(f64, f64)> = x
+                    .iter()
+                    .zip(y)
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(a, b)| (*a, *b))
+                    .collect();
+                let c = *colour;
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                    .map_err(|x| e(&x))?
+                    .label(*name)
+                    .legend(move |(a, b)| {
+                        PathElement::new(vec![(a, b), (a + 20, b)], c.stroke_width(2))
+                    });
+                chart
+                    .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
+                    .map_err(|x| e(&x))?;
+            }
+            if !diverged.is_empty() {
+                let y = lo + 0.04 * (hi - lo);
+                chart
+                    .draw_series(
+                        diverged
+                            .iter()
+                            .map(|d| Cross::new((*d, y), 6, RED.stroke_width(2))),
+                    )
+                    .map_err(|x| e(&x))?
+                    .label("diverged")
+                    .legend(|(a, b)| Cross::new((a + 10, b), 5, RED.stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(|x| e(&x))?;
+        }
+        root.present().map_err(|x| e(&x))?;
+    }
+    Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
+}

@@ -131,6 +131,9 @@ pub struct FcCfg {
     pub window_tr: usize,
     /// FCD window step, in TRs.
     pub step_tr: usize,
+    /// An empirical FC (regions x regions, `.npy` or CSV) to compare with: adds the feature
+    /// `fc_emp_corr`, the correlation of the two FCs' upper triangles (`--empirical-fc`).
+    pub empirical: Option<PathBuf>,
 }
 
 impl Default for FcCfg {
@@ -139,6 +142,7 @@ impl Default for FcCfg {
             transient_ms: 10_000.0,
             window_tr: 15,
             step_tr: 2,
+            empirical: None,
         }
     }
 }
@@ -242,6 +246,8 @@ pub struct Prepared {
     pub bold: BoldParams<f64>,
     /// Neural steps per recorded sample (0: none).
     pub record_every: usize,
+    /// The empirical FC of `fc.empirical`, regions x regions row-major.
+    pub empirical_fc: Option<Vec<f64>>,
 }
 
 fn whole_multiple(what: &str, a: f64, b: f64) -> Result<usize> {
@@ -409,6 +415,20 @@ impl Prepared {
             ),
             (false, _) => vec![],
         };
+        let empirical_fc = match &cfg.fc.empirical {
+            None => None,
+            Some(path) => {
+                let (m, fc) = crate::connectome::read_matrix(path)
+                    .context("fc.empirical (--empirical-fc)")?;
+                if m != n {
+                    bail!(
+                        "fc.empirical (--empirical-fc) {}: {m} x {m}, but the connectome has {n} regions",
+                        path.display()
+                    );
+                }
+                Some(fc)
+            }
+        };
         Ok(Self {
             cfg,
             conn,
@@ -418,6 +438,7 @@ impl Prepared {
             bold_every,
             bold,
             record_every,
+            empirical_fc,
         })
     }
 }
@@ -787,7 +808,8 @@ fn diverged<T: Real, const N: usize>(
     xs: &[[T; N]],
     state: &[&'static str],
 ) -> Error {
-    let t = (k + 1) as f64 * p.cfg.dt_ms;
+    // Rounded to the microsecond: 0.7 ms, not 0.7000000000000001.
+    let t = ((k + 1) as f64 * p.cfg.dt_ms * 1e3).round() / 1e3;
     let (i, v) = xs
         .iter()
         .enumerate()
@@ -799,8 +821,11 @@ fn diverged<T: Real, const N: usize>(
         variable: state[v].to_string(),
         message: format!(
             "the network diverged at t = {t} ms: {} of region {i} ({}) is not finite; \
-             reduce dt_ms (--dt), the coupling (--G) or the noise",
-            state[v], p.conn.labels[i]
+             try half the step (dt_ms, --dt {}) or of the coupling (coupling, --G {}), or less noise",
+            state[v],
+            p.conn.labels[i],
+            p.cfg.dt_ms / 2.0,
+            p.cfg.coupling / 2.0
         ),
     }
 }
@@ -892,7 +917,8 @@ where
     })
 }
 
-/// Summary features of a run (FC and FCD statistics), as in inference studies.
+/// Summary features of a run (FC and FCD statistics), as in inference studies: the names of
+/// [`feature_names`], in that order.
 ///
 /// ```
 /// let mut cfg = nmm::brain::Config::default();
@@ -907,7 +933,7 @@ where
 /// assert_eq!(names, ["fc_mean", "fc_std", "fc_sc_corr", "fcd_mean", "fcd_std", "fcd_windows", "bold_std_mean"]);
 /// # Ok::<(), nmm::Error>(())
 /// ```
-pub fn features(p: &Prepared, out: &RunOutput) -> Result<Vec<(&'static str, f64)>> {
+pub fn features(p: &Prepared, out: &RunOutput) -> Result<Features> {
     let n = p.conn.n;
     let mut fcv = vec![0.0; n_pairs(n)];
     let fc_flat: Vec<f64> = out.fc.iter().copied().collect();
@@ -926,7 +952,7 @@ pub fn features(p: &Prepared, out: &RunOutput) -> Result<Vec<(&'static str, f64)
         .map(|i| mean_sd(&out.bold.column(i).to_vec()).1)
         .sum::<f64>()
         / n as f64;
-    Ok(vec![
+    let mut f = vec![
         ("fc_mean", m),
         ("fc_std", sd),
         ("fc_sc_corr", pearson(&fcv, &sc)),
@@ -934,7 +960,44 @@ pub fn features(p: &Prepared, out: &RunOutput) -> Result<Vec<(&'static str, f64)
         ("fcd_std", fsd),
         ("fcd_windows", windows as f64),
         ("bold_std_mean", bold_sd),
-    ])
+    ];
+    if let Some(emp) = &p.empirical_fc {
+        let mut e = vec![0.0; n_pairs(n)];
+        fc_upper(emp, n, &mut e)?;
+        f.push(("fc_emp_corr", pearson(&fcv, &e)));
+    }
+    Ok(f)
+}
+
+/// Named features of a run ([`features`]).
+pub type Features = Vec<(&'static str, f64)>;
+
+/// The names of [`features`] for runs of `p`: FC mean and spread, FC-connectome correlation,
+/// FCD mean and spread, FCD windows, mean BOLD spread, and `fc_emp_corr` with an empirical FC.
+///
+/// ```
+/// let p = nmm::brain::Prepared::new({
+///     let mut c = nmm::brain::Config::default();
+///     c.connectome.path = "builtin:4".into();
+///     c
+/// })?;
+/// assert_eq!(nmm::brain::feature_names(&p).len(), 7);
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn feature_names(p: &Prepared) -> Vec<&'static str> {
+    let mut v = vec![
+        "fc_mean",
+        "fc_std",
+        "fc_sc_corr",
+        "fcd_mean",
+        "fcd_std",
+        "fcd_windows",
+        "bold_std_mean",
+    ];
+    if p.empirical_fc.is_some() {
+        v.push("fc_emp_corr");
+    }
+    v
 }
 
 fn meta(p: &Prepared, out: &RunOutput) -> serde_json::Value {
@@ -1084,6 +1147,39 @@ impl Rows {
         Ok(Self { header, rows })
     }
 
+    /// One column `name` with `num` values evenly spaced from `lo` to `hi` (inclusive): a
+    /// sweep of one parameter (`G` or a model parameter).
+    ///
+    /// ```
+    /// let rows = nmm::brain::Rows::vary("G", 0.0, 0.5, 6)?;
+    /// assert_eq!(rows.rows.len(), 6);
+    /// assert_eq!((rows.rows[1][0], rows.rows[3][0], rows.rows[5][0]), (0.1, 0.3, 0.5));
+    /// assert!(nmm::brain::Rows::vary("G", 1.0, 0.0, 3).is_err());
+    /// # Ok::<(), nmm::Error>(())
+    /// ```
+    pub fn vary(name: &str, lo: f64, hi: f64, num: usize) -> Result<Self> {
+        if !(lo.is_finite() && hi.is_finite() && lo <= hi && num >= 1) || (num == 1 && lo != hi) {
+            bail!(
+                "--vary {name}={lo}:{hi}:{num}: need finite LO <= HI and NUM >= 1 (NUM = 1 only for LO = HI)"
+            );
+        }
+        let rows = (0..num)
+            .map(|k| {
+                if num == 1 {
+                    vec![lo]
+                } else {
+                    // Rounded to 12 significant digits: G = 0.05, not 0.049999999999999996.
+                    let x = lo + (hi - lo) * k as f64 / (num - 1) as f64;
+                    vec![format!("{x:.11e}").parse().unwrap_or(x)]
+                }
+            })
+            .collect();
+        Ok(Self {
+            header: vec![name.to_string()],
+            rows,
+        })
+    }
+
     /// `cfg` with row `index` applied: `G`/`coupling` set the coupling, `seed` the seed
     /// (without a `seed` column row `k` uses the base seed + k), any other column a model
     /// parameter in every region.
@@ -1134,6 +1230,8 @@ pub struct BatchOutput {
     pub table: Vec<Vec<String>>,
     /// Where the table was written.
     pub path: PathBuf,
+    /// Rows (1-based) whose run diverged: NaN features and `diverged` = 1 in the table.
+    pub diverged: Vec<usize>,
 }
 
 /// The feature table's file in `dir` for shard `k` of `of`.
@@ -1155,7 +1253,8 @@ pub fn features_file(dir: &Path, (k, of): (usize, usize)) -> PathBuf {
 /// current rayon pool, each from `base` with its row applied, and writes `features.csv` (or
 /// `features-shard-K-of-N.csv`) and the base `config.toml` into `dir`; with `save_runs`, each
 /// row's `row-K.npz` too. Every row is checked before any runs, and every output path before
-/// the work. `progress` counts finished runs.
+/// the work. A run that diverges is kept in the table (NaN features, `diverged` = 1) and its
+/// reason goes to `progress.note`; the others go on. `progress` counts finished runs.
 ///
 /// ```
 /// use nmm::brain::{Config, Rows, run_batch};
@@ -1211,38 +1310,58 @@ pub fn run_batch(
     let done = std::sync::atomic::AtomicU64::new(0);
     let total = mine.len() as u64;
     progress.set(0, total);
-    let results: Vec<Result<Vec<(&'static str, f64)>>> = prepared
+    // A diverged row is recorded (NaN features, `diverged` = 1, the reason noted) and the
+    // others go on; any other failure stops the batch.
+    let results: Vec<Result<Option<Features>>> = prepared
         .par_iter()
         .zip(&mine)
         .map(|(p, &i)| {
-            let out = run(p, &Silent).with_context(|| format!("row {}", i + 1))?;
-            if save_runs {
-                write_run(&row_file(i), p, &out)?;
-            }
+            let res = match run(p, &Silent) {
+                Ok(out) => {
+                    if save_runs {
+                        write_run(&row_file(i), p, &out)?;
+                    }
+                    Some(features(p, &out)?)
+                }
+                Err(e) if e.is_divergence() => {
+                    progress.note(&format!("row {}: {e}", i + 1));
+                    None
+                }
+                Err(e) => return Err(e).with_context(|| format!("row {}", i + 1)),
+            };
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress.set(d, total);
-            features(p, &out)
+            Ok(res)
         })
         .collect();
+    let names = prepared.first().map(feature_names).unwrap_or_default();
     let mut table = Vec::new();
-    let mut feat_names: Vec<String> = Vec::new();
+    let mut diverged = Vec::new();
     for ((res, &i), p) in results.into_iter().zip(&mine).zip(&prepared) {
-        let f = res?;
-        if feat_names.is_empty() {
-            feat_names = f.iter().map(|(k, _)| k.to_string()).collect();
-        }
         let mut line = vec![(i + 1).to_string(), p.cfg.seed.to_string()];
         line.extend(rows.rows[i].iter().map(|v| v.to_string()));
-        line.extend(f.iter().map(|(_, v)| format!("{v:.6}")));
+        match res? {
+            Some(f) => {
+                line.extend(f.iter().map(|(_, v)| format!("{v:.6}")));
+                line.push("0".into());
+            }
+            None => {
+                line.extend(names.iter().map(|_| "NaN".to_string()));
+                line.push("1".into());
+                diverged.push(i + 1);
+            }
+        }
         table.push(line);
     }
     let mut header = vec!["row".to_string(), "seed_used".to_string()];
     header.extend(rows.header.iter().cloned());
-    header.extend(feat_names);
+    header.extend(names.iter().map(|s| s.to_string()));
+    header.push("diverged".into());
     write_csv(&path, &header, &table)?;
     Ok(BatchOutput {
         header,
         table,
         path,
+        diverged,
     })
 }

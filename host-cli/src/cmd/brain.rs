@@ -4,7 +4,7 @@
 use crate::args::float_arg;
 use crate::progress::Bar;
 use crate::{plot, say};
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use nmm::brain::{Config, ParamValue, Prepared, Rows, features, run_batch, write_run};
 use nmm::sweep::{parse_shard, slurm_shard};
@@ -70,6 +70,13 @@ pub fn command() -> Command {
                 .value_parser(["stephan2007", "friston2000", "vbjax"])
                 .help("Balloon-Windkessel parameter set [default: stephan2007]"),
         )
+        .arg(
+            Arg::new("empirical-fc")
+                .long("empirical-fc")
+                .value_name("FC.npy")
+                .value_parser(value_parser!(PathBuf))
+                .help("Empirical FC (regions x regions, .npy or CSV): adds the feature fc_emp_corr, its correlation with the simulated FC"),
+        )
         .arg(float_arg("transient", "BOLD before this time is left out of FC and FCD [ms] [default: 10000]".into()))
         .arg(float_arg("record-every", "Record block means of every state variable every this many ms [default: 0 = off]".into()))
         .arg(
@@ -105,14 +112,29 @@ pub fn command() -> Command {
                 .help("Figure: FC matrix, BOLD carpet, FCD matrix"),
         );
     let batch = common(Command::new("batch"))
-        .about("Runs many parameter sets (rows of a CSV) and collects FC/FCD features into one table")
+        .about("Runs many parameter sets (rows of a CSV, or a sweep of one parameter) and collects FC/FCD features into one table")
         .arg(
             Arg::new("rows")
                 .long("rows")
                 .value_name("ROWS.csv")
-                .required(true)
+                .required_unless_present("vary")
+                .conflicts_with("vary")
                 .value_parser(value_parser!(PathBuf))
                 .help("CSV: a header of parameter names (model parameters, G, seed), one run per row"),
+        )
+        .arg(
+            Arg::new("vary")
+                .long("vary")
+                .value_name("NAME=LO:HI:NUM")
+                .allow_hyphen_values(true)
+                .help("Sweep one parameter instead of --rows: G (global coupling) or a model parameter, NUM values from LO to HI, e.g. G=0:0.6:13; with --plot, the features against it"),
+        )
+        .arg(
+            Arg::new("plot")
+                .long("plot")
+                .value_name("FILE.svg")
+                .value_parser(value_parser!(PathBuf))
+                .help("With --vary: FC-connectome correlation (and fit to --empirical-fc), FC mean and spread, FCD spread and BOLD spread against the parameter, diverged runs marked"),
         )
         .arg(
             Arg::new("out")
@@ -192,6 +214,9 @@ pub fn config_from_args(m: &ArgMatches) -> Result<Config> {
     }
     if let Some(v) = m.get_one::<String>("bold-preset") {
         cfg.bold.preset = v.clone();
+    }
+    if let Some(v) = m.get_one::<PathBuf>("empirical-fc") {
+        cfg.fc.empirical = Some(v.clone());
     }
     if let Some(v) = m.get_one::<f64>("transient") {
         cfg.fc.transient_ms = *v;
@@ -291,9 +316,19 @@ pub fn run(m: &ArgMatches) -> Result<()> {
 
 fn batch(m: &ArgMatches) -> Result<()> {
     let base = config_from_args(m)?;
-    let rows_path = m.get_one::<PathBuf>("rows").expect("required");
     let dir = m.get_one::<PathBuf>("out").expect("required");
-    let rows = Rows::read(rows_path)?;
+    let (rows, source) = match (m.get_one::<PathBuf>("rows"), m.get_one::<String>("vary")) {
+        (Some(path), _) => (Rows::read(path)?, path.display().to_string()),
+        (None, Some(spec)) => (vary(spec)?, format!("--vary {spec}")),
+        (None, None) => bail!("give --rows ROWS.csv or --vary NAME=LO:HI:NUM"),
+    };
+    let plot_path = m.get_one::<PathBuf>("plot");
+    if let Some(p) = plot_path {
+        if rows.header.len() != 1 || m.get_one::<String>("vary").is_none() {
+            bail!("--plot draws the features against one parameter: use it with --vary");
+        }
+        nmm::io::check_output(p)?;
+    }
     let shard = match m.get_one::<String>("shard") {
         Some(s) => Some(parse_shard(s)?),
         None => slurm_shard(|k| std::env::var(k).ok())?,
@@ -314,13 +349,55 @@ fn batch(m: &ArgMatches) -> Result<()> {
                 &bar,
             )
         })
-        .with_context(|| rows_path.display().to_string())?;
+        .with_context(|| source.clone())?;
     bar.finish();
     say!(
-        "{} runs in {:.1} s; wrote {}",
+        "{} runs in {:.1} s{}; wrote {}",
         out.table.len(),
         start.elapsed().as_secs_f64(),
+        if out.diverged.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} diverged (rows {:?}: NaN features, diverged = 1)",
+                out.diverged.len(),
+                out.diverged
+            )
+        },
         out.path.display()
     );
+    if let Some(path) = plot_path {
+        let conn = std::path::Path::new(&base.connectome.path)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| base.connectome.path.clone());
+        let title = format!(
+            "nmm brain: {} on {conn} ({} s per run, dt = {} ms)",
+            base.model,
+            base.duration_ms / 1000.0,
+            base.dt_ms
+        );
+        plot::exploration(path, &title, &out.header, &out.table)?;
+        say!("wrote {}", path.display());
+    }
     Ok(())
+}
+
+/// `NAME=LO:HI:NUM` as rows.
+fn vary(spec: &str) -> Result<Rows> {
+    let parsed = spec.split_once('=').and_then(|(n, r)| {
+        let v: Vec<&str> = r.split(':').collect();
+        (v.len() == 3).then(|| {
+            (
+                n.trim(),
+                v[0].trim().parse::<f64>(),
+                v[1].trim().parse::<f64>(),
+                v[2].trim().parse::<usize>(),
+            )
+        })
+    });
+    let Some((name, Ok(lo), Ok(hi), Ok(num))) = parsed else {
+        bail!("--vary: expected NAME=LO:HI:NUM, e.g. G=0:0.6:13, got {spec:?}");
+    };
+    Ok(Rows::vary(name, lo, hi, num)?)
 }

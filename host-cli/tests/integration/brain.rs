@@ -324,3 +324,99 @@ fn bad_configs_give_clear_errors_and_no_output() {
         "{err}"
     );
 }
+
+/// `nmm brain batch --vary`: one parameter swept, a diverged run kept in the table (NaN
+/// features, diverged = 1, the reason on stderr) while the others go on, the features drawn
+/// against the parameter, and the fit to an empirical FC as a feature.
+#[test]
+fn batch_vary_records_divergence_and_draws_the_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let fig = dir.path().join("sweep.svg");
+    // An empirical FC for 4 regions (its six pairs all different, so a correlation exists).
+    let emp = dir.path().join("fc.csv");
+    std::fs::write(&emp, "1,.1,.2,.3\n.1,1,.4,.5\n.2,.4,1,.6\n.3,.5,.6,1\n").unwrap();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "brain",
+            "batch",
+            "--connectome",
+            "builtin:4",
+            "--duration",
+            "4000",
+            "--tr",
+            "100",
+            "--transient",
+            "500",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    // G = 1000 drives v past any finite value within a millisecond at dt = 0.1 ms.
+    let a = args(&["--vary", "G=0:1000:2", "--plot", fig.to_str().unwrap()]);
+    let o = ok(nmm(&a.iter().map(String::as_str).collect::<Vec<_>>()));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("row 2: the network diverged"), "{err}");
+    assert!(
+        err.contains("--G 500"),
+        "the divergence names a value to try: {err}"
+    );
+    let table = std::fs::read_to_string(out.join("features.csv")).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("row,seed_used,G,fc_mean") && lines[0].ends_with(",diverged"));
+    assert!(
+        lines[1].starts_with("1,0,0,") && lines[1].ends_with(",0"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("2,1,1000,NaN") && lines[2].ends_with(",1"),
+        "{table}"
+    );
+    let svg = std::fs::read_to_string(&fig).unwrap();
+    assert!(svg.contains("diverged") && svg.contains("fc_sc_corr"));
+    // With an empirical FC: its fit is one more feature, finite for the run that did not diverge.
+    std::fs::remove_dir_all(&out).unwrap();
+    let a = args(&[
+        "--vary",
+        "G=0:0.1:2",
+        "--empirical-fc",
+        emp.to_str().unwrap(),
+    ]);
+    ok(nmm(&a.iter().map(String::as_str).collect::<Vec<_>>()));
+    let table = std::fs::read_to_string(out.join("features.csv")).unwrap();
+    let head: Vec<&str> = table.lines().next().unwrap().split(',').collect();
+    let col = head
+        .iter()
+        .position(|h| *h == "fc_emp_corr")
+        .expect("fc_emp_corr column");
+    for line in table.lines().skip(1) {
+        let v: f64 = line.split(',').nth(col).unwrap().parse().unwrap();
+        assert!(v.is_finite() && v.abs() <= 1.0, "{line}");
+    }
+    // --plot needs --vary; an empirical FC of another size is refused, naming the flag.
+    let rows = dir.path().join("rows.csv");
+    std::fs::write(&rows, "G\n0\n").unwrap();
+    let a = args(&[
+        "--rows",
+        rows.to_str().unwrap(),
+        "--plot",
+        fig.to_str().unwrap(),
+    ]);
+    let o = nmm(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--vary"));
+    std::fs::write(&emp, "1,0\n0,1\n").unwrap();
+    let a = args(&[
+        "--vary",
+        "G=0:0.1:2",
+        "--empirical-fc",
+        emp.to_str().unwrap(),
+    ]);
+    let o = nmm(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--empirical-fc") && err.contains("2 x 2"),
+        "{err}"
+    );
+}
