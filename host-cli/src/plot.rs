@@ -101,34 +101,56 @@ fn coarsen(m: &ndarray::Array2<f64>) -> ndarray::Array2<f64> {
     })
 }
 
-/// Draws `m` as a heat map on `area` with values scaled by `scale` into [-1, 1].
-#[allow(clippy::too_many_arguments)] // the area, its labels and ranges, and the data
-fn heatmap<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    caption: &str,
-    xlabel: &str,
-    ylabel: &str,
+/// What a heat map shows: its labels, the data range of the colour scale and its unit.
+struct Heat<'a> {
+    caption: &'a str,
+    xlabel: &'a str,
+    ylabel: &'a str,
     x_range: (f64, f64),
     y_range: (f64, f64),
+    /// Values `-half..half` span the colour scale (blue, white, red).
+    half: f64,
+    /// Label of the colour bar, with its unit.
+    bar_label: &'a str,
+    /// Whole-number ticks on the axes (regions, windows).
+    integer_ticks: bool,
+    /// A vertical line at this x with this label (the FC transient on the carpet).
+    marker: Option<(f64, &'a str)>,
+}
+
+/// Draws `m` as a heat map on `area`, with a colour bar on its right.
+fn heatmap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    h: &Heat,
     m: &ndarray::Array2<f64>,
-    scale: f64,
 ) -> Result<()> {
+    let e = |e: &dyn std::fmt::Debug| anyhow!("plot: {e:?}");
     let m = coarsen(m);
     let (rows, cols) = m.dim();
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 18))
+    let (w, _) = area.dim_in_pixel();
+    let (main, bar) = area.split_horizontally(w.saturating_sub(116));
+    let (x_range, y_range) = (h.x_range, h.y_range);
+    let mut chart = ChartBuilder::on(&main)
+        .caption(h.caption, ("sans-serif", 18))
         .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(50)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
         .build_cartesian_2d(x_range.0..x_range.1, y_range.1..y_range.0)
-        .map_err(|e| anyhow!("plot: {e:?}"))?;
+        .map_err(|x| e(&x))?;
+    let int = |v: &f64| format!("{v:.0}");
+    let plain = |v: &f64| format!("{v}");
+    let fmt: &dyn Fn(&f64) -> String = if h.integer_ticks { &int } else { &plain };
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_desc(xlabel)
-        .y_desc(ylabel)
+        .x_desc(h.xlabel)
+        .y_desc(h.ylabel)
+        .x_label_formatter(fmt)
+        .y_label_formatter(&int)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
         .draw()
-        .map_err(|e| anyhow!("plot: {e:?}"))?;
+        .map_err(|x| e(&x))?;
     let (dx, dy) = (
         (x_range.1 - x_range.0) / cols.max(1) as f64,
         (y_range.1 - y_range.0) / rows.max(1) as f64,
@@ -139,10 +161,62 @@ fn heatmap<DB: DrawingBackend>(
             let y0 = y_range.0 + i as f64 * dy;
             Rectangle::new(
                 [(x0, y0), (x0 + dx, y0 + dy)],
-                diverging(v * scale).filled(),
+                diverging(v / h.half).filled(),
             )
         }))
-        .map_err(|e| anyhow!("plot: {e:?}"))?;
+        .map_err(|x| e(&x))?;
+    if let Some((x, label)) = h.marker {
+        // Before the marker: veiled in white (the BOLD start-up, left out of FC and FCD).
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x_range.0, y_range.0), (x, y_range.1)],
+                WHITE.mix(0.65).filled(),
+            )))
+            .map_err(|x| e(&x))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x, y_range.0), (x, y_range.1)],
+                BLACK.stroke_width(2),
+            )))
+            .map_err(|x| e(&x))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.to_string(),
+                (
+                    x + 0.01 * (x_range.1 - x_range.0),
+                    y_range.0 + 0.01 * (y_range.1 - y_range.0),
+                ),
+                ("sans-serif", 13).into_font().color(&BLACK),
+            )))
+            .map_err(|x| e(&x))?;
+    }
+    // The colour bar: the data range from -half (blue) to +half (red), with its unit.
+    let mut cb = ChartBuilder::on(&bar)
+        .margin_top(40)
+        .margin_bottom(54)
+        .margin_right(34)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0.0..1.0, -h.half..h.half)
+        .map_err(|x| e(&x))?;
+    cb.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc(h.bar_label)
+        .y_labels(5)
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .draw()
+        .map_err(|x| e(&x))?;
+    const STEPS: usize = 100;
+    cb.draw_series((0..STEPS).map(|k| {
+        let v0 = -h.half + 2.0 * h.half * k as f64 / STEPS as f64;
+        let v1 = -h.half + 2.0 * h.half * (k + 1) as f64 / STEPS as f64;
+        Rectangle::new(
+            [(0.0, v0), (1.0, v1)],
+            diverging(0.5 * (v0 + v1) / h.half).filled(),
+        )
+    }))
+    .map_err(|x| e(&x))?;
     Ok(())
 }
 
@@ -176,7 +250,7 @@ pub fn brain_figure(
     }
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (1500, 560)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (1650, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
         let root = root
             .titled(title, ("sans-serif", 22))
@@ -184,35 +258,52 @@ pub fn brain_figure(
         let panels = root.split_evenly((1, 3));
         heatmap(
             &panels[0],
-            "FC (BOLD, Pearson)",
-            "region",
-            "region",
-            (0.0, n as f64),
-            (0.0, n as f64),
+            &Heat {
+                caption: "FC (BOLD after the transient)",
+                xlabel: "region",
+                ylabel: "region",
+                x_range: (0.0, n as f64),
+                y_range: (0.0, n as f64),
+                half: 1.0,
+                bar_label: "Pearson r [1]",
+                integer_ticks: true,
+                marker: None,
+            },
             fc,
-            1.0,
         )?;
         let t_end = t_ms.last().copied().unwrap_or(1.0) / 1000.0;
+        let transient_s = transient_ms / 1000.0;
         heatmap(
             &panels[1],
-            "BOLD carpet (z-scored)",
-            "t [s]",
-            "region",
-            (0.0, t_end.max(1e-9)),
-            (0.0, regions as f64),
+            &Heat {
+                caption: "BOLD carpet",
+                xlabel: "t [s]",
+                ylabel: "region",
+                x_range: (0.0, t_end.max(1e-9)),
+                y_range: (0.0, regions as f64),
+                half: 3.0,
+                bar_label: "BOLD, z-score [SD]",
+                integer_ticks: false,
+                marker: (transient_s > 0.0 && transient_s < t_end)
+                    .then_some((transient_s, " FC and FCD from here")),
+            },
             &carpet,
-            1.0 / 3.0,
         )?;
         let w = fcd.nrows() as f64;
         heatmap(
             &panels[2],
-            "FCD (FC of windows, Pearson)",
-            "window",
-            "window",
-            (0.0, w.max(1.0)),
-            (0.0, w.max(1.0)),
+            &Heat {
+                caption: "FCD (FC of sliding windows)",
+                xlabel: "window",
+                ylabel: "window",
+                x_range: (0.0, w.max(1.0)),
+                y_range: (0.0, w.max(1.0)),
+                half: 1.0,
+                bar_label: "Pearson r [1]",
+                integer_ticks: true,
+                marker: None,
+            },
             fcd,
-            1.0,
         )?;
         root.present().map_err(|e| anyhow!("plot: {e}"))?;
     }

@@ -320,19 +320,26 @@ impl Prepared {
     pub fn with_connectome(cfg: Config, conn: ConnectomeData) -> Result<Self> {
         let n = conn.n;
         if !(cfg.dt_ms.is_finite() && cfg.dt_ms > 0.0) {
-            bail!("dt_ms must be positive, got {}", cfg.dt_ms);
+            bail!("dt_ms (--dt) must be positive, got {}", cfg.dt_ms);
         }
         if !(cfg.duration_ms.is_finite() && cfg.duration_ms > 0.0) {
-            bail!("duration_ms must be positive, got {}", cfg.duration_ms);
+            bail!(
+                "duration_ms (--duration) must be positive, got {}",
+                cfg.duration_ms
+            );
         }
         if !cfg.coupling.is_finite() {
-            bail!("coupling must be finite");
+            bail!("coupling (--G) must be finite, got {}", cfg.coupling);
         }
         let steps = (cfg.duration_ms / cfg.dt_ms).round() as usize;
-        let bold_every = whole_multiple("bold.dt_ms", cfg.bold.dt_ms, cfg.dt_ms)?;
-        whole_multiple("bold.tr_ms", cfg.bold.tr_ms, cfg.bold.dt_ms)?;
+        let bold_every = whole_multiple("bold.dt_ms (--bold-dt)", cfg.bold.dt_ms, cfg.dt_ms)?;
+        whole_multiple("bold.tr_ms (--tr)", cfg.bold.tr_ms, cfg.bold.dt_ms)?;
         let record_every = if cfg.record_every_ms > 0.0 {
-            whole_multiple("record_every_ms", cfg.record_every_ms, cfg.dt_ms)?
+            whole_multiple(
+                "record_every_ms (--record-every)",
+                cfg.record_every_ms,
+                cfg.dt_ms,
+            )?
         } else {
             0
         };
@@ -348,13 +355,19 @@ impl Prepared {
         }
         crate::bold::check_step(&bold, cfg.bold.dt_ms, "bold.dt_ms (--bold-dt)")?;
         if !(cfg.fc.transient_ms.is_finite() && cfg.fc.transient_ms >= 0.0) {
-            bail!("fc.transient_ms must be finite and >= 0");
+            bail!(
+                "fc.transient_ms (--transient) must be finite and >= 0, got {}",
+                cfg.fc.transient_ms
+            );
         }
         if !(cfg.record_every_ms.is_finite() && cfg.record_every_ms >= 0.0) {
-            bail!("record_every_ms must be finite and >= 0 (0: no recording)");
+            bail!(
+                "record_every_ms (--record-every) must be finite and >= 0 (0: no recording), got {}",
+                cfg.record_every_ms
+            );
         }
         if !(cfg.bold.tr_ms.is_finite() && cfg.bold.tr_ms > 0.0) {
-            bail!("bold.tr_ms must be positive");
+            bail!("bold.tr_ms (--tr) must be positive, got {}", cfg.bold.tr_ms);
         }
         if cfg.fc.window_tr < 2 || cfg.fc.step_tr == 0 {
             bail!("fc.window_tr must be >= 2 and fc.step_tr >= 1");
@@ -506,7 +519,7 @@ pub fn run(p: &Prepared, progress: &dyn Progress) -> Result<RunOutput> {
     match p.cfg.precision.as_str() {
         "f64" => dispatch::<f64>(p, progress),
         "f32" => dispatch::<f32>(p, progress),
-        other => bail!("precision must be f64 or f32, not {other:?}"),
+        other => bail!("precision (--precision) must be f64 or f32, not {other:?}"),
     }
 }
 
@@ -516,7 +529,7 @@ fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
 ) -> Result<RunOutput> {
     use nmm_core::models::{ChenCampbell, Mpr, Rww, RwwGriffiths};
     if p.cfg.model != "mlp" && p.cfg.model_file.is_some() {
-        bail!("model_file is only for model = \"mlp\"");
+        bail!("model_file (--model-file) is only for model = \"mlp\" (--model mlp)");
     }
     match p.cfg.model.as_str() {
         "mpr" => simulate::<T, Mpr<T>, 2>(Mpr::default(), p, progress),
@@ -530,7 +543,7 @@ fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
             (|| crate::with_mlp!(T, path, |m| simulate::<T, _, 2>(m, p, progress)))()
                 .context("model_file")
         }
-        other => bail!("model {other:?}: expected mpr, cc, rww, rww-griffiths or mlp"),
+        other => bail!("model (--model) {other:?}: expected mpr, cc, rww, rww-griffiths or mlp"),
     }
 }
 

@@ -528,6 +528,40 @@ fn figure<const N: usize>(
                     .map_err(|x| e(&x))?;
             }
         }
+        // Legend entries: empty series with a label and a swatch each.
+        let none = || std::iter::empty::<PathElement<(f64, f64)>>();
+        chart
+            .draw_series(none())
+            .map_err(|x| e(&x))?
+            .label("stable")
+            .legend(|(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], BLUE.stroke_width(2)));
+        chart
+            .draw_series(none())
+            .map_err(|x| e(&x))?
+            .label("unstable (dashed)")
+            .legend(|(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], RED.stroke_width(1)));
+        if rows.iter().any(|r| r.label == Label::Fold) {
+            chart
+                .draw_series(none())
+                .map_err(|x| e(&x))?
+                .label("LP fold")
+                .legend(|(a, b)| Circle::new((a + 10, b), 4, BLACK.filled()));
+        }
+        if rows.iter().any(|r| r.label == Label::Hopf) {
+            chart
+                .draw_series(none())
+                .map_err(|x| e(&x))?
+                .label("H Hopf")
+                .legend(|(a, b)| Circle::new((a + 10, b), 4, GREEN.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|x| e(&x))?;
         for r in rows.iter().filter(|r| r.label.is_special()) {
             let c = if r.label == Label::Hopf { GREEN } else { BLACK };
             chart

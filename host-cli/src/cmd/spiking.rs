@@ -119,9 +119,9 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     match m.subcommand() {
         Some(("qif", sub)) => {
             let (c, p, meta) = qif_from_args(sub)?;
-            check(sub)?;
+            check(sub, &c)?;
             let bar = Bar::new(
-                "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})",
+                "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})  {msg}",
                 "spiking",
             );
             let out = run_qif(&c, &p, &bar)?;
@@ -130,9 +130,9 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         }
         Some(("izh", sub)) => {
             let (c, p, meta) = izh_from_args(sub)?;
-            check(sub)?;
+            check(sub, &c)?;
             let bar = Bar::new(
-                "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})",
+                "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})  {msg}",
                 "spiking",
             );
             let out = run_izh(&c, &p, &bar)?;
@@ -268,15 +268,29 @@ fn finish(m: &ArgMatches, kind: &str, c: &Common, out: &Output, extra: Value) ->
         say!("wrote {}", path.display());
     }
     if let Some(path) = m.get_one::<PathBuf>("plot") {
-        let mut series = vec![("r", out.r.clone()), ("v", out.v.clone())];
+        // Units: QIF time in membrane time constants tau, Izhikevich dimensionless.
+        let (unit, r_label) = if kind == "izh" {
+            ("t [1]", "r, rate [1]")
+        } else {
+            ("t [tau]", "r, rate [1/tau]")
+        };
+        let mut series = vec![
+            (r_label, out.r.clone()),
+            ("v, mean potential [1]", out.v.clone()),
+        ];
         if kind == "izh" {
-            series.push(("w", out.w.clone()));
+            series.push(("w, adaptation [1]", out.w.clone()));
         }
-        series.push(("input", out.input.clone()));
+        series.push(("I, drive [1]", out.input.clone()));
         plot::time_series(
             path,
-            &format!("nmm spiking {kind}, N = {}, p = {}", c.n, c.conn.p()),
-            "t",
+            &format!(
+                "nmm spiking {kind}, N = {}, p = {}, rate in bins of {}",
+                c.n,
+                c.conn.p(),
+                c.bin
+            ),
+            unit,
             &out.t,
             &series,
         )?;
@@ -285,11 +299,22 @@ fn finish(m: &ArgMatches, kind: &str, c: &Common, out: &Output, extra: Value) ->
     Ok(())
 }
 
-/// Every output path, before the run.
-fn check(m: &ArgMatches) -> Result<()> {
+/// Every output path, before the run; the memory the connectivity will take, before it is
+/// built.
+fn check(m: &ArgMatches, c: &Common) -> Result<()> {
     let outs: Vec<&std::path::Path> = ["out", "plot"]
         .iter()
         .filter_map(|id| m.get_one::<PathBuf>(id).map(PathBuf::as_path))
         .collect();
-    Ok(nmm::io::check_outputs(&outs)?)
+    nmm::io::check_outputs(&outs)?;
+    let bytes = nmm::network::stored_bytes(c.n, c.conn);
+    if bytes > 0 {
+        crate::note!(
+            "spiking: N = {}, p = {}: stored connectivity {:.1} MB (--procedural stores none)",
+            c.n,
+            c.conn.p(),
+            bytes as f64 / 1e6
+        );
+    }
+    Ok(())
 }

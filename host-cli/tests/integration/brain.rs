@@ -258,7 +258,7 @@ fn bad_configs_give_clear_errors_and_no_output() {
         ),
         (
             "dt_ms = 0.1\n[bold]\ndt_ms = 0.25\n",
-            "bold.dt_ms = 0.25 must be a whole multiple",
+            "bold.dt_ms (--bold-dt) = 0.25 must be a whole multiple",
         ),
         (
             "noise = [0.1]\n",

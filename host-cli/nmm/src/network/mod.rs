@@ -1086,6 +1086,20 @@ impl Pop for QifBlock {
     }
 }
 
+/// The network's connectivity, with its memory on the progress display while it is built.
+fn build_graph(c: &Common, progress: &dyn Progress) -> Result<Graph> {
+    let bytes = stored_bytes(c.n, c.conn);
+    if bytes > 0 {
+        progress.message(&format!(
+            "building connectivity ({:.1} MB)",
+            bytes as f64 / 1e6
+        ));
+    }
+    let graph = with_threads(c.threads, || Graph::new(c.n, c.conn, c.seed))?;
+    progress.message("");
+    Ok(graph)
+}
+
 /// Simulates a QIF network.
 ///
 /// ```
@@ -1157,7 +1171,7 @@ pub fn run_qif(c: &Common, p: &QifParams, progress: &dyn Progress) -> Result<Out
             (true, onset, ws, slots)
         }
     };
-    let graph = with_threads(c.threads, || Graph::new(c.n, c.conn, c.seed))?;
+    let graph = build_graph(c, progress)?;
     let nf = c.n as f64;
     let w = weight_scale(c)
         * match p.synapse {
@@ -1303,7 +1317,7 @@ pub fn run_izh(c: &Common, p: &IzhParams, progress: &dyn Progress) -> Result<Out
     }
     p.mf.validate().map_err(|e| crate::error::input!("{e}"))?;
     let neuron = Izhikevich::from_mean_field(&p.mf, p.v_peak, p.v_reset, c.dt);
-    let graph = with_threads(c.threads, || Graph::new(c.n, c.conn, c.seed))?;
+    let graph = build_graph(c, progress)?;
     let jump = weight_scale(c) * p.mf.s_jump / c.n as f64;
     let eta = etas(c, p.mf.eta, p.mf.delta);
     let v0 = initial_v(c, std::f64::consts::PI * c.init.0, p.v_reset, p.v_peak);
