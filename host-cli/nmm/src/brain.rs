@@ -1337,7 +1337,7 @@ pub fn run_batch(
                     Some(features(p, &out)?)
                 }
                 Err(e) if e.is_divergence() => {
-                    progress.note(&format!("row {}: {e}", i + 1));
+                    progress.note(&format!("row {}: {}", i + 1, e.report()));
                     None
                 }
                 Err(e) => return Err(e).with_context(|| format!("row {}", i + 1)),

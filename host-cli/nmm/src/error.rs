@@ -122,6 +122,28 @@ impl Error {
         }
     }
 
+    /// The error and its causes on one line, `what: why: ...`, as a person should read it
+    /// (`Display` shows only the outermost part, as error types do; this follows the sources).
+    ///
+    /// ```
+    /// use nmm::error::Context;
+    /// let e = Err::<(), _>(nmm::Error::input("N: a network needs at least one neuron"))
+    ///     .context("grid.toml")
+    ///     .unwrap_err();
+    /// assert_eq!(e.to_string(), "grid.toml");
+    /// assert_eq!(e.report(), "grid.toml: N: a network needs at least one neuron");
+    /// ```
+    pub fn report(&self) -> String {
+        let mut s = self.to_string();
+        let mut src = std::error::Error::source(self);
+        while let Some(c) = src {
+            s += ": ";
+            s += &c.to_string();
+            src = c.source();
+        }
+        s
+    }
+
     /// Whether the root cause is a divergence (a sampler rejects such a draw and goes on).
     ///
     /// ```

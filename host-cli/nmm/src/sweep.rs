@@ -702,7 +702,7 @@ impl Sweep {
                         run.p,
                         run.seed,
                         run.stim_seed,
-                        chain(&e)
+                        e.report()
                     );
                     let _ = atomic_write(&error_file, |w| Ok(w.write_all(reason.as_bytes())?));
                     progress.note(&reason);
@@ -779,16 +779,4 @@ impl Sweep {
         }
         Ok(())
     }
-}
-
-/// An error and its causes on one line (`a: b: c`).
-fn chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        s += ": ";
-        s += &c.to_string();
-        src = c.source();
-    }
-    s
 }
