@@ -123,3 +123,21 @@ pub fn set_mlp_flags<const H1: usize, const H2: usize>(
     }
     Ok(())
 }
+
+/// The flags of the `mlp` model: the weight file and the network parameters it takes as inputs.
+pub fn mlp_args(c: Command) -> Command {
+    c.arg(
+        clap::Arg::new("model")
+            .long("model")
+            .value_name("MODEL.nmmw")
+            .required(true)
+            .value_parser(clap::value_parser!(std::path::PathBuf))
+            .help("Trained MLP mean field (nmm train)"),
+    )
+    .arg(float_arg("eta", "eta_bar [1] (default -5)".into()))
+    .arg(float_arg(
+        "p",
+        "Connection probability [1] (default 1)".into(),
+    ))
+    .arg(float_arg("J", "Coupling J [1] (default 15)".into()))
+}

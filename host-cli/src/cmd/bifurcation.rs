@@ -79,26 +79,9 @@ fn common(c: Command) -> Command {
 /// The `bifurcation` command.
 pub fn command() -> Command {
     let mut subs = model_subcommands(common);
-    subs.push(common(
-        Command::new("mlp")
-            .about("The trained MLP mean field (a .nmmw file from nmm train)")
-            .arg(
-                Arg::new("model")
-                    .long("model")
-                    .value_name("MODEL.nmmw")
-                    .required(true)
-                    .value_parser(value_parser!(PathBuf)),
-            )
-            .arg(crate::args::float_arg("eta", "eta_bar (default -5)".into()))
-            .arg(crate::args::float_arg(
-                "p",
-                "Connection probability (default 1)".into(),
-            ))
-            .arg(crate::args::float_arg(
-                "J",
-                "Coupling J (default 15)".into(),
-            )),
-    ));
+    subs.push(common(crate::models::mlp_args(Command::new("mlp").about(
+        "The trained MLP mean field (a .nmmw file from nmm train)",
+    ))));
     Command::new("bifurcation")
         .about("Continuation of equilibria: folds and Hopf points in one parameter, cusps in two")
         .subcommand_required(true)

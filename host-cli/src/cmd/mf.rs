@@ -24,27 +24,9 @@ pub fn command() -> Command {
         .about("Integrate one mean-field node (parameters by flag, e.g. --eta -5 --J 15)")
         .subcommand_required(true)
         .subcommands(model_subcommands(mf_args))
-        .subcommand(mf_args(
-            Command::new("mlp")
-                .about(<MlpMeanField<f64> as RunDefaults>::ABOUT)
-                .arg(
-                    Arg::new("model")
-                        .long("model")
-                        .value_name("MODEL.nmmw")
-                        .required(true)
-                        .value_parser(value_parser!(PathBuf))
-                        .help("Trained MLP mean field (nmm train)"),
-                )
-                .arg(crate::args::float_arg("eta", "eta_bar (default -5)".into()))
-                .arg(crate::args::float_arg(
-                    "p",
-                    "Connection probability (default 1)".into(),
-                ))
-                .arg(crate::args::float_arg(
-                    "J",
-                    "Coupling J (default 15)".into(),
-                )),
-        ))
+        .subcommand(mf_args(crate::models::mlp_args(
+            Command::new("mlp").about(<MlpMeanField<f64> as RunDefaults>::ABOUT),
+        )))
 }
 
 /// The options every `mf` model takes.
