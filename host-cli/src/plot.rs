@@ -367,7 +367,11 @@ pub fn exploration(
     }
     let panels: Vec<Panel> = vec![
         (
-            "FC against structure (and data)",
+            if col("fc_emp_corr").is_some() {
+                "FC against the connectome and the empirical FC"
+            } else {
+                "FC against the connectome"
+            },
             "correlation [1]",
             Some((-0.2, 1.0)),
             first,
@@ -409,82 +413,110 @@ pub fn exploration(
                 .iter()
                 .filter_map(|(n, c)| series(n).map(|v| (*n, *c, v)))
                 .collect();
-            let (lo, hi) = match fixed {
-                Some(r) => r,
-                None => {
-                    let (lo, hi) = data
-                        .iter()
-                        .flat_map(|(_, _, v)| v.iter().copied().filter(|v| v.is_finite()))
-                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                            (a.min(v), b.max(v))
-                        });
-                    if !(lo.is_finite() && hi.is_finite()) {
-                        (0.0, 1.0)
-                    } else if hi > lo {
-                        let pad = 0.08 * (hi - lo);
-                        (lo - pad, hi + pad)
-                    } else {
-                        (lo - 0.5, hi + 0.5)
-                    }
-                }
+            let axes = Axes {
+                caption,
+                x_label: &x_label,
+                y_label: ylabel,
+                x_range: (x0 - xpad, x1 + xpad),
+                fixed,
             };
-            let mut chart = ChartBuilder::on(area)
-                .caption(caption, ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(48)
-                .y_label_area_size(72)
-                .build_cartesian_2d((x0 - xpad)..(x1 + xpad), lo..hi)
-                .map_err(|x| e(&x))?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label.as_str())
-                .y_desc(ylabel)
-                .label_style(("sans-serif", 14))
-                .axis_desc_style(("sans-serif", 15))
-                .light_line_style(WHITE.mix(0.0))
-                .draw()
-                .map_err(|x| e(&x))?;
-            for (name, colour, y) in &data {
-                let pts: Vec<(f64, f64)> = x
-                    .iter()
-                    .zip(y)
-                    .filter(|(_, v)| v.is_finite())
-                    .map(|(a, b)| (*a, *b))
-                    .collect();
-                let c = *colour;
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                    .map_err(|x| e(&x))?
-                    .label(*name)
-                    .legend(move |(a, b)| {
-                        PathElement::new(vec![(a, b), (a + 20, b)], c.stroke_width(2))
-                    });
-                chart
-                    .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
-                    .map_err(|x| e(&x))?;
-            }
-            if !diverged.is_empty() {
-                let y = lo + 0.04 * (hi - lo);
-                chart
-                    .draw_series(
-                        diverged
-                            .iter()
-                            .map(|d| Cross::new((*d, y), 6, RED.stroke_width(2))),
-                    )
-                    .map_err(|x| e(&x))?
-                    .label("diverged")
-                    .legend(|(a, b)| Cross::new((a + 10, b), 5, RED.stroke_width(2)));
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(|x| e(&x))?;
+            feature_panel(area, &axes, &x, &data, &diverged)?;
         }
         root.present().map_err(|x| e(&x))?;
     }
     Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
+}
+
+/// The axes of one panel of [`exploration`].
+struct Axes<'a> {
+    caption: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    x_range: (f64, f64),
+    /// A fixed y range, or `None` for the data's.
+    fixed: Option<(f64, f64)>,
+}
+
+/// One panel of [`exploration`]: each named curve against `x`, the diverged runs as red crosses.
+fn feature_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    axes: &Axes,
+    x: &[f64],
+    data: &[(&str, RGBColor, Vec<f64>)],
+    diverged: &[f64],
+) -> Result<()> {
+    let e = |e: &dyn std::fmt::Debug| anyhow!("plot: {e:?}");
+    let (lo, hi) = match axes.fixed {
+        Some(r) => r,
+        None => {
+            let (lo, hi) = data
+                .iter()
+                .flat_map(|(_, _, v)| v.iter().copied().filter(|v| v.is_finite()))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(v), b.max(v))
+                });
+            if !(lo.is_finite() && hi.is_finite()) {
+                (0.0, 1.0)
+            } else if hi > lo {
+                let pad = 0.08 * (hi - lo);
+                (lo - pad, hi + pad)
+            } else {
+                (lo - 0.5, hi + 0.5)
+            }
+        }
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(axes.caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(axes.x_range.0..axes.x_range.1, lo..hi)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_desc(axes.x_label)
+        .y_desc(axes.y_label)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (name, colour, y) in data {
+        let pts: Vec<(f64, f64)> = x
+            .iter()
+            .zip(y)
+            .filter(|(_, v)| v.is_finite())
+            .map(|(a, b)| (*a, *b))
+            .collect();
+        let c = *colour;
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(|x| e(&x))?
+            .label(*name)
+            .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], c.stroke_width(2)));
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))
+            .map_err(|x| e(&x))?;
+    }
+    if !diverged.is_empty() {
+        let y = lo + 0.04 * (hi - lo);
+        chart
+            .draw_series(
+                diverged
+                    .iter()
+                    .map(|d| Cross::new((*d, y), 6, RED.stroke_width(2))),
+            )
+            .map_err(|x| e(&x))?
+            .label("diverged")
+            .legend(|(a, b)| Cross::new((a + 10, b), 5, RED.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|x| e(&x))?;
+    Ok(())
 }

@@ -255,6 +255,52 @@ fn whole_multiple(what: &str, a: f64, b: f64) -> Result<usize> {
         .ok_or_else(|| input!("{what} = {a} must be a whole multiple (>= 1) of {b}"))
 }
 
+/// Refuses a run too short for FC and three FCD windows after the transient (it would give
+/// NaN or empty results), naming the duration that would do.
+fn check_fc_length(cfg: &Config, steps: usize, bold_every: usize) -> Result<()> {
+    // FC needs BOLD after the transient, and FCD's mean and spread need three windows:
+    // a shorter run would give NaN or empty results, so it is refused before it runs.
+    let per_tr = (cfg.bold.tr_ms / cfg.bold.dt_ms).round() as usize;
+    let samples = steps / bold_every / per_tr.max(1);
+    // Samples k = 1, 2, ... at k TR; those after the transient have k > transient / TR.
+    // (Float-to-integer casts saturate, and the sums below saturate too, so a huge
+    // transient is simply refused.)
+    let first_after = ((cfg.fc.transient_ms / cfg.bold.tr_ms).floor() as usize).saturating_add(1);
+    let after = samples.saturating_add(1).saturating_sub(first_after);
+    let (w, s) = (cfg.fc.window_tr, cfg.fc.step_tr);
+    let need = w.saturating_add(s.saturating_mul(2));
+    if after < need {
+        let min_ms = ((first_after - 1) as f64 + need as f64) * cfg.bold.tr_ms;
+        bail!(
+            "duration_ms (--duration) = {} ms gives {after} BOLD samples after the FC transient \
+             of {} ms (fc.transient_ms, --transient); FC and the FCD's mean and spread need {need} \
+             (three windows of {w} TRs, step {s}): give a duration of at least {min_ms} ms, \
+             a shorter transient or TR (--tr), or smaller FCD windows (fc.window_tr, fc.step_tr)",
+            cfg.duration_ms,
+            cfg.fc.transient_ms
+        );
+    }
+    Ok(())
+}
+
+/// The empirical FC of `fc.empirical` (`--empirical-fc`), checked to be `n x n`.
+fn load_empirical_fc(cfg: &Config, n: usize) -> Result<Option<Vec<f64>>> {
+    Ok(match &cfg.fc.empirical {
+        None => None,
+        Some(path) => {
+            let (m, fc) =
+                crate::connectome::read_matrix(path).context("fc.empirical (--empirical-fc)")?;
+            if m != n {
+                bail!(
+                    "fc.empirical (--empirical-fc) {}: {m} x {m}, but the connectome has {n} regions",
+                    path.display()
+                );
+            }
+            Some(fc)
+        }
+    })
+}
+
 impl Prepared {
     /// Longest delay of a link with non-zero weight, in steps (the one the run uses).
     ///
@@ -372,29 +418,7 @@ impl Prepared {
         if cfg.fc.window_tr < 2 || cfg.fc.step_tr == 0 {
             bail!("fc.window_tr must be >= 2 and fc.step_tr >= 1");
         }
-        // FC needs BOLD after the transient, and FCD's mean and spread need three windows:
-        // a shorter run would give NaN or empty results, so it is refused before it runs.
-        let per_tr = (cfg.bold.tr_ms / cfg.bold.dt_ms).round() as usize;
-        let samples = steps / bold_every / per_tr.max(1);
-        // Samples k = 1, 2, ... at k TR; those after the transient have k > transient / TR.
-        // (Float-to-integer casts saturate, and the sums below saturate too, so a huge
-        // transient is simply refused.)
-        let first_after =
-            ((cfg.fc.transient_ms / cfg.bold.tr_ms).floor() as usize).saturating_add(1);
-        let after = samples.saturating_add(1).saturating_sub(first_after);
-        let (w, s) = (cfg.fc.window_tr, cfg.fc.step_tr);
-        let need = w.saturating_add(s.saturating_mul(2));
-        if after < need {
-            let min_ms = ((first_after - 1) as f64 + need as f64) * cfg.bold.tr_ms;
-            bail!(
-                "duration_ms (--duration) = {} ms gives {after} BOLD samples after the FC transient \
-                 of {} ms (fc.transient_ms, --transient); FC and the FCD's mean and spread need {need} \
-                 (three windows of {w} TRs, step {s}): give a duration of at least {min_ms} ms, \
-                 a shorter transient or TR (--tr), or smaller FCD windows (fc.window_tr, fc.step_tr)",
-                cfg.duration_ms,
-                cfg.fc.transient_ms
-            );
-        }
+        check_fc_length(&cfg, steps, bold_every)?;
         let mut weights = conn.weights.clone();
         if cfg.connectome.zero_diagonal {
             normalise(n, &mut weights, Normalise::ZeroDiagonal)?;
@@ -428,20 +452,7 @@ impl Prepared {
             ),
             (false, _) => vec![],
         };
-        let empirical_fc = match &cfg.fc.empirical {
-            None => None,
-            Some(path) => {
-                let (m, fc) = crate::connectome::read_matrix(path)
-                    .context("fc.empirical (--empirical-fc)")?;
-                if m != n {
-                    bail!(
-                        "fc.empirical (--empirical-fc) {}: {m} x {m}, but the connectome has {n} regions",
-                        path.display()
-                    );
-                }
-                Some(fc)
-            }
-        };
+        let empirical_fc = load_empirical_fc(&cfg, n)?;
         Ok(Self {
             cfg,
             conn,
