@@ -147,6 +147,13 @@ fn heatmap<DB: DrawingBackend>(
         .y_desc(h.ylabel)
         .x_label_formatter(fmt)
         .y_label_formatter(&int)
+        // Whole-number axes get at most one label per whole number (no repeated "0 0 1").
+        .x_labels(if h.integer_ticks {
+            ((x_range.1 - x_range.0) as usize + 1).clamp(2, 10)
+        } else {
+            10
+        })
+        .y_labels(((y_range.1 - y_range.0) as usize + 1).clamp(2, 10))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .draw()
@@ -447,7 +454,11 @@ fn feature_panel(
 ) -> Result<()> {
     let e = |e: &dyn std::fmt::Debug| anyhow!("plot: {e:?}");
     let (lo, hi) = match axes.fixed {
-        Some(r) => r,
+        // The fixed range, widened to any value outside it.
+        Some((lo, hi)) => data
+            .iter()
+            .flat_map(|(_, _, v)| v.iter().copied().filter(|v| v.is_finite()))
+            .fold((lo, hi), |(a, b), v| (a.min(v - 0.05), b.max(v + 0.05))),
         None => {
             let (lo, hi) = data
                 .iter()

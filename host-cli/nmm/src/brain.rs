@@ -246,6 +246,8 @@ pub struct Prepared {
     pub bold: BoldParams<f64>,
     /// Neural steps per recorded sample (0: none).
     pub record_every: usize,
+    /// BOLD steps per TR.
+    pub bold_per_tr: usize,
     /// The empirical FC of `fc.empirical`, regions x regions row-major.
     pub empirical_fc: Option<Vec<f64>>,
 }
@@ -295,6 +297,26 @@ fn load_empirical_fc(cfg: &Config, n: usize) -> Result<Option<Vec<f64>>> {
                     "fc.empirical (--empirical-fc) {}: {m} x {m}, but the connectome has {n} regions",
                     path.display()
                 );
+            }
+            if let Some(k) = fc.iter().position(|v| !v.is_finite()) {
+                bail!(
+                    "fc.empirical (--empirical-fc) {}: entry ({}, {}) is not finite",
+                    path.display(),
+                    k / n,
+                    k % n
+                );
+            }
+            // An FC is symmetric; only its upper triangle is compared, so say if it is not.
+            for i in 0..n {
+                for j in i + 1..n {
+                    let (a, b) = (fc[i * n + j], fc[j * n + i]);
+                    if (a - b).abs() > 1e-6 * (1.0 + a.abs()) {
+                        bail!(
+                            "fc.empirical (--empirical-fc) {}: not symmetric at ({i}, {j}): {a} vs {b}",
+                            path.display()
+                        );
+                    }
+                }
             }
             Some(fc)
         }
@@ -379,7 +401,7 @@ impl Prepared {
         }
         let steps = (cfg.duration_ms / cfg.dt_ms).round() as usize;
         let bold_every = whole_multiple("bold.dt_ms (--bold-dt)", cfg.bold.dt_ms, cfg.dt_ms)?;
-        whole_multiple("bold.tr_ms (--tr)", cfg.bold.tr_ms, cfg.bold.dt_ms)?;
+        let bold_per_tr = whole_multiple("bold.tr_ms (--tr)", cfg.bold.tr_ms, cfg.bold.dt_ms)?;
         let record_every = if cfg.record_every_ms > 0.0 {
             whole_multiple(
                 "record_every_ms (--record-every)",
@@ -453,7 +475,7 @@ impl Prepared {
             (false, _) => vec![],
         };
         let empirical_fc = load_empirical_fc(&cfg, n)?;
-        Ok(Self {
+        let p = Self {
             cfg,
             conn,
             weights,
@@ -462,8 +484,18 @@ impl Prepared {
             bold_every,
             bold,
             record_every,
+            bold_per_tr,
             empirical_fc,
-        })
+        };
+        // The model, its parameters, noise and initial state, before anything runs.
+        if !matches!(p.cfg.precision.as_str(), "f64" | "f32") {
+            bail!(
+                "precision (--precision) must be f64 or f32, not {:?}",
+                p.cfg.precision
+            );
+        }
+        dispatch::<f64>(&p, None)?;
+        Ok(p)
     }
 }
 
@@ -527,17 +559,20 @@ pub struct RunOutput {
 /// # Ok::<(), nmm::Error>(())
 /// ```
 pub fn run(p: &Prepared, progress: &dyn Progress) -> Result<RunOutput> {
-    match p.cfg.precision.as_str() {
-        "f64" => dispatch::<f64>(p, progress),
-        "f32" => dispatch::<f32>(p, progress),
+    let out = match p.cfg.precision.as_str() {
+        "f64" => dispatch::<f64>(p, Some(progress)),
+        "f32" => dispatch::<f32>(p, Some(progress)),
         other => bail!("precision (--precision) must be f64 or f32, not {other:?}"),
-    }
+    }?;
+    out.ok_or_else(|| input!("internal: a run without output"))
 }
 
+/// Runs `p` in precision `T`; with `progress` `None`, only checks the model, its parameters,
+/// noise and initial state (every row of a batch is checked so before any runs).
 fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
     p: &Prepared,
-    progress: &dyn Progress,
-) -> Result<RunOutput> {
+    progress: Option<&dyn Progress>,
+) -> Result<Option<RunOutput>> {
     use nmm_core::models::{ChenCampbell, Mpr, Rww, RwwGriffiths};
     if p.cfg.model != "mlp" && p.cfg.model_file.is_some() {
         bail!("model_file (--model-file) is only for model = \"mlp\" (--model mlp)");
@@ -707,11 +742,13 @@ struct Observers<'a, const N: usize> {
 impl<'a, const N: usize> Observers<'a, N> {
     fn new(p: &'a Prepared, buf: &'a mut ObserverBuffers) -> Result<Self> {
         let (n, cfg) = (p.conn.n, &p.cfg);
+        // The TR as the whole number of BOLD steps accepted above (a TR typed within the
+        // step tolerance, e.g. 2000.001 ms, samples every 400 steps of 5 ms).
         let bold_mon = BoldMonitor::new(
             p.bold,
             &mut buf.bold_state,
             cfg.bold.dt_ms / 1000.0,
-            cfg.bold.tr_ms / 1000.0,
+            p.bold_per_tr as f64 * cfg.bold.dt_ms / 1000.0,
         )?;
         let n_tr = p.steps / p.bold_every / bold_mon.steps_per_tr();
         let rec_samples = p.steps.checked_div(p.record_every).unwrap_or(0);
@@ -845,11 +882,18 @@ fn diverged<T: Real, const N: usize>(
         variable: state[v].to_string(),
         message: format!(
             "the network diverged at t = {t} ms: {} of region {i} ({}) is not finite; \
-             try half the step (dt_ms, --dt {}) or of the coupling (coupling, --G {}), or less noise",
+             try half the step (dt_ms, --dt {}){}, or less noise",
             state[v],
             p.conn.labels[i],
             p.cfg.dt_ms / 2.0,
-            p.cfg.coupling / 2.0
+            if p.cfg.coupling != 0.0 {
+                format!(
+                    " or of the coupling (coupling, --G {})",
+                    p.cfg.coupling / 2.0
+                )
+            } else {
+                String::new()
+            }
         ),
     }
 }
@@ -857,8 +901,8 @@ fn diverged<T: Real, const N: usize>(
 fn simulate<T, M, const N: usize>(
     base: M,
     p: &Prepared,
-    progress: &dyn Progress,
-) -> Result<RunOutput>
+    progress: Option<&dyn Progress>,
+) -> Result<Option<RunOutput>>
 where
     T: Real,
     M: Model<T, N> + Clone + PartialEq,
@@ -871,6 +915,9 @@ where
         Some(v) if v.len() == N => vec![core::array::from_fn(|k| T::from_f64(v[k])); n],
         Some(v) => bail!("initial: {} values for {N} state variables", v.len()),
         None => models.iter().map(|m| m.initial_state()).collect(),
+    };
+    let Some(progress) = progress else {
+        return Ok(None);
     };
     let wt: Vec<T> = p.weights.iter().map(|&w| T::from_f64(w)).collect();
     let mut links = LinkTables::new(n, &wt, &p.delays)?;
@@ -927,7 +974,7 @@ where
             (s.name.to_string(), v)
         })
         .collect();
-    Ok(RunOutput {
+    Ok(Some(RunOutput {
         t_ms,
         bold,
         fc,
@@ -938,7 +985,7 @@ where
         sigma: sigma.to_vec(),
         params,
         wall_s,
-    })
+    }))
 }
 
 /// Summary features of a run (FC and FCD statistics), as in inference studies: the names of
@@ -996,19 +1043,16 @@ pub fn features(p: &Prepared, out: &RunOutput) -> Result<Features> {
 /// Named features of a run ([`features`]).
 pub type Features = Vec<(&'static str, f64)>;
 
-/// The names of [`features`] for runs of `p`: FC mean and spread, FC-connectome correlation,
+/// The names of [`features`] for runs of `cfg`: FC mean and spread, FC-connectome correlation,
 /// FCD mean and spread, FCD windows, mean BOLD spread, and `fc_emp_corr` with an empirical FC.
 ///
 /// ```
-/// let p = nmm::brain::Prepared::new({
-///     let mut c = nmm::brain::Config::default();
-///     c.connectome.path = "builtin:4".into();
-///     c
-/// })?;
-/// assert_eq!(nmm::brain::feature_names(&p).len(), 7);
-/// # Ok::<(), nmm::Error>(())
+/// let mut cfg = nmm::brain::Config::default();
+/// assert_eq!(nmm::brain::feature_names(&cfg).len(), 7);
+/// cfg.fc.empirical = Some("fc.npy".into());
+/// assert_eq!(nmm::brain::feature_names(&cfg).last(), Some(&"fc_emp_corr"));
 /// ```
-pub fn feature_names(p: &Prepared) -> Vec<&'static str> {
+pub fn feature_names(cfg: &Config) -> Vec<&'static str> {
     let mut v = vec![
         "fc_mean",
         "fc_std",
@@ -1018,7 +1062,7 @@ pub fn feature_names(p: &Prepared) -> Vec<&'static str> {
         "fcd_windows",
         "bold_std_mean",
     ];
-    if p.empirical_fc.is_some() {
+    if cfg.fc.empirical.is_some() {
         v.push("fc_emp_corr");
     }
     v
@@ -1179,9 +1223,13 @@ impl Rows {
     /// assert_eq!(rows.rows.len(), 6);
     /// assert_eq!((rows.rows[1][0], rows.rows[3][0], rows.rows[5][0]), (0.1, 0.3, 0.5));
     /// assert!(nmm::brain::Rows::vary("G", 1.0, 0.0, 3).is_err());
+    /// assert_eq!(nmm::brain::Rows::vary("eta", -0.7, 0.7, 7)?.rows[3], [0.0]);
     /// # Ok::<(), nmm::Error>(())
     /// ```
     pub fn vary(name: &str, lo: f64, hi: f64, num: usize) -> Result<Self> {
+        if num > 100_000 {
+            bail!("--vary {name}={lo}:{hi}:{num}: at most 100000 values");
+        }
         if !(lo.is_finite() && hi.is_finite() && lo <= hi && num >= 1) || (num == 1 && lo != hi) {
             bail!(
                 "--vary {name}={lo}:{hi}:{num}: need finite LO <= HI and NUM >= 1 (NUM = 1 only for LO = HI)"
@@ -1193,7 +1241,13 @@ impl Rows {
                     vec![lo]
                 } else {
                     // Rounded to 12 significant digits: G = 0.05, not 0.049999999999999996.
+                    // A value within rounding of zero is zero (G=-0.7:0.7:7 has G = 0).
                     let x = lo + (hi - lo) * k as f64 / (num - 1) as f64;
+                    let x = if x.abs() <= 1e-12 * lo.abs().max(hi.abs()) {
+                        0.0
+                    } else {
+                        x
+                    };
                     vec![format!("{x:.11e}").parse().unwrap_or(x)]
                 }
             })
@@ -1277,7 +1331,7 @@ pub fn features_file(dir: &Path, (k, of): (usize, usize)) -> PathBuf {
 /// current rayon pool, each from `base` with its row applied, and writes `features.csv` (or
 /// `features-shard-K-of-N.csv`) and the base `config.toml` into `dir`; with `save_runs`, each
 /// row's `row-K.npz` too. Every row is checked before any runs, and every output path before
-/// the work. A run that diverges is kept in the table (NaN features, `diverged` = 1) and its
+/// the work; each row's model, parameters and noise are checked before any run. A run that diverges is kept in the table (NaN features, `diverged` = 1) and its
 /// reason goes to `progress.note`; the others go on. `progress` counts finished runs.
 ///
 /// ```
@@ -1358,7 +1412,8 @@ pub fn run_batch(
             Ok(res)
         })
         .collect();
-    let names = prepared.first().map(feature_names).unwrap_or_default();
+    // From the base configuration, so that every shard (an empty one too) has the same header.
+    let names = feature_names(base);
     let mut table = Vec::new();
     let mut diverged = Vec::new();
     for ((res, &i), p) in results.into_iter().zip(&mine).zip(&prepared) {

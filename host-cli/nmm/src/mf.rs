@@ -62,7 +62,7 @@ pub fn integrate<M: Model<f64, N>, const N: usize>(
             message: format!(
                 "{cap} samples would be stored (at most {MAX_SAMPLES}); keep every k-th \
                  (Grid::every, --every {})",
-                grid.steps / 1_000_000 + 1
+                grid.steps / MAX_SAMPLES + 1
             ),
         });
     }

@@ -511,6 +511,20 @@ fn figure<const N: usize>(
                     .map_err(|x| e(&x))?;
             }
         }
+        for r in rows.iter().filter(|r| r.label.is_special()) {
+            let c = if r.label == Label::Hopf { GREEN } else { BLACK };
+            chart
+                .draw_series([Circle::new((r.lambda, r.x[0]), 4, c.filled())])
+                .map_err(|x| e(&x))?;
+            chart
+                .draw_series([Text::new(
+                    r.label.code().to_string(),
+                    (r.lambda, r.x[0]),
+                    ("sans-serif", 14),
+                )])
+                .map_err(|x| e(&x))?;
+        }
+        // The legend last, over the markers.
         // Legend entries: empty series with a label and a swatch each.
         let none = || std::iter::empty::<PathElement<(f64, f64)>>();
         chart
@@ -545,19 +559,6 @@ fn figure<const N: usize>(
             .label_font(("sans-serif", 14))
             .draw()
             .map_err(|x| e(&x))?;
-        for r in rows.iter().filter(|r| r.label.is_special()) {
-            let c = if r.label == Label::Hopf { GREEN } else { BLACK };
-            chart
-                .draw_series([Circle::new((r.lambda, r.x[0]), 4, c.filled())])
-                .map_err(|x| e(&x))?;
-            chart
-                .draw_series([Text::new(
-                    r.label.code().to_string(),
-                    (r.lambda, r.x[0]),
-                    ("sans-serif", 14),
-                )])
-                .map_err(|x| e(&x))?;
-        }
         if panels == 2 {
             let (a0, a1, b0, b1) = bounds(&mut curves.iter().flatten().map(|p| (p.0, p.1)));
             let ((a0, a1), (b0, b1)) = (pad(a0, a1), pad(b0, b1));

@@ -333,6 +333,9 @@ fn batch(m: &ArgMatches) -> Result<()> {
         Some(s) => Some(parse_shard(s)?),
         None => slurm_shard(|k| std::env::var(k).ok())?,
     };
+    if plot_path.is_some() && shard.is_some_and(|(_, of)| of > 1) {
+        bail!("--plot draws the whole table: run without --shard (or outside a Slurm array)");
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(m.get_one::<usize>("jobs").copied().unwrap_or(0))
         .build()?;
@@ -359,9 +362,10 @@ fn batch(m: &ArgMatches) -> Result<()> {
             String::new()
         } else {
             format!(
-                "; {} diverged (rows {:?}: NaN features, diverged = 1)",
+                "; {} diverged (rows {:?}{}: NaN features, diverged = 1)",
                 out.diverged.len(),
-                out.diverged
+                &out.diverged[..out.diverged.len().min(20)],
+                if out.diverged.len() > 20 { " ..." } else { "" }
             )
         },
         out.path.display()

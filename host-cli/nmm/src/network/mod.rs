@@ -1393,8 +1393,17 @@ fn available_memory() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     let host = kb * 1024;
+    // This process's cgroup (v2: the line `0::/PATH` of /proc/self/cgroup), else the root.
+    let group = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))
+        })
+        .unwrap_or_default();
     let read = |f: &str| -> Option<u64> {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+        std::fs::read_to_string(format!("/sys/fs/cgroup{group}/{f}"))
+            .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")))
             .ok()?
             .trim()
             .parse()
