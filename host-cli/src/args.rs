@@ -73,9 +73,14 @@ pub(crate) fn float_arg(id: &'static str, help: String) -> Arg {
         .help(help)
 }
 
-/// The command line as the user typed it, for the output metadata.
-pub(crate) fn command_line() -> String {
-    nmm::command_line()
+/// Checks, before any work, the output paths given by the flags `ids` that are present
+/// ([`nmm::io::check_outputs`]).
+pub(crate) fn check_outputs(m: &ArgMatches, ids: &[&str]) -> Result<()> {
+    let outs: Vec<&std::path::Path> = ids
+        .iter()
+        .filter_map(|id| m.get_one::<std::path::PathBuf>(id).map(|p| p.as_path()))
+        .collect();
+    Ok(nmm::io::check_outputs(&outs)?)
 }
 
 /// Value of an optional float flag.

@@ -43,6 +43,8 @@ pub fn time_series(
             let pad = 0.05 * (hi - lo);
             let mut chart = ChartBuilder::on(area)
                 .margin(8)
+                // Room for the last time label, which sits on the right edge.
+                .margin_right(28)
                 .x_label_area_size(36)
                 .y_label_area_size(70)
                 .build_cartesian_2d(t0..t1, (lo - pad)..(hi + pad))

@@ -259,11 +259,10 @@ fn whole_multiple(what: &str, a: f64, b: f64) -> Result<usize> {
 
 /// Refuses a run too short for FC and three FCD windows after the transient (it would give
 /// NaN or empty results), naming the duration that would do.
-fn check_fc_length(cfg: &Config, steps: usize, bold_every: usize) -> Result<()> {
+fn check_fc_length(cfg: &Config, steps: usize, bold_every: usize, per_tr: usize) -> Result<()> {
     // FC needs BOLD after the transient, and FCD's mean and spread need three windows:
     // a shorter run would give NaN or empty results, so it is refused before it runs.
-    let per_tr = (cfg.bold.tr_ms / cfg.bold.dt_ms).round() as usize;
-    let samples = steps / bold_every / per_tr.max(1);
+    let samples = steps / bold_every / per_tr;
     // Samples k = 1, 2, ... at k TR; those after the transient have k > transient / TR.
     // (Float-to-integer casts saturate, and the sums below saturate too, so a huge
     // transient is simply refused.)
@@ -440,7 +439,7 @@ impl Prepared {
         if cfg.fc.window_tr < 2 || cfg.fc.step_tr == 0 {
             bail!("fc.window_tr must be >= 2 and fc.step_tr >= 1");
         }
-        check_fc_length(&cfg, steps, bold_every)?;
+        check_fc_length(&cfg, steps, bold_every, bold_per_tr)?;
         let mut weights = conn.weights.clone();
         if cfg.connectome.zero_diagonal {
             normalise(n, &mut weights, Normalise::ZeroDiagonal)?;
@@ -1023,20 +1022,14 @@ pub fn features(p: &Prepared, out: &RunOutput) -> Result<Features> {
         .map(|i| mean_sd(&out.bold.column(i).to_vec()).1)
         .sum::<f64>()
         / n as f64;
-    let mut f = vec![
-        ("fc_mean", m),
-        ("fc_std", sd),
-        ("fc_sc_corr", pearson(&fcv, &sc)),
-        ("fcd_mean", fm),
-        ("fcd_std", fsd),
-        ("fcd_windows", windows as f64),
-        ("bold_std_mean", bold_sd),
-    ];
+    let mut values = vec![m, sd, pearson(&fcv, &sc), fm, fsd, windows as f64, bold_sd];
     if let Some(emp) = &p.empirical_fc {
         let mut e = vec![0.0; n_pairs(n)];
         fc_upper(emp, n, &mut e)?;
-        f.push(("fc_emp_corr", pearson(&fcv, &e)));
+        values.push(pearson(&fcv, &e));
     }
+    // The names and their order live in one place, feature_names (batch headers use it too).
+    let f: Features = feature_names(&p.cfg).into_iter().zip(values).collect();
     Ok(f)
 }
 

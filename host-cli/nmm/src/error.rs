@@ -166,7 +166,8 @@ impl From<std::io::Error> for Error {
     }
 }
 
-/// Errors of other crates that mean the input could not be used: kept as their message.
+/// Errors of other crates that mean the input could not be used (a file, matrix or number that
+/// does not parse): kept as their message.
 macro_rules! input_from {
     ($($t:ty),* $(,)?) => {$(
         impl From<$t> for Error {
@@ -192,14 +193,31 @@ input_from!(
     nmm_core::stim::StimParseError,
     ndarray::ShapeError,
     ndarray_npy::ReadNpyError,
-    ndarray_npy::WriteNpyError,
     ndarray_npy::ReadNpzError,
-    ndarray_npy::WriteNpzError,
     serde_json::Error,
-    toml::ser::Error,
     csv::Error,
-    rayon::ThreadPoolBuildError,
     zip::result::ZipError,
+);
+
+/// Errors of other crates while writing outputs or setting up threads: I/O-like failures,
+/// not bad input, kept as an [`Error::Io`] without a path (the caller adds it as context).
+macro_rules! io_from {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Self::Io {
+                    path: None,
+                    error: std::io::Error::other(e.to_string()),
+                }
+            }
+        }
+    )*};
+}
+io_from!(
+    ndarray_npy::WriteNpyError,
+    ndarray_npy::WriteNpzError,
+    toml::ser::Error,
+    rayon::ThreadPoolBuildError,
 );
 
 impl From<nmm_core::sim::Diverged> for Error {

@@ -21,6 +21,18 @@ use std::path::{Path, PathBuf};
 /// assert!(nmm::io::check_output(&dir.path().join("no/such/x.npz")).is_err());
 /// ```
 pub fn check_output(path: &Path) -> Result<()> {
+    let dir = check_target(path)?;
+    // Writable: create (and remove) a probe beside it, as the real write will.
+    let probe = temp_path(&dir, path, "probe");
+    File::create(&probe).map_err(|e| input!("cannot write into {}: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// What [`check_output`] checks without writing: the directory exists, and `path` is absent
+/// or a regular file. [`atomic_write`] checks only this, since its own temporary file shows
+/// whether the directory is writable (no probe per file in a sweep of thousands).
+fn check_target(path: &Path) -> Result<PathBuf> {
     let dir = parent_dir(path);
     if !dir.is_dir() {
         bail!(
@@ -43,11 +55,7 @@ pub fn check_output(path: &Path) -> Result<()> {
     if path.file_name().is_none() {
         bail!("output path {} has no file name", path.display());
     }
-    // Writable: create (and remove) a probe beside it, as the real write will.
-    let probe = temp_path(&dir, path, "probe");
-    File::create(&probe).map_err(|e| input!("cannot write into {}: {e}", dir.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    Ok(dir)
 }
 
 /// Checks every output path of a run (see [`check_output`]) and that no two are the same.
@@ -95,7 +103,7 @@ fn temp_path(dir: &Path, path: &Path, what: &str) -> PathBuf {
 /// Writes `path` through a temporary file in the same directory, renamed into place only when
 /// `write` succeeds; on any error the temporary file is removed and `path` is left untouched.
 /// Only regular files are written: an existing directory, device or FIFO at `path` is refused
-/// ([`check_output`]).
+/// (as [`check_output`] does).
 ///
 /// ```
 /// use std::io::Write;
@@ -112,8 +120,7 @@ pub fn atomic_write<F>(path: &Path, write: F) -> Result<()>
 where
     F: FnOnce(&mut BufWriter<File>) -> Result<()>,
 {
-    check_output(path)?;
-    let dir = parent_dir(path);
+    let dir = check_target(path)?;
     let tmp = temp_path(&dir, path, "tmp");
     let result = (|| -> Result<()> {
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;

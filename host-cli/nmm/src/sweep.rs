@@ -646,20 +646,17 @@ impl Sweep {
             .filter(|r| r.id % n == k - 1)
             .map(|r| r.id)
             .collect();
-        let todo = mine
-            .iter()
-            .copied()
-            .filter(|&i| !run_complete(&dir.join(runs[i].file())))
-            .collect();
-        let sweep = Self {
+        let mut sweep = Self {
             grid,
             dir: dir.to_path_buf(),
             runs,
             shard,
             mine,
-            todo,
+            todo: Vec::new(),
         };
-        sweep.write_manifest()?;
+        // One look at the directory serves the manifest and this shard's runs to do.
+        let done = sweep.write_manifest()?;
+        sweep.todo = sweep.mine.iter().copied().filter(|&i| !done[i]).collect();
         Ok(sweep)
     }
 
@@ -728,7 +725,9 @@ impl Sweep {
     /// (`done`: a complete file; `failed`: an error file, whose first line is the `error`
     /// column; `pending`) when that differs from the file there, so shards starting together
     /// do not race on an unchanged manifest.
-    fn write_manifest(&self) -> Result<()> {
+    ///
+    /// Returns, per run, whether it is done.
+    fn write_manifest(&self) -> Result<Vec<bool>> {
         let header: Vec<String> = [
             "run",
             "J",
@@ -743,11 +742,16 @@ impl Sweep {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        let done: Vec<bool> = self
+            .runs
+            .iter()
+            .map(|r| run_complete(&self.dir.join(r.file())))
+            .collect();
         let rows: Vec<Vec<String>> = self
             .runs
             .iter()
             .map(|r| {
-                let (status, error) = if run_complete(&self.dir.join(r.file())) {
+                let (status, error) = if done[r.id] {
                     ("done", String::new())
                 } else if let Ok(e) = std::fs::read_to_string(self.dir.join(r.error_file())) {
                     ("failed", e.lines().next().unwrap_or("").to_string())
@@ -777,6 +781,6 @@ impl Sweep {
         if std::fs::read(&manifest).ok().as_deref() != Some(text.as_slice()) {
             write_csv(&manifest, &header, &rows)?;
         }
-        Ok(())
+        Ok(done)
     }
 }

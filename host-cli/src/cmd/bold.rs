@@ -1,6 +1,6 @@
 //! `nmm bold`: Balloon-Windkessel BOLD from any neural drive stored as `.npy`.
 
-use crate::args::{command_line, get_f64, out_arg};
+use crate::args::{check_outputs, get_f64, out_arg};
 use crate::{plot, say};
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
@@ -88,9 +88,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         overrides.insert(k.into(), json!(value));
     }
 
-    let mut outs = vec![out.as_path()];
-    outs.extend(m.get_one::<PathBuf>("plot").map(PathBuf::as_path));
-    nmm::io::check_outputs(&outs)?;
+    check_outputs(m, &["out", "plot"])?;
     let series = read_series(input)?;
     let (n_t, n_r) = series.data.dim();
     let bold = nmm::bold::of_series(&series.data, dt_ms, tr_ms, params)
@@ -104,7 +102,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         .collect();
     let meta = json!({
         "nmm_version": nmm::VERSION,
-        "command": command_line(),
+        "command": nmm::command_line(),
         "input": input.display().to_string(),
         "input_shape": if series.was_1d { vec![n_t] } else { vec![n_t, n_r] },
         "input_note": "neural drive z used as given (e.g. a firing rate)",
@@ -140,7 +138,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     if let Some(path) = m.get_one::<PathBuf>("plot") {
         let shown = n_r.min(6);
         let series: Vec<(String, Vec<f64>)> = (0..shown)
-            .map(|r| (format!("region {r}"), bold.column(r).to_vec()))
+            .map(|r| (format!("BOLD, region {r} [1]"), bold.column(r).to_vec()))
             .collect();
         let refs: Vec<(&str, Vec<f64>)> = series
             .iter()

@@ -1,6 +1,6 @@
 //! `nmm mf <model>`: integrate one mean-field node and write its trajectory.
 
-use crate::args::{command_line, get_f64, out_arg, seed_arg};
+use crate::args::{check_outputs, get_f64, out_arg, seed_arg};
 use crate::models::{RunDefaults, model_from_args, model_subcommands};
 use crate::{plot, say, say_part};
 use anyhow::{Context, Result, bail};
@@ -119,18 +119,14 @@ where
         every,
     };
 
-    let outs: Vec<&std::path::Path> = ["out", "plot"]
-        .iter()
-        .filter_map(|id| m.get_one::<PathBuf>(id).map(PathBuf::as_path))
-        .collect();
-    nmm::io::check_outputs(&outs)?;
+    check_outputs(m, &["out", "plot"])?;
     let traj = nmm::mf::integrate(&model, x0, stim, seed, method, grid)?;
 
     print_summary::<M, N>(&traj, stim);
     let (params, units) = params_json(&model);
     let meta = json!({
         "nmm_version": nmm::VERSION,
-        "command": command_line(),
+        "command": nmm::command_line(),
         "model": M::NAME,
         "state": M::STATE.to_vec(),
         "params": params,

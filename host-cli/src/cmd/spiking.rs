@@ -302,11 +302,7 @@ fn finish(m: &ArgMatches, kind: &str, c: &Common, out: &Output, extra: Value) ->
 /// Every output path, before the run; the memory the connectivity will take, before it is
 /// built.
 fn check(m: &ArgMatches, c: &Common) -> Result<()> {
-    let outs: Vec<&std::path::Path> = ["out", "plot"]
-        .iter()
-        .filter_map(|id| m.get_one::<PathBuf>(id).map(PathBuf::as_path))
-        .collect();
-    nmm::io::check_outputs(&outs)?;
+    crate::args::check_outputs(m, &["out", "plot"])?;
     let bytes = nmm::network::stored_bytes(c.n, c.conn);
     if bytes > 0 {
         crate::note!(
