@@ -18,6 +18,10 @@ pub trait RunDefaults {
     const STIM: &'static str;
     /// Time unit, for labels.
     const TIME_UNIT: &'static str;
+    /// Unit of each state variable, in state order (`"1"`: dimensionless), for labels.
+    const STATE_UNITS: &'static [&'static str];
+    /// Unit of the input `I(t)` of `deriv` (the stimulus and, in a network, the coupling).
+    const INPUT_UNIT: &'static str;
     /// One-line description for `--help`.
     const ABOUT: &'static str;
 }
@@ -28,6 +32,9 @@ impl RunDefaults for Mpr<f64> {
     // The protocol of Montbrio et al. 2015, Fig. 2 (REFERENCE section 1).
     const STIM: &'static str = "step:3:0:30";
     const TIME_UNIT: &'static str = "ms";
+    // r is a rate per ms (tau in ms); v and the input are in units of the QIF voltage scale.
+    const STATE_UNITS: &'static [&'static str] = &["kHz", "1"];
+    const INPUT_UNIT: &'static str = "1";
     const ABOUT: &'static str = "Montbrio-Pazo-Roxin exact QIF mean field (r, v); defaults run the protocol of Montbrio et al. 2015, Fig. 2";
 }
 
@@ -36,6 +43,8 @@ impl RunDefaults for ChenCampbell<f64> {
     const DT: f64 = 0.01;
     const STIM: &'static str = "none";
     const TIME_UNIT: &'static str = "1";
+    const STATE_UNITS: &'static [&'static str] = &["1", "1", "1", "1"];
+    const INPUT_UNIT: &'static str = "1";
     const ABOUT: &'static str = "Chen-Campbell mean field of Izhikevich neurons with adaptation (r, v, w, s); eta = 0.12 bursts";
 }
 
@@ -44,6 +53,9 @@ impl RunDefaults for Rww<f64> {
     const DT: f64 = 0.1;
     const STIM: &'static str = "none";
     const TIME_UNIT: &'static str = "ms";
+    // S_E and S_I are gating fractions; the input is a current.
+    const STATE_UNITS: &'static [&'static str] = &["1", "1"];
+    const INPUT_UNIT: &'static str = "nA";
     const ABOUT: &'static str =
         "Reduced Wong-Wang, Deco et al. 2014 (S_E, S_I); noise sigma on both";
 }
@@ -53,6 +65,8 @@ impl RunDefaults for RwwGriffiths<f64> {
     const DT: f64 = 0.1;
     const STIM: &'static str = "none";
     const TIME_UNIT: &'static str = "ms";
+    const STATE_UNITS: &'static [&'static str] = &["1", "1"];
+    const INPUT_UNIT: &'static str = "nA";
     const ABOUT: &'static str =
         "Reduced Wong-Wang in the gain form of Griffiths et al. 2022 (tanh-squashed currents)";
 }
@@ -63,7 +77,32 @@ impl<const H1: usize, const H2: usize> RunDefaults for nmm_core::mlp::MlpMeanFie
     // The MPR protocol, for comparison with `nmm mf mpr`.
     const STIM: &'static str = "step:3:0:30";
     const TIME_UNIT: &'static str = "tau";
+    // The MPR state in the units it was trained in (time in units of tau).
+    const STATE_UNITS: &'static [&'static str] = &["1/tau", "1"];
+    const INPUT_UNIT: &'static str = "1";
     const ABOUT: &'static str = "The trained compact MLP mean field (r, v) from a .nmmw file (nmm train); defaults run the MPR protocol";
+}
+
+/// An axis label: `name [unit]`, or `name (dimensionless)` for the unit `"1"`.
+pub fn label(name: &str, unit: &str) -> String {
+    if unit == "1" {
+        format!("{name} (dimensionless)")
+    } else {
+        format!("{name} [{unit}]")
+    }
+}
+
+/// The label of state variable `k` of model `M`.
+pub fn state_label<M: Model<f64, N> + RunDefaults, const N: usize>(k: usize) -> String {
+    label(M::STATE[k], M::STATE_UNITS[k])
+}
+
+/// The label of parameter `name` of model `M` (its unit from the parameter table).
+pub fn param_label<M: Model<f64, N>, const N: usize>(name: &str) -> String {
+    match M::PARAMS.iter().find(|p| p.name == name) {
+        Some(p) => label(name, p.unit),
+        None => name.to_string(),
+    }
 }
 
 /// One subcommand per model, with a `--NAME` flag for each of its parameters (help shows unit,

@@ -128,7 +128,7 @@ fn parse_range(m: &ArgMatches, id: &str) -> Result<Option<[f64; 2]>> {
 
 fn run_model<M, const N: usize>(model: M, m: &ArgMatches) -> Result<()>
 where
-    M: Model<f64, N> + Clone + DefaultBox<N>,
+    M: Model<f64, N> + Clone + DefaultBox<N> + crate::models::RunDefaults,
 {
     let param = m.get_one::<String>("param").expect("required").as_str();
     let range = parse_range(m, "range")?.expect("required");
@@ -211,7 +211,12 @@ where
         None => (String::new(), Vec::new()),
     };
     if let Some(path) = m.get_one::<PathBuf>("plot") {
-        figure::<N>(path, M::NAME, param, M::STATE[0], rows, &p2name, &curves)?;
+        let labels = Labels {
+            param: crate::models::param_label::<M, N>(param),
+            var: crate::models::state_label::<M, N>(0),
+            p2: crate::models::param_label::<M, N>(&p2name),
+        };
+        figure::<N>(path, M::NAME, param, &labels, rows, &p2name, &curves)?;
         say!("wrote {}", path.display());
     }
     Ok(())
@@ -407,8 +412,8 @@ where
                 let mut chart = panel(
                     area,
                     format!("cusp {label} vs {name}"),
-                    (name, (lo, x1)),
-                    (label, (y0, y1)),
+                    (&crate::models::param_label::<M, N>(name), (lo, x1)),
+                    (&crate::models::param_label::<M, N>(label), (y0, y1)),
                 )?;
                 chart
                     .draw_series(LineSeries::new(
@@ -455,11 +460,18 @@ fn panel<'a, DB: DrawingBackend + 'a>(
     Ok(chart)
 }
 
+/// Axis labels with units.
+struct Labels {
+    param: String,
+    var: String,
+    p2: String,
+}
+
 fn figure<const N: usize>(
     path: &std::path::Path,
     model: &str,
     param: &str,
-    var: &str,
+    labels: &Labels,
     rows: &[BranchPoint<N>],
     p2: &str,
     curves: &[Vec<(f64, f64, Label)>],
@@ -492,8 +504,8 @@ fn figure<const N: usize>(
         let mut chart = panel(
             &areas[0],
             format!("{model}: equilibria in {param}"),
-            (param, (x0, x1)),
-            (var, (y0, y1)),
+            (&labels.param, (x0, x1)),
+            (&labels.var, (y0, y1)),
         )?;
         // Consecutive points of a branch with the same stability form one segment.
         for w in rows.windows(2) {
@@ -565,8 +577,8 @@ fn figure<const N: usize>(
             let mut chart = panel(
                 &areas[1],
                 format!("{model}: folds in ({param}, {p2})"),
-                (param, (a0, a1)),
-                (p2, (b0, b1)),
+                (&labels.param, (a0, a1)),
+                (&labels.p2, (b0, b1)),
             )?;
             for c in curves {
                 chart

@@ -167,12 +167,16 @@ where
     }
     if let Some(path) = m.get_one::<PathBuf>("plot") {
         let title = format!("nmm mf {}  ({stim})", M::NAME);
-        let mut series: Vec<(&str, Vec<f64>)> = M::STATE
+        let labels: Vec<String> = (0..N)
+            .map(crate::models::state_label::<M, N>)
+            .chain([crate::models::label("input I", M::INPUT_UNIT)])
+            .collect();
+        let mut series: Vec<(&str, Vec<f64>)> = labels[..N]
             .iter()
             .enumerate()
-            .map(|(i, v)| (*v, traj.x.iter().map(|x| x[i]).collect()))
+            .map(|(i, v)| (v.as_str(), traj.x.iter().map(|x| x[i]).collect()))
             .collect();
-        series.push(("input", traj.input.clone()));
+        series.push((labels[N].as_str(), traj.input.clone()));
         plot::time_series(
             path,
             &title,
