@@ -1,22 +1,67 @@
-//! Progress bars for the library's [`nmm::Progress`] reports (indicatif, on stderr; hidden when
-//! stderr is not a terminal, where [`nmm::Progress::log`] lines are printed instead).
+//! Progress bars for the library's [`nmm::Progress`] reports (indicatif, on stderr). Where
+//! stderr is not a terminal (a batch job's log, a pipe) the bar is hidden and plain lines take
+//! its place: the [`nmm::Progress::log`] lines, and every [`LINE_EVERY`] a line with the count
+//! done, the elapsed time and an estimate of the time left.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// A bar with a template; `who` prefixes the lines printed beside it.
+/// Interval between progress lines where the bar is hidden.
+pub const LINE_EVERY: Duration = Duration::from_secs(15);
+
+/// A bar with a template; `who` prefixes the lines printed beside it, `unit` names what is
+/// counted (`steps`, `runs`; empty: the bar's message names it).
 pub struct Bar {
     bar: ProgressBar,
     who: &'static str,
+    unit: &'static str,
+    start: Instant,
+    /// When the last progress line was printed (hidden bars only).
+    last_line: Mutex<Instant>,
 }
 
 impl Bar {
     /// A bar drawn with indicatif's `template`.
-    pub fn new(template: &str, who: &'static str) -> Self {
+    pub fn new(template: &str, who: &'static str, unit: &'static str) -> Self {
         let bar = ProgressBar::new(0);
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
-        Self { bar, who }
+        let start = Instant::now();
+        Self {
+            bar,
+            who,
+            unit,
+            start,
+            last_line: Mutex::new(start),
+        }
+    }
+
+    /// The line a hidden bar prints: `done/total unit (p %), elapsed, about ... left`.
+    fn line(&self, done: u64, total: u64) -> String {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let frac = if total > 0 {
+            done as f64 / total as f64
+        } else {
+            0.0
+        };
+        let left = if frac > 0.0 {
+            format!(", about {} left", secs(elapsed * (1.0 - frac) / frac))
+        } else {
+            String::new()
+        };
+        // Without a unit, the message says what is counted.
+        let what = match self.unit {
+            "" => self.bar.message(),
+            unit => unit.to_string(),
+        };
+        format!(
+            "{}: {done}/{total} {what} ({:.0} %), {} elapsed{left}",
+            self.who,
+            100.0 * frac,
+            secs(elapsed)
+        )
     }
 
     /// Removes the bar.
@@ -31,6 +76,13 @@ impl nmm::Progress for Bar {
             self.bar.set_length(total);
         }
         self.bar.set_position(done);
+        if self.bar.is_hidden() && done < total {
+            let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= LINE_EVERY {
+                *last = Instant::now();
+                crate::note!("{}", self.line(done, total));
+            }
+        }
     }
 
     fn message(&self, text: &str) {
@@ -45,5 +97,48 @@ impl nmm::Progress for Bar {
 
     fn note(&self, text: &str) {
         self.bar.suspend(|| crate::note!("{}: {text}", self.who));
+    }
+}
+
+/// Whole seconds as `42 s`, `3 min 05 s` or `2 h 07 min`.
+fn secs(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_a_person_writes_them() {
+        assert_eq!(secs(0.4), "0 s");
+        assert_eq!(secs(59.4), "59 s");
+        assert_eq!(secs(185.0), "3 min 05 s");
+        assert_eq!(secs(7620.0), "2 h 07 min");
+    }
+
+    #[test]
+    fn a_line_estimates_the_time_left_from_the_rate_so_far() {
+        let mut bar = Bar::new("{bar}", "batch", "runs");
+        bar.start = Instant::now() - Duration::from_secs(30);
+        // A quarter done in 30 s: 90 s left at that rate.
+        assert_eq!(
+            bar.line(5, 20),
+            "batch: 5/20 runs (25 %), 30 s elapsed, about 1 min 30 s left"
+        );
+        assert_eq!(bar.line(0, 20), "batch: 0/20 runs (0 %), 30 s elapsed");
+        // What is counted can come with the message instead.
+        let mut bar = Bar::new("{bar}", "spiking", "");
+        bar.start = Instant::now() - Duration::from_secs(10);
+        nmm::Progress::message(&bar, "time steps");
+        assert_eq!(
+            bar.line(1, 2),
+            "spiking: 1/2 time steps (50 %), 10 s elapsed, about 10 s left"
+        );
     }
 }

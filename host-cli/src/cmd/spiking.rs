@@ -121,8 +121,9 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             let (c, p, meta) = qif_from_args(sub)?;
             check(sub, &c)?;
             let bar = Bar::new(
-                "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})  {msg}",
+                "{bar:40} {pos}/{len} {msg}  {elapsed} (eta {eta})",
                 "spiking",
+                "",
             );
             let out = run_qif(&c, &p, &bar)?;
             bar.finish();
@@ -132,8 +133,9 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             let (c, p, meta) = izh_from_args(sub)?;
             check(sub, &c)?;
             let bar = Bar::new(
-                "{bar:40} {pos}/{len} steps  {elapsed} (eta {eta})  {msg}",
+                "{bar:40} {pos}/{len} {msg}  {elapsed} (eta {eta})",
                 "spiking",
+                "",
             );
             let out = run_izh(&c, &p, &bar)?;
             bar.finish();

@@ -59,6 +59,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     let bar = Bar::new(
         "{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})  {msg}",
         "sweep",
+        "runs",
     );
     let jobs = *m.get_one::<u64>("jobs").expect("default") as usize;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;

@@ -124,6 +124,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     let bar = Bar::new(
         "{bar:30} {percent:>3}%  epoch {msg}  {elapsed} (eta {eta})",
         "train",
+        "batches",
     );
     let data = pool.install(|| Data::load(&job, &bar))?;
     plan(&job, &data.plan(&job));

@@ -321,7 +321,12 @@ pub(crate) struct Graph {
 
 impl Graph {
     /// Builds the graph (stored connectivity is generated here, in parallel over sources).
-    pub(crate) fn new(n: usize, conn: Connectivity, seed: u64) -> Result<Self> {
+    pub(crate) fn new(
+        n: usize,
+        conn: Connectivity,
+        seed: u64,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
         let nblocks = n.div_ceil(BLOCK);
         let p = conn.p();
         if !(p > 0.0 && p <= 1.0) {
@@ -364,6 +369,15 @@ impl Graph {
         if g.all {
             return Ok(g);
         }
+        // Sources built so far, reported about every 1 % of them.
+        let built = std::sync::atomic::AtomicU64::new(0);
+        let every = (n as u64 / 100).max(1);
+        let one_more = || {
+            let k = built.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if k.is_multiple_of(every) {
+                progress.set(k, n as u64);
+            }
+        };
         if 16.0 * p >= 1.0 {
             let mut rows = vec![EMPTY_ROW; n * nblocks];
             rows.par_chunks_mut(nblocks)
@@ -372,6 +386,7 @@ impl Graph {
                     for (b, row) in r.iter_mut().enumerate() {
                         g.generate_row(src, b, row);
                     }
+                    one_more();
                 });
             g.stored = Some(Stored::Bits(rows));
             return Ok(g);
@@ -395,6 +410,7 @@ impl Graph {
                     }
                     counts.push((list.len() - before) as u32);
                 }
+                one_more();
                 (list, counts)
             })
             .collect();
@@ -780,6 +796,7 @@ fn drive<P: Pop>(
     progress: &dyn Progress,
 ) -> Result<Output> {
     let (steps, per_bin) = grid(c)?;
+    progress.message("time steps");
     let nblocks = pops.len();
     let mut slots: Vec<Slot<P>> = pops
         .into_iter()
@@ -1086,16 +1103,17 @@ impl Pop for QifBlock {
     }
 }
 
-/// The network's connectivity, with its memory on the progress display while it is built.
+/// The network's connectivity, with its memory on the progress display and the sources built
+/// so far as the progress while it is built (the CLI prints the estimate before).
 fn build_graph(c: &Common, progress: &dyn Progress) -> Result<Graph> {
     let bytes = stored_bytes(c.n, c.conn);
     if bytes > 0 {
         progress.message(&format!(
-            "building connectivity ({:.1} MB)",
+            "building connectivity ({:.1} MB): sources",
             bytes as f64 / 1e6
         ));
     }
-    let graph = with_threads(c.threads, || Graph::new(c.n, c.conn, c.seed))?;
+    let graph = with_threads(c.threads, || Graph::new(c.n, c.conn, c.seed, progress))?;
     progress.message("");
     Ok(graph)
 }
