@@ -23,7 +23,7 @@
 //! combinations (about a third), the blocked coupling sums (about a tenth), BOLD (a few
 //! percent). Beyond this needs the per-region work vectorised across regions.
 
-use nmm::brain::{BoldCfg, Config, ConnectomeCfg, FcCfg, Prepared, run};
+use nmm::brain::{BoldCfg, Config, ConnectomeCfg, FcCfg, ParamValue, Prepared, run};
 use rayon::prelude::*;
 use std::path::Path;
 use std::time::Instant;
@@ -43,9 +43,11 @@ fn config(path: String, duration_ms: f64, precision: &str) -> Config {
     Config {
         model: "mpr".into(),
         duration_ms,
-        dt_ms: 0.1,
+        dt_ms: Some(0.1),
         coupling: 0.1,
+        // TVB's MPR as it comes (eta = -5, TVB's noise), for the comparison with TVB.
         nsig: Some(vec![0.01, 0.02]),
+        params: [("eta".to_string(), ParamValue::Global(-5.0))].into(),
         precision: precision.into(),
         connectome: ConnectomeCfg {
             path,

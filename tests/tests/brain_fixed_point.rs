@@ -26,7 +26,7 @@ fn simulate(delays: bool) -> (Prepared, Vec<[f64; 2]>) {
     let cfg = Config {
         model: "rww".into(),
         duration_ms: 20_000.0,
-        dt_ms: 0.1,
+        dt_ms: Some(0.1),
         coupling: G,
         noise: Some(vec![0.0, 0.0]),
         record_every_ms: 100.0,

@@ -120,7 +120,7 @@ impl Default for BoldCfg {
 ///
 /// ```
 /// let f = nmm::brain::FcCfg::default();
-/// assert_eq!((f.transient_ms, f.window_tr, f.step_tr), (10_000.0, 15, 2));
+/// assert_eq!((f.transient_ms, f.window_tr, f.step_tr), (20_000.0, 15, 2));
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -139,7 +139,7 @@ pub struct FcCfg {
 impl Default for FcCfg {
     fn default() -> Self {
         Self {
-            transient_ms: 10_000.0,
+            transient_ms: 20_000.0,
             window_tr: 15,
             step_tr: 2,
             empirical: None,
@@ -151,7 +151,7 @@ impl Default for FcCfg {
 ///
 /// ```
 /// let cfg: nmm::brain::Config = toml::from_str("model = \"rww\"\ncoupling = 0.5").unwrap();
-/// assert_eq!((cfg.model.as_str(), cfg.coupling, cfg.dt_ms), ("rww", 0.5, 0.1));
+/// assert_eq!((cfg.model.as_str(), cfg.coupling, cfg.dt_ms), ("rww", 0.5, None));
 /// // Unknown keys are refused, naming them.
 /// let e = toml::from_str::<nmm::brain::Config>("couplng = 0.5").unwrap_err().to_string();
 /// assert!(e.contains("couplng"));
@@ -167,14 +167,15 @@ pub struct Config {
     pub seed: u64,
     /// Simulated time, ms.
     pub duration_ms: f64,
-    /// Integration step, ms.
-    pub dt_ms: f64,
+    /// Integration step, ms; default: the model's, [`default_dt_ms`].
+    pub dt_ms: Option<f64>,
     /// `f64` or `f32` arithmetic for the nodes (observers are always f64).
     pub precision: String,
     /// Global coupling G (unit: the model's input per unit of coupling variable).
     pub coupling: f64,
     /// Additive noise amplitude per state variable (variable per sqrt(ms)); default: for MPR
-    /// and the MLP TVB's MPR `nsig = (0.01, 0.02)` on (r, v), for RWW its `sigma`, for CC none.
+    /// and the MLP the 2025 paper's `nsig = (0.034, 0.068)` on (r, v) (amplitudes
+    /// `sqrt(2 nsig)`), for RWW its `sigma`, for CC none.
     pub noise: Option<Vec<f64>>,
     /// TVB-style noise `nsig` per state variable: amplitude `sqrt(2 nsig)`. Exclusive with
     /// `noise`.
@@ -199,10 +200,10 @@ impl Default for Config {
             model: "mpr".into(),
             model_file: None,
             seed: 0,
-            duration_ms: 60_000.0,
-            dt_ms: 0.1,
+            duration_ms: 180_000.0,
+            dt_ms: None,
             precision: "f64".into(),
-            coupling: 0.1,
+            coupling: 0.08,
             noise: None,
             nsig: None,
             initial: None,
@@ -224,8 +225,11 @@ impl Default for Config {
 /// cfg.bold.tr_ms = 100.0;
 /// cfg.fc.transient_ms = 500.0;
 /// let p = nmm::brain::Prepared::new(cfg)?;
-/// assert_eq!(p.steps, 40_000);
-/// assert_eq!(p.bold_every, 50); // 5 ms BOLD step over 0.1 ms steps
+/// assert_eq!(p.dt_ms, 0.01); // MPR's default step
+/// assert_eq!(p.steps, 400_000);
+/// assert_eq!(p.bold_every, 500); // 5 ms BOLD step over 0.01 ms steps
+/// assert_eq!(p.cfg.dt_ms, Some(0.01)); // recorded with the run
+/// assert_eq!(p.cfg.params["eta"], nmm::brain::ParamValue::Global(-4.6));
 /// # Ok::<(), nmm::Error>(())
 /// ```
 #[derive(Debug)]
@@ -238,6 +242,8 @@ pub struct Prepared {
     pub weights: Vec<f64>,
     /// Delays in steps (empty: none).
     pub delays: Vec<u32>,
+    /// Integration step, ms (`cfg.dt_ms` or the model's default).
+    pub dt_ms: f64,
     /// Neural steps.
     pub steps: usize,
     /// Neural steps per BOLD step.
@@ -384,10 +390,17 @@ impl Prepared {
     /// assert_eq!(p.weights.len(), 16);
     /// # Ok::<(), nmm::Error>(())
     /// ```
-    pub fn with_connectome(cfg: Config, conn: ConnectomeData) -> Result<Self> {
+    pub fn with_connectome(mut cfg: Config, conn: ConnectomeData) -> Result<Self> {
         let n = conn.n;
-        if !(cfg.dt_ms.is_finite() && cfg.dt_ms > 0.0) {
-            bail!("dt_ms (--dt) must be positive, got {}", cfg.dt_ms);
+        // The model's defaults, written into the configuration the run records.
+        let dt_ms = *cfg.dt_ms.get_or_insert(default_dt_ms(&cfg.model));
+        for (name, v) in default_params(&cfg.model) {
+            cfg.params
+                .entry(name.to_string())
+                .or_insert(ParamValue::Global(*v));
+        }
+        if !(dt_ms.is_finite() && dt_ms > 0.0) {
+            bail!("dt_ms (--dt) must be positive, got {dt_ms}");
         }
         if !(cfg.duration_ms.is_finite() && cfg.duration_ms > 0.0) {
             bail!(
@@ -398,14 +411,14 @@ impl Prepared {
         if !cfg.coupling.is_finite() {
             bail!("coupling (--G) must be finite, got {}", cfg.coupling);
         }
-        let steps = (cfg.duration_ms / cfg.dt_ms).round() as usize;
-        let bold_every = whole_multiple("bold.dt_ms (--bold-dt)", cfg.bold.dt_ms, cfg.dt_ms)?;
+        let steps = (cfg.duration_ms / dt_ms).round() as usize;
+        let bold_every = whole_multiple("bold.dt_ms (--bold-dt)", cfg.bold.dt_ms, dt_ms)?;
         let bold_per_tr = whole_multiple("bold.tr_ms (--tr)", cfg.bold.tr_ms, cfg.bold.dt_ms)?;
         let record_every = if cfg.record_every_ms > 0.0 {
             whole_multiple(
                 "record_every_ms (--record-every)",
                 cfg.record_every_ms,
-                cfg.dt_ms,
+                dt_ms,
             )?
         } else {
             0
@@ -459,7 +472,7 @@ impl Prepared {
         let delays = match (cfg.connectome.delays, &conn.lengths_mm) {
             (true, Some(l)) => {
                 let mut d = vec![0u32; n * n];
-                delays_in_steps(n, l, cfg.connectome.speed_mm_per_ms, cfg.dt_ms, &mut d)
+                delays_in_steps(n, l, cfg.connectome.speed_mm_per_ms, dt_ms, &mut d)
                     .map_err(|e| input!("{}: {e}", conn.source))?;
                 // A region's link to itself (kept or made by `laplacian`) has no conduction
                 // delay, whatever the diagonal of the tract lengths says.
@@ -479,6 +492,7 @@ impl Prepared {
             conn,
             weights,
             delays,
+            dt_ms,
             steps,
             bold_every,
             bold,
@@ -550,7 +564,7 @@ pub struct RunOutput {
 /// let b = nmm::brain::run(&p, &nmm::progress::Silent)?;
 /// assert_eq!(a.bold, b.bold); // the seed fixes every draw
 /// // Far too large a step diverges, and says so.
-/// cfg.dt_ms = 5.0;
+/// cfg.dt_ms = Some(5.0);
 /// cfg.coupling = 50.0;
 /// let p = nmm::brain::Prepared::new(cfg)?;
 /// let e = nmm::brain::run(&p, &nmm::progress::Silent).unwrap_err();
@@ -628,6 +642,41 @@ fn region_models<T: Real, M: Model<T, N> + Clone, const N: usize>(
     Ok(models)
 }
 
+/// The integration step a model gets when `dt_ms` is not given, in ms: 0.01 ms for MPR and
+/// the MLP (TVB's, vbi's and the 2025 paper's step), 0.1 ms for the others.
+///
+/// MPR's up state oscillates at about `2 pi r` per ms, which stochastic Heun damps only for small
+/// steps: on the built-in connectome, MPR with `J = 14.5, Delta = 0.7, eta = -4.6` (vbi's node)
+/// at `G = 0.25` diverges at dt = 0.02 ms and runs at 0.01 ms, and on TVB's 76-region
+/// connectome TVB's MPR diverges at dt = 0.1 ms from `G = 0.25` on.
+///
+/// ```
+/// assert_eq!(nmm::brain::default_dt_ms("mpr"), 0.01);
+/// assert_eq!(nmm::brain::default_dt_ms("rww"), 0.1);
+/// ```
+pub fn default_dt_ms(model: &str) -> f64 {
+    match model {
+        "mpr" | "mlp" => 0.01,
+        _ => 0.1,
+    }
+}
+
+/// Parameters a whole-brain run of `model` gets unless `params` sets them (on top of the
+/// model's own defaults): for MPR `eta = -4.6`, the excitability of Rabuffo et al. 2021 and
+/// vbi's MPR, where each region is bistable (folds at `eta = -5.74` and `-3.14` for `J = 15`,
+/// `Delta = 1`) and noise carries regions between the states.
+///
+/// ```
+/// assert_eq!(nmm::brain::default_params("mpr"), &[("eta", -4.6)]);
+/// assert!(nmm::brain::default_params("rww").is_empty());
+/// ```
+pub fn default_params(model: &str) -> &'static [(&'static str, f64)] {
+    match model {
+        "mpr" => &[("eta", -4.6)],
+        _ => &[],
+    }
+}
+
 /// Noise amplitude per state variable (variable per sqrt(ms)) from `noise`, `nsig`, or the
 /// model's default; `params.sigma` may not compete with them.
 fn noise_amplitudes<T: Real, M: Model<T, N>, const N: usize>(
@@ -669,9 +718,10 @@ fn noise_amplitudes<T: Real, M: Model<T, N>, const N: usize>(
                 }
             })
         }
-        // TVB's default MPR noise, nsig = (0.01, 0.02), i.e. amplitudes sqrt(2 nsig).
+        // The 2025 paper's MPR noise (REFERENCE section 8), nsig = (0.034, 0.068), i.e.
+        // amplitudes sqrt(2 nsig); vbi's MPR default is close (0.037, 0.074).
         (None, None) if M::NAME == "mpr" || M::NAME == "mlp" => {
-            core::array::from_fn(|k| (2.0 * [0.01, 0.02][k]).sqrt())
+            core::array::from_fn(|k| (2.0 * [0.034, 0.068][k]).sqrt())
         }
         (None, None) => model.diffusion().map(Real::to_f64),
     })
@@ -789,7 +839,7 @@ impl<'a, const N: usize> Observers<'a, N> {
             let inv = 1.0 / p.bold_every as f64;
             self.zacc.iter_mut().for_each(|z| *z *= inv);
             if self.bold_mon.step(&self.zacc, &mut self.y) {
-                let t = (k + 1) as f64 * cfg.dt_ms;
+                let t = (k + 1) as f64 * p.dt_ms;
                 self.t_ms.push(t);
                 self.bold.extend_from_slice(&self.y);
                 if t > cfg.fc.transient_ms {
@@ -809,7 +859,7 @@ impl<'a, const N: usize> Observers<'a, N> {
             }
             if (k + 1).is_multiple_of(p.record_every) {
                 let inv = 1.0 / p.record_every as f64;
-                self.rec_t.push((k + 1) as f64 * cfg.dt_ms);
+                self.rec_t.push((k + 1) as f64 * p.dt_ms);
                 for (v, col) in self.rec.iter_mut().enumerate() {
                     col.extend(self.racc.iter().map(|a| a[v] * inv));
                 }
@@ -867,9 +917,10 @@ fn diverged<T: Real, const N: usize>(
     k: usize,
     xs: &[[T; N]],
     state: &[&'static str],
+    sigma: &[f64],
 ) -> Error {
     // Rounded to the microsecond: 0.7 ms, not 0.7000000000000001.
-    let t = ((k + 1) as f64 * p.cfg.dt_ms * 1e3).round() / 1e3;
+    let t = ((k + 1) as f64 * p.dt_ms * 1e3).round() / 1e3;
     let (i, v) = xs
         .iter()
         .enumerate()
@@ -881,10 +932,11 @@ fn diverged<T: Real, const N: usize>(
         variable: state[v].to_string(),
         message: format!(
             "the network diverged at t = {t} ms: {} of region {i} ({}) is not finite; \
-             try half the step (dt_ms, --dt {}){}, or less noise",
+             try half the step (dt_ms, --dt {}){}, or less noise (amplitudes now [{}]; \
+             nsig or noise in the configuration)",
             state[v],
             p.conn.labels[i],
-            p.cfg.dt_ms / 2.0,
+            p.dt_ms / 2.0,
             if p.cfg.coupling != 0.0 {
                 format!(
                     " or of the coupling (coupling, --G {})",
@@ -892,7 +944,12 @@ fn diverged<T: Real, const N: usize>(
                 )
             } else {
                 String::new()
-            }
+            },
+            sigma
+                .iter()
+                .map(|v| format!("{v:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -940,7 +997,7 @@ where
         &models,
         T::from_f64(cfg.coupling),
         sigma.map(T::from_f64),
-        T::from_f64(cfg.dt_ms),
+        T::from_f64(p.dt_ms),
         &mut x,
         &mut hist,
         &mut work,
@@ -953,7 +1010,7 @@ where
     let start = std::time::Instant::now();
     for k in 0..p.steps {
         if !brain.step() {
-            return Err(diverged(p, k, brain.state(), &M::STATE));
+            return Err(diverged(p, k, brain.state(), &M::STATE, &sigma));
         }
         obs.push(k, brain.state(), M::COUPLING_VAR);
         if k % 8192 == 0 {
@@ -1071,7 +1128,7 @@ fn meta(p: &Prepared, out: &RunOutput) -> serde_json::Value {
             "regions": p.conn.n,
             "labels": p.conn.labels,
             "delays": !p.delays.is_empty(),
-            "max_delay_ms": p.max_delay_steps() as f64 * p.cfg.dt_ms,
+            "max_delay_ms": p.max_delay_steps() as f64 * p.dt_ms,
         },
         "seed": p.cfg.seed,
         "time_unit": "ms",

@@ -6,12 +6,15 @@ use crate::progress::Bar;
 use crate::{plot, say};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use nmm::brain::{Config, ParamValue, Prepared, Rows, features, run_batch, write_run};
+use nmm::brain::{
+    Config, ParamValue, Prepared, Rows, default_dt_ms, features, run_batch, write_run,
+};
 use nmm::sweep::{parse_shard, slurm_shard};
 use std::path::PathBuf;
 
 /// The command and its `batch` subcommand.
 pub fn command() -> Command {
+    let d = Config::default();
     let common = |c: Command| {
         c.arg(
             Arg::new("config")
@@ -59,9 +62,9 @@ pub fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Ignore tract lengths: no conduction delays"),
         )
-        .arg(float_arg("G", "Global coupling G [model input per unit of coupling variable] [default: 0.1]".into()))
-        .arg(float_arg("duration", "Simulated time [ms] [default: 60000]".into()))
-        .arg(float_arg("dt", "Integration step [ms] [default: 0.1]".into()))
+        .arg(float_arg("G", format!("Global coupling G [model input per unit of coupling variable] [default: {}, the working point of MPR on the built-in connectome]", d.coupling)))
+        .arg(float_arg("duration", format!("Simulated time [ms] [default: {}]", d.duration_ms)))
+        .arg(float_arg("dt", format!("Integration step [ms] [default: {} for mpr and mlp, {} for the others]", default_dt_ms("mpr"), default_dt_ms("rww"))))
         .arg(float_arg("tr", "BOLD repetition time [ms] [default: 2000]".into()))
         .arg(float_arg("bold-dt", "Step of the BOLD integration [ms], a multiple of --dt; the drive is averaged over it [default: 5]".into()))
         .arg(
@@ -77,7 +80,7 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(PathBuf))
                 .help("Empirical FC (regions x regions, .npy or CSV): adds the feature fc_emp_corr, its correlation with the simulated FC"),
         )
-        .arg(float_arg("transient", "BOLD before this time is left out of FC and FCD [ms] [default: 10000]".into()))
+        .arg(float_arg("transient", format!("BOLD before this time is left out of FC and FCD [ms] [default: {}]", d.fc.transient_ms)))
         .arg(float_arg("record-every", "Record block means of every state variable every this many ms [default: 0 = off]".into()))
         .arg(
             Arg::new("precision")
@@ -90,7 +93,7 @@ pub fn command() -> Command {
                 .long("param")
                 .value_name("NAME=VALUE")
                 .action(ArgAction::Append)
-                .help("Set a model parameter in every region (repeatable), e.g. --param eta=-4.6"),
+                .help("Set a model parameter in every region (repeatable), e.g. --param eta=-4.4; for mpr eta is -4.6 unless set"),
         )
         .arg(
             Arg::new("seed")
@@ -204,7 +207,7 @@ pub fn config_from_args(m: &ArgMatches) -> Result<Config> {
         cfg.duration_ms = *v;
     }
     if let Some(v) = m.get_one::<f64>("dt") {
-        cfg.dt_ms = *v;
+        cfg.dt_ms = Some(*v);
     }
     if let Some(v) = m.get_one::<f64>("tr") {
         cfg.bold.tr_ms = *v;
@@ -267,15 +270,19 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         if p.delays.is_empty() {
             "no".to_string()
         } else {
-            format!("max {:.1} ms", p.max_delay_steps() as f64 * p.cfg.dt_ms)
+            format!("max {:.1} ms", p.max_delay_steps() as f64 * p.dt_ms)
         },
         p.cfg.model,
         p.cfg.coupling,
         p.cfg.duration_ms,
-        p.cfg.dt_ms,
+        p.dt_ms,
         p.steps
     );
-    let bar = Bar::new("{bar:40} {percent}%  {elapsed} (eta {eta})", "brain");
+    let bar = Bar::new(
+        "{bar:40} {percent}%  {elapsed} (eta {eta})",
+        "brain",
+        "steps",
+    );
     let out = nmm::brain::run(&p, &bar)?;
     bar.finish();
     let region_steps = p.steps as f64 * p.conn.n as f64;
@@ -339,7 +346,11 @@ fn batch(m: &ArgMatches) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(m.get_one::<usize>("jobs").copied().unwrap_or(0))
         .build()?;
-    let bar = Bar::new("{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})", "batch");
+    let bar = Bar::new(
+        "{bar:40} {pos}/{len} runs  {elapsed} (eta {eta})",
+        "batch",
+        "runs",
+    );
     let start = std::time::Instant::now();
     let out = pool
         .install(|| {
@@ -379,7 +390,7 @@ fn batch(m: &ArgMatches) -> Result<()> {
             "nmm brain: {} on {conn} ({} s per run, dt = {} ms)",
             base.model,
             base.duration_ms / 1000.0,
-            base.dt_ms
+            base.dt_ms.unwrap_or(default_dt_ms(&base.model))
         );
         plot::exploration(path, &title, &out.header, &out.table)?;
         say!("wrote {}", path.display());

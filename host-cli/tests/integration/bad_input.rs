@@ -84,7 +84,7 @@ const CASES: &[Case] = &[
         says: &[
             "--duration",
             "0 BOLD samples after the FC transient",
-            "at least 48000 ms",
+            "at least 58000 ms",
         ],
         absent: &["b.npz", "b.svg"],
     },
