@@ -83,13 +83,9 @@ impl<const H1: usize, const H2: usize> RunDefaults for nmm_core::mlp::MlpMeanFie
     const ABOUT: &'static str = "The trained compact MLP mean field (r, v) from a .nmmw file (nmm train); defaults run the MPR protocol";
 }
 
-/// An axis label: `name [unit]`, or `name (dimensionless)` for the unit `"1"`.
+/// An axis label: `name [unit]` (`[1]` for a dimensionless quantity, as every figure here).
 pub fn label(name: &str, unit: &str) -> String {
-    if unit == "1" {
-        format!("{name} (dimensionless)")
-    } else {
-        format!("{name} [{unit}]")
-    }
+    format!("{name} [{unit}]")
 }
 
 /// The label of state variable `k` of model `M`.
