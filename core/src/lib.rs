@@ -6,6 +6,7 @@
 //! WASM module.
 //!
 //! - [`real`]: the scalar trait.
+//! - [`dual`]: forward-mode dual numbers (a `Real` with `N` derivatives) for gradients.
 //! - [`integrate`]: Euler, Heun, RK4; Euler-Maruyama and stochastic Heun (additive noise).
 //! - [`rng`]: xoshiro256++ streams and Gaussian draws.
 //! - [`models`]: MPR, Chen-Campbell, reduced Wong-Wang (Deco 2014, Griffiths 2022).
@@ -41,6 +42,7 @@ pub mod bold;
 pub mod brain;
 pub mod connectome;
 pub mod continuation;
+pub mod dual;
 pub mod equilibria;
 pub mod fc;
 pub mod integrate;
