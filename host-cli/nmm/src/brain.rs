@@ -1377,6 +1377,152 @@ pub fn features_file(dir: &Path, (k, of): (usize, usize)) -> PathBuf {
     }
 }
 
+/// Merges the shard tables `features-shard-K-of-N.csv` of a batch directory (the shards of
+/// one `N`, every `K` from 1 to `N`, one header) into `features.csv`, rows in order; the rows
+/// must be `1, 2, ...` without a gap or a repeat. A merge of the shards of a batch equals the
+/// table of the same batch run in one process, byte for byte.
+///
+/// # Errors
+/// [`Error::Input`] naming the directory or file: no shard tables, shards of different `N`,
+/// a missing shard, a header that differs, a row number that repeats or is missing, or an
+/// existing `features.csv` (it is not replaced).
+///
+/// ```
+/// use nmm::brain::{Config, Rows, merge_shards, run_batch};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut base = Config::default();
+/// base.connectome.path = "builtin:4".into();
+/// base.duration_ms = 4000.0;
+/// base.bold.tr_ms = 100.0;
+/// base.fc.transient_ms = 500.0;
+/// let rows = Rows { header: vec!["G".into()], rows: vec![vec![0.0], vec![0.1], vec![0.2]] };
+/// for k in 1..=2 {
+///     run_batch(&base, &rows, (k, 2), dir.path(), false, &nmm::progress::Silent).unwrap();
+/// }
+/// let merged = merge_shards(dir.path()).unwrap();
+/// assert_eq!(merged.table.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+/// assert!(merge_shards(dir.path()).is_err()); // features.csv exists now
+/// ```
+pub fn merge_shards(dir: &Path) -> Result<BatchOutput> {
+    let out = dir.join("features.csv");
+    if out.exists() {
+        bail!(
+            "{} exists: remove it to merge the shards again",
+            out.display()
+        );
+    }
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))
+        .context("batch directory")?;
+    // (K, N, path) of every shard table.
+    let mut shards: Vec<(usize, usize, PathBuf)> = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(kn) = name
+            .strip_prefix("features-shard-")
+            .and_then(|r| r.strip_suffix(".csv"))
+        else {
+            continue;
+        };
+        let parsed = kn
+            .split_once("-of-")
+            .and_then(|(k, n)| Some((k.parse().ok()?, n.parse().ok()?)));
+        match parsed {
+            Some((k, n)) => shards.push((k, n, path)),
+            None => bail!(
+                "{}: not a shard table name (features-shard-K-of-N.csv)",
+                path.display()
+            ),
+        }
+    }
+    shards.sort();
+    let Some(&(_, of, _)) = shards.first() else {
+        bail!(
+            "{}: no shard tables (features-shard-K-of-N.csv from brain batch --shard K/N)",
+            dir.display()
+        );
+    };
+    if let Some((_, n, p)) = shards.iter().find(|(_, n, _)| *n != of) {
+        bail!(
+            "{}: shards of {of} and of {n} in one directory ({})",
+            dir.display(),
+            p.display()
+        );
+    }
+    let missing: Vec<usize> = (1..=of)
+        .filter(|k| !shards.iter().any(|(j, _, _)| j == k))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: shards {missing:?} of {of} are missing (features-shard-K-of-{of}.csv)",
+            dir.display()
+        );
+    }
+    let mut header: Option<Vec<String>> = None;
+    let mut table: Vec<(usize, Vec<String>)> = Vec::new();
+    for (_, _, path) in &shards {
+        let mut reader =
+            csv::Reader::from_path(path).map_err(|e| input!("{}: {e}", path.display()))?;
+        let h: Vec<String> = reader
+            .headers()
+            .map_err(|e| input!("{}: {e}", path.display()))?
+            .iter()
+            .map(String::from)
+            .collect();
+        match &header {
+            Some(first) if *first != h => {
+                bail!(
+                    "{}: its header differs from the other shards'",
+                    path.display()
+                )
+            }
+            _ => header = Some(h),
+        }
+        for rec in reader.records() {
+            let rec = rec.map_err(|e| input!("{}: {e}", path.display()))?;
+            let line: Vec<String> = rec.iter().map(String::from).collect();
+            let row = line
+                .first()
+                .and_then(|r| r.parse::<usize>().ok())
+                .ok_or_else(|| input!("{}: a line without a row number", path.display()))?;
+            table.push((row, line));
+        }
+    }
+    let header = header.unwrap_or_default();
+    table.sort_by_key(|(row, _)| *row);
+    for (i, (row, _)) in table.iter().enumerate() {
+        if *row < i + 1 {
+            bail!(
+                "{}: row {row} appears in more than one line (rows must be 1, 2, ... once each \
+                 across the shards)",
+                dir.display()
+            );
+        }
+        if *row > i + 1 {
+            bail!(
+                "{}: row {} is missing (rows must be 1, 2, ... once each across the shards)",
+                dir.display(),
+                i + 1
+            );
+        }
+    }
+    let flag = header.iter().position(|h| h == "diverged");
+    let diverged = table
+        .iter()
+        .filter(|(_, l)| flag.is_some_and(|c| l.get(c).is_some_and(|v| v == "1")))
+        .map(|(row, _)| *row)
+        .collect();
+    let table: Vec<Vec<String>> = table.into_iter().map(|(_, l)| l).collect();
+    write_csv(&out, &header, &table)?;
+    Ok(BatchOutput {
+        header,
+        table,
+        path: out,
+        diverged,
+    })
+}
+
 /// Runs the rows of `rows` in shard `(k, of)` (rows `k - 1, k - 1 + of, ...`, 0-based) on the
 /// current rayon pool, each from `base` with its row applied, and writes `features.csv` (or
 /// `features-shard-K-of-N.csv`) and the base `config.toml` into `dir`; with `save_runs`, each

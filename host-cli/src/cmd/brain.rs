@@ -12,7 +12,7 @@ use nmm::brain::{
 use nmm::sweep::{parse_shard, slurm_shard};
 use std::path::PathBuf;
 
-/// The command and its `batch` subcommand.
+/// The command and its `batch` and `merge` subcommands.
 pub fn command() -> Command {
     let d = Config::default();
     let common = |c: Command| {
@@ -166,7 +166,16 @@ pub fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Also write each row's .npz (row-K.npz)"),
         );
-    single.subcommand(batch)
+    let merge = Command::new("merge")
+        .about("Merges the shard tables of a batch (features-shard-K-of-N.csv, e.g. from a Slurm array) into features.csv")
+        .arg(
+            Arg::new("dir")
+                .value_name("DIR")
+                .required(true)
+                .value_parser(value_parser!(PathBuf))
+                .help("The batch directory (--out of brain batch --shard K/N)"),
+        );
+    single.subcommand(batch).subcommand(merge)
 }
 
 /// The configuration from `--config` and the flags.
@@ -249,8 +258,28 @@ pub fn config_from_args(m: &ArgMatches) -> Result<Config> {
 
 /// Runs `nmm brain` or `nmm brain batch`.
 pub fn run(m: &ArgMatches) -> Result<()> {
-    if let Some(("batch", b)) = m.subcommand() {
-        return batch(b);
+    match m.subcommand() {
+        Some(("batch", b)) => return batch(b),
+        Some(("merge", b)) => {
+            let dir = b.get_one::<PathBuf>("dir").expect("required");
+            let out = nmm::brain::merge_shards(dir)?;
+            say!(
+                "{} rows from the shards{}; wrote {}",
+                out.table.len(),
+                if out.diverged.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} diverged (rows {:?})",
+                        out.diverged.len(),
+                        out.diverged
+                    )
+                },
+                out.path.display()
+            );
+            return Ok(());
+        }
+        _ => {}
     }
     let cfg = config_from_args(m)?;
     let out_path = m

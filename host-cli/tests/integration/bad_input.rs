@@ -240,6 +240,36 @@ const CASES: &[Case] = &[
         absent: &["q.npz"],
     },
     Case {
+        class: "work thrown away: merging the shards of a batch with one missing",
+        setup: &[("b/features-shard-1-of-2.csv", "row,seed_used,G\n1,0,0\n")],
+        args: &["brain", "merge", "b"],
+        code: 1,
+        says: &["shards [2] of 2 are missing"],
+        absent: &["b/features.csv"],
+    },
+    Case {
+        class: "NaN or empty results: shards that repeat a row",
+        setup: &[
+            ("b/features-shard-1-of-2.csv", "row,seed_used,G\n1,0,0\n"),
+            ("b/features-shard-2-of-2.csv", "row,seed_used,G\n1,0,0\n"),
+        ],
+        args: &["brain", "merge", "b"],
+        code: 1,
+        says: &["row 1 appears in more than one line"],
+        absent: &["b/features.csv"],
+    },
+    Case {
+        class: "work thrown away: shards of two different batches",
+        setup: &[
+            ("b/features-shard-1-of-2.csv", "row,seed_used,G\n1,0,0\n"),
+            ("b/features-shard-2-of-2.csv", "row,seed_used,eta\n2,1,-5\n"),
+        ],
+        args: &["brain", "merge", "b"],
+        code: 1,
+        says: &["features-shard-2-of-2.csv", "header differs"],
+        absent: &["b/features.csv"],
+    },
+    Case {
         class: "usage error",
         setup: &[],
         args: &["brain", "--G", "x"],
@@ -257,7 +287,9 @@ fn bad_input_table() {
         let dir = tempfile::tempdir().unwrap();
         write_npy_1d(&dir.path().join("z.npy"), 400, 0.1);
         for (name, text) in case.setup {
-            std::fs::write(dir.path().join(name), text).unwrap();
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
         }
         let args: Vec<String> = case.args.iter().map(|a| a.to_string()).collect();
         let o = nmm_in(dir.path(), &args);
