@@ -55,7 +55,7 @@ cargo test --release --locked -p nmm-tests --test network_vs_mean_field 2>&1 | t
 step "Slurm: brain batch as an array job on a one-node cluster; merged = one process"
 if command -v slurmctld >/dev/null && command -v slurmd >/dev/null &&
   command -v sbatch >/dev/null && command -v munged >/dev/null; then
-  cargo build -p nmm-cli --locked
+  # The binary the integration tests above built.
   ./scripts/slurm_check.sh target/debug/nmm 3 2>&1 | tee -a "$log"
 else
   echo "skipped: Slurm is not installed (slurmctld, slurmd, slurm-client, munge; .ci/run installs them)"

@@ -325,9 +325,11 @@ pub fn brain_figure(
 pub fn exploration(
     path: &Path,
     title: &str,
+    bold_unit: &str,
     header: &[String],
     table: &[Vec<String>],
 ) -> Result<()> {
+    let bold_label = format!("std of BOLD [{bold_unit}]");
     let col = |name: &str| header.iter().position(|h| h == name);
     let value = |row: &Vec<String>, c: usize| row[c].parse::<f64>().unwrap_or(f64::NAN);
     let x_name = header.get(2).cloned().unwrap_or_default();
@@ -405,7 +407,7 @@ pub fn exploration(
         ),
         (
             "BOLD: spread per region, mean",
-            "std of BOLD [1]",
+            &bold_label,
             None,
             vec![("bold_std_mean", RGBColor(31, 119, 180))],
         ),

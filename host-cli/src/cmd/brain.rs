@@ -421,7 +421,17 @@ fn batch(m: &ArgMatches) -> Result<()> {
             base.duration_ms / 1000.0,
             base.dt_ms.unwrap_or(default_dt_ms(&base.model))
         );
-        plot::exploration(path, &title, &out.header, &out.table)?;
+        // The BOLD signal's unit is set by V_0: percent for stephan2007 and vbjax (V_0 = 4),
+        // a fraction for friston2000; a V_0 of the user's own has the user's unit.
+        let bold_unit = match (
+            base.bold.params.contains_key("V_0"),
+            base.bold.preset.as_str(),
+        ) {
+            (true, _) => "V_0 units",
+            (false, "friston2000") => "1",
+            _ => "%",
+        };
+        plot::exploration(path, &title, bold_unit, &out.header, &out.table)?;
         say!("wrote {}", path.display());
     }
     Ok(())
