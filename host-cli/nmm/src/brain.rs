@@ -258,6 +258,38 @@ pub struct Prepared {
     pub empirical_fc: Option<Vec<f64>>,
 }
 
+/// The connectome's weights as `cfg` prepares them: the diagonal zeroed (`zero_diagonal`), then
+/// each `normalise` step or recipe in order.
+///
+/// ```
+/// let conn = nmm::connectome::builtin(4)?;
+/// let cfg = nmm::brain::ConnectomeCfg::default(); // zero diagonal, then W / max W
+/// let w = nmm::brain::normalised_weights(&cfg, &conn)?;
+/// assert_eq!(w.iter().cloned().fold(0.0, f64::max), 1.0);
+/// assert!((0..4).all(|i| w[i * 4 + i] == 0.0));
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn normalised_weights(cfg: &ConnectomeCfg, conn: &ConnectomeData) -> Result<Vec<f64>> {
+    let n = conn.n;
+    let mut weights = conn.weights.clone();
+    if cfg.zero_diagonal {
+        normalise(n, &mut weights, Normalise::ZeroDiagonal)?;
+    }
+    for name in &cfg.normalise {
+        let steps: Vec<Normalise> = match Normalise::recipe(name) {
+            Some(r) => r.to_vec(),
+            None => vec![
+                name.parse()
+                    .map_err(|e| input!("connectome.normalise {name:?}: {e}"))?,
+            ],
+        };
+        for s in steps {
+            normalise(n, &mut weights, s).map_err(|e| input!("{}: {e}", conn.source))?;
+        }
+    }
+    Ok(weights)
+}
+
 fn whole_multiple(what: &str, a: f64, b: f64) -> Result<usize> {
     crate::stats::whole_multiple(a, b)
         .ok_or_else(|| input!("{what} = {a} must be a whole multiple (>= 1) of {b}"))
@@ -453,22 +485,7 @@ impl Prepared {
             bail!("fc.window_tr must be >= 2 and fc.step_tr >= 1");
         }
         check_fc_length(&cfg, steps, bold_every, bold_per_tr)?;
-        let mut weights = conn.weights.clone();
-        if cfg.connectome.zero_diagonal {
-            normalise(n, &mut weights, Normalise::ZeroDiagonal)?;
-        }
-        for name in &cfg.connectome.normalise {
-            let steps: Vec<Normalise> = match Normalise::recipe(name) {
-                Some(r) => r.to_vec(),
-                None => vec![
-                    name.parse()
-                        .map_err(|e| input!("connectome.normalise {name:?}: {e}"))?,
-                ],
-            };
-            for s in steps {
-                normalise(n, &mut weights, s).map_err(|e| input!("{}: {e}", conn.source))?;
-            }
-        }
+        let weights = normalised_weights(&cfg.connectome, &conn)?;
         let delays = match (cfg.connectome.delays, &conn.lengths_mm) {
             (true, Some(l)) => {
                 let mut d = vec![0u32; n * n];

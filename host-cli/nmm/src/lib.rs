@@ -4,8 +4,9 @@
 //! simulator ([`network`], [`spiking`]), grids of network runs that shard and resume
 //! ([`sweep`]), the trainer of the compact MLP mean field ([`train`]), single nodes
 //! ([`mf`]), equilibria and continuation drivers ([`fixed_points`], [`bifurcation`]),
-//! whole-brain runs with BOLD, FC, FCD and their features ([`brain`]), BOLD of any series
-//! ([`bold`]), connectomes ([`connectome`]) and the file formats ([`io`]).
+//! whole-brain runs with BOLD, FC, FCD and their features ([`brain`]), gradient fits of
+//! whole-brain parameters to an empirical FC ([`fit`]), BOLD of any series ([`bold`]),
+//! connectomes ([`connectome`]) and the file formats ([`io`]).
 //!
 //! Every numerical kernel lives in the `no_std` core ([`nmm_core`]); this crate holds what
 //! needs the heap, threads or files. It never prints: long jobs report through a
@@ -35,6 +36,7 @@ pub mod bold;
 pub mod brain;
 pub mod connectome;
 pub mod error;
+pub mod fit;
 pub mod fixed_points;
 pub mod io;
 pub mod mf;
