@@ -4,7 +4,8 @@
 # in one process, byte for byte. Installs Debian's slurmctld, slurmd, slurm-client and munge when
 # missing (root or sudo), starts munged (unless it runs), slurmctld and slurmd with a private
 # configuration, and stops the daemons it started by their process ids at the end; an existing
-# /etc/slurm/slurm.conf is put back.
+# /etc/slurm/slurm.conf is put back. It refuses to run where a slurmctld already runs (a real
+# cluster's configuration is not to be touched).
 #
 # Usage: scripts/slurm_check.sh NMM_BINARY [ARRAY_TASKS]
 set -euo pipefail
@@ -23,12 +24,18 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
+if pgrep -x slurmctld >/dev/null 2>&1; then
+  echo "slurm_check: a slurmctld already runs here; not touching a live cluster" >&2
+  exit 1
+fi
+
 D=$(mktemp -d)
 chmod 755 "$D"
 H=$(hostname -s)
 conf=/etc/slurm/slurm.conf
 pids=()
 restore=""
+wrote_conf=0
 cleanup() {
   for p in "${pids[@]}"; do
     $sudo kill "$p" 2>/dev/null || true
@@ -37,16 +44,20 @@ cleanup() {
   for _ in $(seq 100); do
     alive=0
     for p in "${pids[@]}"; do
-      if kill -0 "$p" 2>/dev/null; then alive=1; fi
+      if $sudo kill -0 "$p" 2>/dev/null; then alive=1; fi
     done
     [ "$alive" -eq 0 ] && break
     sleep 0.1
   done
-  if [ -n "$restore" ]; then
-    $sudo mv "$restore" "$conf"
-  else
-    $sudo rm -f "$conf"
+  # Only the configuration this script wrote is undone.
+  if [ "$wrote_conf" -eq 1 ]; then
+    if [ -n "$restore" ]; then
+      $sudo mv "$restore" "$conf"
+    else
+      $sudo rm -f "$conf"
+    fi
   fi
+  $sudo rm -rf "$D"
 }
 trap cleanup EXIT
 
@@ -71,6 +82,7 @@ if [ -e "$conf" ]; then
   $sudo cp -p "$conf" "$restore"
 fi
 mkdir -p "$D/spool" "$D/state"
+wrote_conf=1
 $sudo tee "$conf" >/dev/null <<EOC
 ClusterName=nmmcheck
 SlurmctldHost=$H
@@ -96,11 +108,17 @@ pids+=("$(cat "$D/ctld.pid")")
 $sudo slurmd
 for _ in $(seq 50); do [ -s "$D/d.pid" ] && break; sleep 0.1; done
 pids+=("$(cat "$D/d.pid")")
+idle=0
 for _ in $(seq 60); do
-  sinfo -h -o %t 2>/dev/null | grep -q idle && break
+  if sinfo -h -o %t 2>/dev/null | grep -q idle; then idle=1; break; fi
   sleep 1
 done
 sinfo
+if [ "$idle" -ne 1 ]; then
+  echo "slurm_check: the node did not become idle within 60 s" >&2
+  cat "$D/ctld.log" "$D/d.log" >&2 || true
+  exit 1
+fi
 
 # The batch: 7 rows (G and eta) on a small built-in connectome, short runs.
 printf 'G,eta\n0,-4.6\n0.05,-4.6\n0.1,-4.6\n0.05,-4.8\n0.1,-4.8\n0.15,-5\n0.2,-5\n' > "$D/rows.csv"
@@ -113,9 +131,14 @@ cat > "$D/job.sh" <<EOJ
 # Each array task runs its shard (K and N from SLURM_ARRAY_TASK_*; see the README).
 exec "$bin" ${args[*]} --out "$D/sharded"
 EOJ
-sbatch --array=1-"$tasks" --wait "$D/job.sh"
+status=0
+timeout 600 sbatch --array=1-"$tasks" --wait "$D/job.sh" || status=$?
 echo "--- array task logs"
-cat "$D"/slurm-*.out
+cat "$D"/slurm-*.out || true
+if [ "$status" -ne 0 ]; then
+  echo "slurm_check: the array job failed (status $status)" >&2
+  exit 1
+fi
 ls "$D/sharded"
 "$bin" brain merge "$D/sharded"
 "$bin" "${args[@]}" --out "$D/single" --jobs 1 >/dev/null

@@ -21,7 +21,7 @@
 //! The values are computed by the same operations as with `T` itself, so a dual run's values
 //! equal the plain run's bit for bit; only the derivatives are added.
 //!
-//! Comparisons (`<`, `max`, `r >= 0` clamps) look at the value only, so a branch taken by a
+//! Orderings (`<`, `max`, `r >= 0` clamps) look at the value only, so a branch taken by a
 //! model or an integrator is differentiated as the branch it is (a clamp at a bound has a zero
 //! derivative there, as in any automatic differentiation). [`Real::is_finite`] asks for a
 //! finite value and finite derivatives, so a run whose gradient overflows reports it as a
@@ -84,25 +84,31 @@ impl<T: Real, const N: usize> Dual<T, N> {
         })
     }
 
-    /// `f(self)` given `f(v)` and `f'(v)`: the chain rule on every tangent.
+    /// `f(self)` given `f(v)` and `f'(v)`: the chain rule on every tangent. A zero tangent stays
+    /// zero even where `f'` is infinite (`sqrt` or `ln` of a constant 0), instead of 0 x inf.
     #[inline]
     fn chain(self, f: T, df: T) -> Self {
         Self {
             v: f,
-            d: self.d.map(|x| x * df),
+            d: self.d.map(|x| if x == T::ZERO { T::ZERO } else { x * df }),
         }
     }
 }
 
 impl<T: Real, const N: usize> PartialEq for Dual<T, N> {
-    /// Equal values (derivatives are not compared, consistent with [`PartialOrd`]).
+    /// Equal values and equal derivatives: the same quantity. Code that asks whether two
+    /// numbers are the same (regions with the same model share one evaluation, a zero weight is
+    /// skipped) must not drop a derivative: a region whose parameter is seeded differs from
+    /// the others, and a weight of value 0 with a derivative is kept. Ordering ([`PartialOrd`])
+    /// looks at the values only.
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.v == other.v
+        self.v == other.v && self.d == other.d
     }
 }
 
 impl<T: Real, const N: usize> PartialOrd for Dual<T, N> {
+    /// The values' order (derivatives do not order numbers).
     #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         self.v.partial_cmp(&other.v)
@@ -236,19 +242,19 @@ impl<T: Real, const N: usize> Real for Dual<T, N> {
     fn atan(self) -> Self {
         self.chain(self.v.atan(), T::ONE / (T::ONE + self.v * self.v))
     }
-    /// `x^y = exp(y ln x)`: `d = y x^(y-1) dx + x^y ln(x) dy`; the second term only where `y`
-    /// has a derivative (a constant exponent on a negative or zero base stays finite).
+    /// `x^y = exp(y ln x)`: `d = y x^(y-1) dx + x^y ln(x) dy`; each term only where its tangent
+    /// is not zero (a constant exponent on a negative or zero base stays finite).
     #[inline]
     fn powf(self, y: Self) -> Self {
         let p = self.v.powf(y.v);
         let dx = y.v * self.v.powf(y.v - T::ONE);
         let varies = y.d.iter().any(|&x| x != T::ZERO);
         let dy = if varies { p * self.v.ln() } else { T::ZERO };
+        // Zero tangents contribute nothing, even where a factor is infinite or NaN.
+        let term = |t: T, f: T| if t == T::ZERO { T::ZERO } else { t * f };
         Self {
             v: p,
-            d: core::array::from_fn(|k| {
-                self.d[k] * dx + if varies { y.d[k] * dy } else { T::ZERO }
-            }),
+            d: core::array::from_fn(|k| term(self.d[k], dx) + term(y.d[k], dy)),
         }
     }
     #[inline]

@@ -102,6 +102,13 @@ fn elementary_functions_follow_their_derivatives() {
     assert_eq!(D::<1>::new(2.7, [1.0]).floor().d[0], 0.0);
     assert!(D::<1>::new(1.0, [0.0]) < D::new(2.0, [-5.0]));
     assert!(!D::<1>::new(1.0, [f64::INFINITY]).is_finite());
+    // A constant at a singular point keeps zero derivatives (no 0 x inf = NaN).
+    for y in [D::<1>::constant(0.0).sqrt(), D::<1>::constant(0.0).ln()] {
+        assert_eq!(y.d[0], 0.0);
+    }
+    // Equality is of value and derivatives; ordering of values.
+    let (a, b) = (D::<1>::new(1.0, [0.0]), D::<1>::new(1.0, [1.0]));
+    assert!(a != b && a.partial_cmp(&b) == Some(std::cmp::Ordering::Equal));
 }
 
 /// A model's right-hand side: the state Jacobian in one pass with `N` tangents, the derivative
@@ -391,7 +398,7 @@ fn a_whole_brain_run_differentiates_in_g_and_a_node_parameter() {
     let dt = 0.1;
     let mut delays = vec![0u32; n * n];
     delays_in_steps(n, &len, 3.0, dt, &mut delays).unwrap();
-    fn run<T: Real>(n: usize, w: &[f64], delays: &[u32], g: T, jn: T, dt: f64) -> Vec<[T; 2]> {
+    fn run<T: Real>(n: usize, w: &[f64], delays: &[u32], g: T, jn: &[T], dt: f64) -> Vec<[T; 2]> {
         let w: Vec<T> = w.iter().map(|&x| T::from_f64(x)).collect();
         let c = count_links(n, &w, delays).unwrap();
         let empty = Link {
@@ -402,11 +409,12 @@ fn a_whole_brain_run_differentiates_in_g_and_a_node_parameter() {
         let (mut ir, mut il) = (vec![0; n + 1], vec![empty; c.instant]);
         let (mut dr, mut dl) = (vec![0; 2 * n + 1], vec![empty; c.delayed]);
         let conn = Connectome::build(n, &w, delays, &mut ir, &mut il, &mut dr, &mut dl).unwrap();
-        let m = Rww::<T> {
-            j_n: jn,
-            ..Rww::default()
-        };
-        let models = vec![m; n];
+        let models: Vec<Rww<T>> = (0..n)
+            .map(|i| Rww::<T> {
+                j_n: jn[i % jn.len()],
+                ..Rww::default()
+            })
+            .collect();
         let mut hist = vec![T::ZERO; Brain::<T, Rww<T>, 2>::history_len(&conn)];
         let mut work = vec![[T::ZERO; 2]; Brain::<T, Rww<T>, 2>::work_len(n)];
         let mut coupling = vec![T::ZERO; Brain::<T, Rww<T>, 2>::coupling_len(n)];
@@ -434,22 +442,45 @@ fn a_whole_brain_run_differentiates_in_g_and_a_node_parameter() {
     let w = &w;
     let (g, jn) = (0.6, 0.15);
     let [gd, jd] = D::<2>::variables([g, jn]);
-    let xd = run(n, w, &delays, gd, jd, dt);
-    let x = run(n, w, &delays, g, jn, dt);
+    let xd = run(n, w, &delays, gd, &[jd], dt);
+    let x = run(n, w, &delays, g, &[jn], dt);
     for i in 0..n {
         for v in 0..2 {
             assert_eq!(xd[i][v].v, x[i][v], "region {i}, variable {v}");
-            let dg = fd(|t| Some(run(n, w, &delays, t, jn, dt)[i][v]), g);
+            let dg = fd(|t| Some(run(n, w, &delays, t, &[jn], dt)[i][v]), g);
             close(
                 xd[i][v].d[0],
                 dg,
                 &format!("region {i}, variable {v}, d/dG"),
             );
-            let dj = fd(|t| Some(run(n, w, &delays, g, t, dt)[i][v]), jn);
+            let dj = fd(|t| Some(run(n, w, &delays, g, &[t], dt)[i][v]), jn);
             close(
                 xd[i][v].d[1],
                 dj,
                 &format!("region {i}, variable {v}, d/dJ_N"),
+            );
+        }
+    }
+    // One region's parameter seeded, the same value everywhere: the stepper must not take the
+    // regions for one model (their derivatives differ), and the derivative reaches the other
+    // regions only through the coupling.
+    let mut jds = vec![D::<2>::constant(jn); n];
+    jds[0] = D::new(jn, [1.0, 0.0]);
+    let xd = run(n, w, &delays, D::constant(g), &jds, dt);
+    for i in 0..n {
+        for v in 0..2 {
+            let dj = fd(
+                |t| {
+                    let mut js = vec![jn; n];
+                    js[0] = t;
+                    Some(run(n, w, &delays, g, &js, dt)[i][v])
+                },
+                jn,
+            );
+            close(
+                xd[i][v].d[0],
+                dj,
+                &format!("region {i}, variable {v}, d/dJ_N of region 0"),
             );
         }
     }

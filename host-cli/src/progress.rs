@@ -16,9 +16,9 @@ pub struct Bar {
     bar: ProgressBar,
     who: &'static str,
     unit: &'static str,
-    start: Instant,
-    /// When the last progress line was printed (hidden bars only).
-    last_line: Mutex<Instant>,
+    /// When the counted phase started (a new total starts a new one: a network's construction,
+    /// then its time steps) and when the last progress line was printed (hidden bars only).
+    clock: Mutex<(Instant, Instant)>,
 }
 
 impl Bar {
@@ -28,19 +28,22 @@ impl Bar {
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
-        let start = Instant::now();
+        let now = Instant::now();
         Self {
             bar,
             who,
             unit,
-            start,
-            last_line: Mutex::new(start),
+            clock: Mutex::new((now, now)),
         }
+    }
+
+    fn clock(&self) -> std::sync::MutexGuard<'_, (Instant, Instant)> {
+        self.clock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The line a hidden bar prints: `done/total unit (p %), elapsed, about ... left`.
     fn line(&self, done: u64, total: u64) -> String {
-        let elapsed = self.start.elapsed().as_secs_f64();
+        let elapsed = self.clock().0.elapsed().as_secs_f64();
         let frac = if total > 0 {
             done as f64 / total as f64
         } else {
@@ -73,13 +76,24 @@ impl Bar {
 impl nmm::Progress for Bar {
     fn set(&self, done: u64, total: u64) {
         if self.bar.length() != Some(total) {
+            // A new phase: its own elapsed time and estimate.
             self.bar.set_length(total);
+            self.bar.reset_elapsed();
+            self.bar.reset_eta();
+            let now = Instant::now();
+            *self.clock() = (now, now);
         }
         self.bar.set_position(done);
         if self.bar.is_hidden() && done < total {
-            let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
-            if last.elapsed() >= LINE_EVERY {
-                *last = Instant::now();
+            let due = {
+                let mut c = self.clock();
+                let due = c.1.elapsed() >= LINE_EVERY;
+                if due {
+                    c.1 = Instant::now();
+                }
+                due
+            };
+            if due {
                 crate::note!("{}", self.line(done, total));
             }
         }
@@ -124,17 +138,20 @@ mod tests {
 
     #[test]
     fn a_line_estimates_the_time_left_from_the_rate_so_far() {
-        let mut bar = Bar::new("{bar}", "batch", "runs");
-        bar.start = Instant::now() - Duration::from_secs(30);
+        let bar = Bar::new("{bar}", "batch", "runs");
+        bar.clock().0 = Instant::now() - Duration::from_secs(30);
         // A quarter done in 30 s: 90 s left at that rate.
         assert_eq!(
             bar.line(5, 20),
             "batch: 5/20 runs (25 %), 30 s elapsed, about 1 min 30 s left"
         );
         assert_eq!(bar.line(0, 20), "batch: 0/20 runs (0 %), 30 s elapsed");
+        // A new total is a new phase: its clock restarts.
+        nmm::Progress::set(&bar, 0, 100);
+        assert_eq!(bar.line(0, 100), "batch: 0/100 runs (0 %), 0 s elapsed");
         // What is counted can come with the message instead.
-        let mut bar = Bar::new("{bar}", "spiking", "");
-        bar.start = Instant::now() - Duration::from_secs(10);
+        let bar = Bar::new("{bar}", "spiking", "");
+        bar.clock().0 = Instant::now() - Duration::from_secs(10);
         nmm::Progress::message(&bar, "time steps");
         assert_eq!(
             bar.line(1, 2),

@@ -41,7 +41,7 @@ fn small() -> FitConfig {
 fn window_gradient_matches_finite_differences() {
     let s = Setup::new(small()).unwrap();
     let bold = simulate_bold(&s, &s.values, 60).unwrap();
-    let emp = lower_triangle(&fc_of(&bold), s.n);
+    let emp = lower_triangle(&fc_of(&bold), s.n).unwrap();
     let mut start = s.values.clone();
     for (k, f) in [("G", 1.2), ("g_EE", 0.9), ("g_EI", 1.1), ("g_IE", 0.95)] {
         *start.get_mut(k).unwrap() *= f;

@@ -216,6 +216,26 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The configuration with the model's defaults written in: `dt_ms` ([`default_dt_ms`]) and
+    /// the parameters of [`default_params`] that `params` does not set. Runs record this.
+    ///
+    /// ```
+    /// let c = nmm::brain::Config::default().resolved();
+    /// assert_eq!(c.dt_ms, Some(0.01));
+    /// assert_eq!(c.params["eta"], nmm::brain::ParamValue::Global(-4.6));
+    /// ```
+    pub fn resolved(mut self) -> Self {
+        self.dt_ms.get_or_insert(default_dt_ms(&self.model));
+        for (name, v) in default_params(&self.model) {
+            self.params
+                .entry(name.to_string())
+                .or_insert(ParamValue::Global(*v));
+        }
+        self
+    }
+}
+
 /// Everything a run needs, checked and in steps.
 ///
 /// ```
@@ -422,15 +442,11 @@ impl Prepared {
     /// assert_eq!(p.weights.len(), 16);
     /// # Ok::<(), nmm::Error>(())
     /// ```
-    pub fn with_connectome(mut cfg: Config, conn: ConnectomeData) -> Result<Self> {
+    pub fn with_connectome(cfg: Config, conn: ConnectomeData) -> Result<Self> {
         let n = conn.n;
         // The model's defaults, written into the configuration the run records.
-        let dt_ms = *cfg.dt_ms.get_or_insert(default_dt_ms(&cfg.model));
-        for (name, v) in default_params(&cfg.model) {
-            cfg.params
-                .entry(name.to_string())
-                .or_insert(ParamValue::Global(*v));
-        }
+        let cfg = cfg.resolved();
+        let dt_ms = cfg.dt_ms.unwrap_or(default_dt_ms(&cfg.model));
         if !(dt_ms.is_finite() && dt_ms > 0.0) {
             bail!("dt_ms (--dt) must be positive, got {dt_ms}");
         }
@@ -1446,9 +1462,9 @@ pub fn merge_shards(dir: &Path) -> Result<BatchOutput> {
             .split_once("-of-")
             .and_then(|(k, n)| Some((k.parse().ok()?, n.parse().ok()?)));
         match parsed {
-            Some((k, n)) => shards.push((k, n, path)),
-            None => bail!(
-                "{}: not a shard table name (features-shard-K-of-N.csv)",
+            Some((k, n)) if (1..=n).contains(&k) => shards.push((k, n, path)),
+            _ => bail!(
+                "{}: not a shard table name (features-shard-K-of-N.csv, 1 <= K <= N)",
                 path.display()
             ),
         }
@@ -1595,7 +1611,8 @@ pub fn run_batch(
     }
     crate::io::check_outputs(&outputs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     if !cfg_path.exists() {
-        let text = toml::to_string(base)?;
+        // With the model's defaults written in, so the batch reproduces if they change.
+        let text = toml::to_string(&base.clone().resolved())?;
         atomic_write(&cfg_path, |f| Ok(f.write_all(text.as_bytes())?))?;
     }
     let done = std::sync::atomic::AtomicU64::new(0);

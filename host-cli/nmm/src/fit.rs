@@ -146,6 +146,12 @@ impl Setup {
                 .map_err(|e| input!("bold.params.{k}: {e}"))?;
         }
         crate::bold::check_step(&bold, cfg.bold.dt_ms, "bold.dt_ms")?;
+        if !(cfg.transient_ms.is_finite() && cfg.transient_ms >= 0.0) {
+            bail!(
+                "transient_ms must be finite and >= 0, got {}",
+                cfg.transient_ms
+            );
+        }
         if cfg.window_tr < 3 {
             bail!(
                 "window_tr must be at least 3 (an FC needs samples), got {}",
@@ -184,7 +190,10 @@ impl Setup {
                 m.set(k, *v).map_err(|e| input!("params.{k}: {e}"))?;
             }
         }
-        for name in &cfg.fit {
+        for (i, name) in cfg.fit.iter().enumerate() {
+            if cfg.fit[..i].contains(name) {
+                bail!("fit: {name} is listed twice");
+            }
             match values.get(name) {
                 None => bail!("fit: {name:?} is not G or a parameter of rww-griffiths"),
                 Some(v) if !(*v > 0.0 && v.is_finite()) => bail!(
@@ -194,6 +203,9 @@ impl Setup {
                 _ => {}
             }
         }
+        (per_tr * bold_every)
+            .checked_mul(cfg.window_tr)
+            .ok_or_else(|| input!("window_tr = {}: a window of that many steps", cfg.window_tr))?;
         Ok(Self {
             n: conn.n,
             weights,
@@ -217,6 +229,13 @@ struct Carry<T> {
 }
 
 impl<T: Real> Carry<T> {
+    /// The fitted windows start here: the BOLD step and the TR clock restart (the transient
+    /// need not be a whole number of either).
+    fn restart_clocks(&mut self) {
+        self.phase = (0, 0);
+        self.zacc.fill(T::ZERO);
+    }
+
     fn new(s: &Setup) -> Self {
         Self {
             x: vec![[T::from_f64(0.1); 2]; s.n],
@@ -245,7 +264,9 @@ fn advance<T: Real>(
             model.set(k, *v).map_err(|e| input!("params.{k}: {e}"))?;
         }
     }
-    let g = vals["G"];
+    let g = *vals
+        .get("G")
+        .ok_or_else(|| input!("the parameter values have no G"))?;
     let w: Vec<T> = s.weights.iter().map(|&x| T::from_f64(x)).collect();
     let delays = vec![0u32; n * n];
     let c = count_links(n, &w, &delays)?;
@@ -293,8 +314,8 @@ fn advance<T: Real>(
                 region: None,
                 variable: "S_E".into(),
                 message: format!(
-                    "the fit's network diverged {} ms into a window; try a smaller dt_ms or \
-                     less noise (sigma)",
+                    "the fit's network diverged {} ms into this stretch of simulation (the \
+                     transient or a window); try a smaller dt_ms or less noise (sigma)",
                     (k + 1) as f64 * s.cfg.dt_ms
                 ),
             });
@@ -367,14 +388,42 @@ fn loss<T: Real>(bold: &[Vec<T>], emp_lower: &[f64]) -> (T, T) {
 
 /// The lower triangle of an FC matrix (regions x regions, row-major), `i > j` row by row.
 ///
+/// # Errors
+/// [`Error::Input`] if `fc` does not have `n * n` values.
+///
 /// ```
 /// let fc = [1.0, 0.2, 0.3, 0.2, 1.0, 0.4, 0.3, 0.4, 1.0];
-/// assert_eq!(nmm::fit::lower_triangle(&fc, 3), [0.2, 0.3, 0.4]);
+/// assert_eq!(nmm::fit::lower_triangle(&fc, 3)?, [0.2, 0.3, 0.4]);
+/// assert!(nmm::fit::lower_triangle(&fc, 4).is_err());
+/// # Ok::<(), nmm::Error>(())
 /// ```
-pub fn lower_triangle(fc: &[f64], n: usize) -> Vec<f64> {
-    (0..n)
+pub fn lower_triangle(fc: &[f64], n: usize) -> Result<Vec<f64>> {
+    if fc.len() != n * n {
+        bail!("an FC of {} values is not {n} x {n}", fc.len());
+    }
+    Ok((0..n)
         .flat_map(|i| (0..i).map(move |j| fc[i * n + j]))
-        .collect()
+        .collect())
+}
+
+/// Checks an empirical FC's lower triangle against the setup: one value per pair, finite, not
+/// all equal (a correlation with it must exist).
+fn check_empirical(s: &Setup, emp_lower: &[f64]) -> Result<()> {
+    let pairs = s.n * s.n.saturating_sub(1) / 2;
+    if emp_lower.len() != pairs {
+        bail!(
+            "the empirical FC has {} pairs below the diagonal, the connectome {pairs} ({} regions)",
+            emp_lower.len(),
+            s.n
+        );
+    }
+    if emp_lower.iter().any(|v| !v.is_finite()) {
+        bail!("the empirical FC has values that are not finite");
+    }
+    if emp_lower.iter().all(|v| *v == emp_lower[0]) {
+        bail!("the empirical FC has the same value for every pair: nothing to correlate with");
+    }
+    Ok(())
 }
 
 /// BOLD (time x regions, `trs` samples after the transient) of the fit's model with the given
@@ -398,7 +447,7 @@ pub fn simulate_bold(
     let steps_tr = s.bold_every * s.per_tr;
     let transient = (s.cfg.transient_ms / s.cfg.dt_ms).round() as usize;
     advance(s, values, &mut carry, transient)?;
-    carry.phase = (0, 0);
+    carry.restart_clocks();
     advance(s, values, &mut carry, trs * steps_tr)
 }
 
@@ -423,6 +472,7 @@ pub fn window_loss(
     values: &BTreeMap<String, f64>,
     emp_lower: &[f64],
 ) -> Result<(f64, Vec<f64>)> {
+    check_empirical(s, emp_lower)?;
     let mut carry = Carry::<D>::new(s);
     let vals = seeded(s, values);
     let transient = (s.cfg.transient_ms / s.cfg.dt_ms).round() as usize;
@@ -432,7 +482,7 @@ pub fn window_loss(
         .map(|(k, v)| (k.clone(), D::constant(*v)))
         .collect();
     advance(s, &constants, &mut carry, transient)?;
-    carry.phase = (0, 0);
+    carry.restart_clocks();
     let bold = advance(
         s,
         &vals,
@@ -503,13 +553,16 @@ pub struct FitResult {
 /// cfg.connectome.path = "builtin:4".into();
 /// cfg.transient_ms = 1500.0;
 /// cfg.window_tr = 6;
-/// cfg.epochs = 2;
+/// cfg.epochs = 1;
 /// cfg.fit = vec!["G".into()];
 /// let s = nmm::fit::Setup::new(cfg)?;
 /// let emp = [0.3, 0.1, 0.2, 0.4, 0.1, 0.3];
-/// let out = nmm::fit::fit(&s, &emp, 2, &nmm::progress::Silent)?;
-/// assert_eq!(out.epochs.len(), 2);
-/// assert!(out.values["G"] != 0.5); // it moved
+/// // Adam's first step moves ln G by the learning rate against the gradient's sign.
+/// let (_, grad) = nmm::fit::window_loss(&s, &s.values, &emp)?;
+/// let out = nmm::fit::fit(&s, &emp, 1, &nmm::progress::Silent)?;
+/// assert_eq!(out.epochs.len(), 1);
+/// let step = (out.values["G"] / 0.5).ln();
+/// assert!((step + 0.05 * grad[0].signum()).abs() < 1e-6, "{step} {grad:?}");
 /// # Ok::<(), nmm::Error>(())
 /// ```
 pub fn fit(
@@ -518,14 +571,7 @@ pub fn fit(
     windows: usize,
     progress: &dyn Progress,
 ) -> Result<FitResult> {
-    let pairs = s.n * s.n.saturating_sub(1) / 2;
-    if emp_lower.len() != pairs {
-        bail!(
-            "the empirical FC has {} pairs below the diagonal, the connectome {pairs} ({} regions)",
-            emp_lower.len(),
-            s.n
-        );
-    }
+    check_empirical(s, emp_lower)?;
     if windows == 0 {
         bail!("no windows to fit (the empirical BOLD is shorter than window_tr)");
     }
@@ -542,9 +588,9 @@ pub fn fit(
         .map(|(k, v)| (k.clone(), D::constant(*v)))
         .collect();
     advance(s, &constants, &mut carry, transient).context("transient")?;
-    carry.phase = (0, 0);
+    carry.restart_clocks();
     let window_steps = s.cfg.window_tr * s.bold_every * s.per_tr;
-    let total = (s.cfg.epochs * windows) as u64;
+    let total = (s.cfg.epochs as u64).saturating_mul(windows as u64);
     let mut epochs = Vec::with_capacity(s.cfg.epochs);
     let mut sim_fc_lower = Vec::new();
     for e in 0..s.cfg.epochs {

@@ -266,14 +266,17 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             say!(
                 "{} rows from the shards{}; wrote {}",
                 out.table.len(),
-                if out.diverged.is_empty() {
-                    String::new()
-                } else {
-                    format!(
+                match out.diverged.len() {
+                    0 => String::new(),
+                    1..=20 => format!(
                         ", {} diverged (rows {:?})",
                         out.diverged.len(),
                         out.diverged
-                    )
+                    ),
+                    k => format!(
+                        ", {k} diverged (rows {:?} ...; the diverged column has all)",
+                        &out.diverged[..20]
+                    ),
                 },
                 out.path.display()
             );
