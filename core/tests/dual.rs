@@ -467,8 +467,8 @@ fn a_whole_brain_run_differentiates_in_g_and_a_node_parameter() {
     let mut jds = vec![D::<2>::constant(jn); n];
     jds[0] = D::new(jn, [1.0, 0.0]);
     let xd = run(n, w, &delays, D::constant(g), &jds, dt);
-    for i in 0..n {
-        for v in 0..2 {
+    for (i, xi) in xd.iter().enumerate() {
+        for (v, xiv) in xi.iter().enumerate() {
             let dj = fd(
                 |t| {
                     let mut js = vec![jn; n];
@@ -478,7 +478,7 @@ fn a_whole_brain_run_differentiates_in_g_and_a_node_parameter() {
                 jn,
             );
             close(
-                xd[i][v].d[0],
+                xiv.d[0],
                 dj,
                 &format!("region {i}, variable {v}, d/dJ_N of region 0"),
             );
