@@ -697,7 +697,8 @@ pub fn default_dt_ms(model: &str) -> f64 {
 /// Parameters a whole-brain run of `model` gets unless `params` sets them (on top of the
 /// model's own defaults): for MPR `eta = -4.6`, the excitability of Rabuffo et al. 2021 and
 /// vbi's MPR, where each region is bistable (folds at `eta = -5.74` and `-3.14` for `J = 15`,
-/// `Delta = 1`) and noise carries regions between the states.
+/// `Delta = 1`) and noise carries regions between the states. The MLP keeps the values of its
+/// file (it gets MPR's step and noise, not this).
 ///
 /// ```
 /// assert_eq!(nmm::brain::default_params("mpr"), &[("eta", -4.6)]);
