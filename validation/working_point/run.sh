@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the working-point results of the README ("The main job's working point") into
 # OUT (default: a new directory beside this script; the committed results are not touched).
-# About 20 minutes on 2 cores. The committed results were made with these commands at commit
-# 169758c (nmm brain batch prints the same features at any thread count for the same seeds).
+# About 20 minutes on 2 cores. The committed results were made with these commands by the binary
+# of commit be60c74 (the defaults it set; later commits did not change whole-brain numerics), and
+# a batch gives the same features at any thread count for the same seeds.
 #
 # Usage: validation/working_point/run.sh [NMM_BINARY] [OUT]
 set -euo pipefail
