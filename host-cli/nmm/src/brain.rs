@@ -116,6 +116,31 @@ impl Default for BoldCfg {
     }
 }
 
+impl BoldCfg {
+    /// The Balloon-Windkessel parameters: the preset with `params` set over it.
+    ///
+    /// ```
+    /// let mut b = nmm::brain::BoldCfg::default();
+    /// b.params.insert("tau_s".into(), 0.8);
+    /// assert_eq!(b.balloon()?.tau_s, 0.8);
+    /// b.preset = "nope".into();
+    /// assert!(b.balloon().is_err());
+    /// # Ok::<(), nmm::Error>(())
+    /// ```
+    pub fn balloon(&self) -> Result<BoldParams<f64>> {
+        let preset: BoldPreset = self
+            .preset
+            .parse()
+            .map_err(|e| input!("bold.preset {:?}: {e}", self.preset))?;
+        let mut bold = BoldParams::<f64>::preset(preset);
+        for (k, v) in &self.params {
+            bold.set(k, *v)
+                .map_err(|e| input!("bold.params.{k}: {e}"))?;
+        }
+        Ok(bold)
+    }
+}
+
 /// FC and FCD settings.
 ///
 /// ```
@@ -471,16 +496,7 @@ impl Prepared {
         } else {
             0
         };
-        let preset: BoldPreset = cfg
-            .bold
-            .preset
-            .parse()
-            .map_err(|e| input!("bold.preset {:?}: {e}", cfg.bold.preset))?;
-        let mut bold = BoldParams::<f64>::preset(preset);
-        for (k, v) in &cfg.bold.params {
-            bold.set(k, *v)
-                .map_err(|e| input!("bold.params.{k}: {e}"))?;
-        }
+        let bold = cfg.bold.balloon()?;
         crate::bold::check_step(&bold, cfg.bold.dt_ms, "bold.dt_ms (--bold-dt)")?;
         if !(cfg.fc.transient_ms.is_finite() && cfg.fc.transient_ms >= 0.0) {
             bail!(
@@ -762,7 +778,7 @@ fn noise_amplitudes<T: Real, M: Model<T, N>, const N: usize>(
 }
 
 /// The caller-owned link tables of core's [`Connectome`], sized by [`count_links`].
-struct LinkTables<T> {
+pub(crate) struct LinkTables<T> {
     instant_rows: Vec<u32>,
     instant: Vec<Link<T>>,
     delayed_rows: Vec<u32>,
@@ -770,7 +786,8 @@ struct LinkTables<T> {
 }
 
 impl<T: Real> LinkTables<T> {
-    fn new(n: usize, w: &[T], delays: &[u32]) -> Result<Self> {
+    /// Tables for `n` regions with weights `w` and delays in steps (row-major).
+    pub(crate) fn new(n: usize, w: &[T], delays: &[u32]) -> Result<Self> {
         let counts = count_links(n, w, delays)?;
         let empty = Link {
             w: T::ZERO,
@@ -783,6 +800,24 @@ impl<T: Real> LinkTables<T> {
             delayed_rows: vec![0; 2 * n + 1],
             delayed: vec![empty; counts.delayed],
         })
+    }
+
+    /// The connectome over these tables.
+    pub(crate) fn connectome(
+        &mut self,
+        n: usize,
+        w: &[T],
+        delays: &[u32],
+    ) -> Result<Connectome<'_, T>> {
+        Ok(Connectome::build(
+            n,
+            w,
+            delays,
+            &mut self.instant_rows,
+            &mut self.instant,
+            &mut self.delayed_rows,
+            &mut self.delayed,
+        )?)
     }
 }
 
@@ -1011,15 +1046,7 @@ where
     };
     let wt: Vec<T> = p.weights.iter().map(|&w| T::from_f64(w)).collect();
     let mut links = LinkTables::new(n, &wt, &p.delays)?;
-    let conn = Connectome::build(
-        n,
-        &wt,
-        &p.delays,
-        &mut links.instant_rows,
-        &mut links.instant,
-        &mut links.delayed_rows,
-        &mut links.delayed,
-    )?;
+    let conn = links.connectome(n, &wt, &p.delays)?;
     let mut hist = vec![T::ZERO; Brain::<T, M, N>::history_len(&conn)];
     let mut work = vec![[T::ZERO; N]; Brain::<T, M, N>::work_len(n)];
     let mut coupling = vec![T::ZERO; Brain::<T, M, N>::coupling_len(n)];

@@ -15,12 +15,12 @@
 //! Not yet here (issue 18): reverse mode for one gain per connectome link, the Gaussian priors
 //! of the paper's code.
 
-use crate::brain::{BoldCfg, ConnectomeCfg, normalised_weights};
+use crate::brain::{BoldCfg, ConnectomeCfg, LinkTables, normalised_weights};
 use crate::connectome::load;
 use crate::error::{Context, Error, Result, bail, input};
 use crate::progress::Progress;
-use nmm_core::bold::{BoldParams, BoldPreset};
-use nmm_core::brain::{Brain, Connectome, Link, count_links};
+use nmm_core::bold::BoldParams;
+use nmm_core::brain::Brain;
 use nmm_core::dual::Dual;
 use nmm_core::models::RwwGriffiths;
 use nmm_core::rng::Gaussian;
@@ -135,16 +135,7 @@ impl Setup {
         }
         let bold_every = whole("bold.dt_ms", cfg.bold.dt_ms, cfg.dt_ms)?;
         let per_tr = whole("bold.tr_ms", cfg.bold.tr_ms, cfg.bold.dt_ms)?;
-        let preset: BoldPreset = cfg
-            .bold
-            .preset
-            .parse()
-            .map_err(|e| input!("bold.preset {:?}: {e}", cfg.bold.preset))?;
-        let mut bold = BoldParams::<f64>::preset(preset);
-        for (k, v) in &cfg.bold.params {
-            bold.set(k, *v)
-                .map_err(|e| input!("bold.params.{k}: {e}"))?;
-        }
+        let bold = cfg.bold.balloon()?;
         crate::bold::check_step(&bold, cfg.bold.dt_ms, "bold.dt_ms")?;
         if !(cfg.transient_ms.is_finite() && cfg.transient_ms >= 0.0) {
             bail!(
@@ -269,15 +260,8 @@ fn advance<T: Real>(
         .ok_or_else(|| input!("the parameter values have no G"))?;
     let w: Vec<T> = s.weights.iter().map(|&x| T::from_f64(x)).collect();
     let delays = vec![0u32; n * n];
-    let c = count_links(n, &w, &delays)?;
-    let empty = Link {
-        w: T::ZERO,
-        at: 0,
-        lag: 0,
-    };
-    let (mut ir, mut il) = (vec![0; n + 1], vec![empty; c.instant]);
-    let (mut dr, mut dl) = (vec![0; 2 * n + 1], vec![empty; c.delayed]);
-    let conn = Connectome::build(n, &w, &delays, &mut ir, &mut il, &mut dr, &mut dl)?;
+    let mut links = LinkTables::new(n, &w, &delays)?;
+    let conn = links.connectome(n, &w, &delays)?;
     let models = vec![model; n];
     let mut hist = vec![T::ZERO; Brain::<T, RwwGriffiths<T>, 2>::history_len(&conn)];
     let mut work = vec![[T::ZERO; 2]; Brain::<T, RwwGriffiths<T>, 2>::work_len(n)];
