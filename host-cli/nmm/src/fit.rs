@@ -159,7 +159,6 @@ impl Setup {
                 cfg.fit
             );
         }
-        let model = RwwGriffiths::<f64>::default();
         let mut values: BTreeMap<String, f64> = RwwGriffiths::<f64>::PARAMS
             .iter()
             .map(|p| (p.name.to_string(), p.default))
@@ -175,7 +174,8 @@ impl Setup {
             }
             values.insert(k.clone(), *v);
         }
-        let mut m = model;
+        // Every value is checked against the model's table before any run.
+        let mut m = RwwGriffiths::<f64>::default();
         for (k, v) in &values {
             if k != "G" {
                 m.set(k, *v).map_err(|e| input!("params.{k}: {e}"))?;
