@@ -487,10 +487,20 @@ fn feature_panel(
         .y_label_area_size(72)
         .build_cartesian_2d(axes.x_range.0..axes.x_range.1, lo..hi)
         .map_err(|x| e(&x))?;
+    // Ticks rounded to 1e-9 first: a tick computed as -1e-17 reads 0, not "-0.0".
+    let tick = |v: &f64| {
+        let r = (v * 1e9).round() / 1e9;
+        if r == 0.0 {
+            "0".to_string()
+        } else {
+            format!("{r}")
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(axes.x_label)
         .y_desc(axes.y_label)
+        .y_label_formatter(&tick)
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(WHITE.mix(0.0))
@@ -525,9 +535,30 @@ fn feature_panel(
             .label("diverged")
             .legend(|(a, b)| Cross::new((a + 10, b), 5, RED.stroke_width(2)));
     }
+    // The legend goes in the corner whose quarter of the panel holds the fewest points and
+    // diverged marks.
+    let (xm, ym) = (0.5 * (axes.x_range.0 + axes.x_range.1), 0.5 * (lo + hi));
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let crowd = |right: bool, upper: bool| {
+        data.iter()
+            .flat_map(|(_, _, y)| x.iter().zip(y.iter()))
+            .filter(|(a, b)| b.is_finite() && (**a > xm) == right && (**b > ym) == upper)
+            .count()
+            // Diverged runs are marked along the bottom.
+            + diverged.iter().filter(|d| !upper && (**d > xm) == right).count()
+    };
+    let corner = corners
+        .into_iter()
+        .min_by_key(|(_, right, upper)| crowd(*right, *upper))
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0);
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(corner)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
