@@ -7,6 +7,7 @@
 //!
 //! - [`real`]: the scalar trait.
 //! - [`dual`]: forward-mode dual numbers (a `Real` with `N` derivatives) for gradients.
+//! - [`lanes`]: `L` simulations in one `Real` (lane-wise arithmetic) for batched runs.
 //! - [`integrate`]: Euler, Heun, RK4; Euler-Maruyama and stochastic Heun (additive noise).
 //! - [`rng`]: xoshiro256++ streams and Gaussian draws.
 //! - [`models`]: MPR, Chen-Campbell, reduced Wong-Wang (Deco 2014, Griffiths 2022).
@@ -46,6 +47,7 @@ pub mod dual;
 pub mod equilibria;
 pub mod fc;
 pub mod integrate;
+pub mod lanes;
 pub mod mlp;
 pub mod models;
 pub mod real;
@@ -54,6 +56,7 @@ pub mod rng;
 pub mod sim;
 pub mod spiking;
 pub mod stim;
+mod ziggurat;
 
 pub use models::{Model, ParamError, ParamSpec};
 pub use real::Real;

@@ -362,7 +362,7 @@ fn an_empty_network_steps() {
     let models: [Mpr<f64>; 0] = [];
     type B = Brain<'static, f64, Mpr<f64>, 2>;
     let mut hist = vec![0.0; B::history_len(&conn)];
-    let mut b = Brain::new(
+    let mut b = Brain::<f64, Mpr<f64>, 2>::new(
         conn,
         &models,
         0.1,

@@ -45,7 +45,7 @@ impl<T: Real> Model<T, 2> for Mpr<T> {
     const COUPLING_VAR: usize = 0;
     forward_params!();
 
-    #[inline]
+    #[inline(always)] // in a batch of lanes the body is large enough to be left out of line
     fn deriv(&self, x: &[T; 2], input: T) -> [T; 2] {
         let [r, v] = *x;
         let inv_tau = T::ONE / self.tau;
@@ -56,7 +56,7 @@ impl<T: Real> Model<T, 2> for Mpr<T> {
     }
 
     /// `r >= 0`.
-    #[inline]
+    #[inline(always)]
     fn project(&self, x: [T; 2]) -> [T; 2] {
         [x[0].max(T::ZERO), x[1]]
     }
