@@ -24,6 +24,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod lanes;
+pub use lanes::{LANES_F32, LANES_F64};
+
 /// Most values (samples x regions x variables) a run may record in memory.
 const MAX_RECORDED: usize = 200_000_000;
 
@@ -900,24 +903,16 @@ impl<'a, const N: usize> Observers<'a, N> {
 
     /// Takes the state after step `k` (0-based).
     fn push<T: Real>(&mut self, k: usize, xs: &[[T; N]], cv: usize) {
-        let (p, cfg) = (self.p, &self.p.cfg);
+        let p = self.p;
         for (z, xi) in self.zacc.iter_mut().zip(xs) {
             *z += xi[cv].to_f64();
         }
         if (k + 1).is_multiple_of(p.bold_every) {
             let inv = 1.0 / p.bold_every as f64;
             self.zacc.iter_mut().for_each(|z| *z *= inv);
-            if self.bold_mon.step(&self.zacc, &mut self.y) {
-                let t = (k + 1) as f64 * p.dt_ms;
-                self.t_ms.push(t);
-                self.bold.extend_from_slice(&self.y);
-                if t > cfg.fc.transient_ms {
-                    self.welford.push(&self.y);
-                    if let Some((_, v)) = self.sliding.push(&self.y) {
-                        self.fc_vectors.extend_from_slice(v);
-                    }
-                }
-            }
+            let zacc = std::mem::take(&mut self.zacc);
+            self.bold_block(k, &zacc);
+            self.zacc = zacc;
             self.zacc.fill(0.0);
         }
         if p.record_every > 0 {
@@ -928,12 +923,36 @@ impl<'a, const N: usize> Observers<'a, N> {
             }
             if (k + 1).is_multiple_of(p.record_every) {
                 let inv = 1.0 / p.record_every as f64;
-                self.rec_t.push((k + 1) as f64 * p.dt_ms);
-                for (v, col) in self.rec.iter_mut().enumerate() {
-                    col.extend(self.racc.iter().map(|a| a[v] * inv));
-                }
+                let racc = std::mem::take(&mut self.racc);
+                self.record_block(k, racc.iter().map(|a| a.map(|v| v * inv)));
+                self.racc = racc;
                 self.racc.iter_mut().for_each(|a| *a = [0.0; N]);
             }
+        }
+    }
+
+    /// Takes the mean coupling variable per region over the `bold_every` steps that end with
+    /// step `k`: one BOLD step, and at a TR a BOLD sample for FC and FCD.
+    fn bold_block(&mut self, k: usize, mean: &[f64]) {
+        let (p, cfg) = (self.p, &self.p.cfg);
+        if self.bold_mon.step(mean, &mut self.y) {
+            let t = (k + 1) as f64 * p.dt_ms;
+            self.t_ms.push(t);
+            self.bold.extend_from_slice(&self.y);
+            if t > cfg.fc.transient_ms {
+                self.welford.push(&self.y);
+                if let Some((_, v)) = self.sliding.push(&self.y) {
+                    self.fc_vectors.extend_from_slice(v);
+                }
+            }
+        }
+    }
+
+    /// Takes the mean state per region over the `record_every` steps that end with step `k`.
+    fn record_block(&mut self, k: usize, means: impl Iterator<Item = [f64; N]> + Clone) {
+        self.rec_t.push((k + 1) as f64 * self.p.dt_ms);
+        for (v, col) in self.rec.iter_mut().enumerate() {
+            col.extend(means.clone().map(|a| a[v]));
         }
     }
 
@@ -1023,6 +1042,41 @@ fn diverged<T: Real, const N: usize>(
     }
 }
 
+/// Every parameter's value per region, by name (the run output's `params`).
+fn param_table<T: Real, M: Model<T, N>, const N: usize>(
+    models: &[M],
+) -> BTreeMap<String, Vec<f64>> {
+    M::PARAMS
+        .iter()
+        .map(|s| {
+            let v = models
+                .iter()
+                .map(|m| m.get(s.name).map(Real::to_f64).unwrap_or(f64::NAN))
+                .collect();
+            (s.name.to_string(), v)
+        })
+        .collect()
+}
+
+/// A run's per-region models, noise amplitudes and initial state, checked.
+#[allow(clippy::type_complexity)] // the three parts of a run's setup, named at the two calls
+fn setup<T, M, const N: usize>(base: M, p: &Prepared) -> Result<(Vec<M>, [f64; N], Vec<[T; N]>)>
+where
+    T: Real,
+    M: Model<T, N> + Clone,
+{
+    let cfg = &p.cfg;
+    let n = p.conn.n;
+    let models: Vec<M> = region_models(base, n, &cfg.params)?;
+    let sigma = noise_amplitudes::<T, M, N>(cfg, &models[0])?;
+    let x: Vec<[T; N]> = match &cfg.initial {
+        Some(v) if v.len() == N => vec![core::array::from_fn(|k| T::from_f64(v[k])); n],
+        Some(v) => bail!("initial: {} values for {N} state variables", v.len()),
+        None => models.iter().map(|m| m.initial_state()).collect(),
+    };
+    Ok((models, sigma, x))
+}
+
 fn simulate<T, M, const N: usize>(
     base: M,
     p: &Prepared,
@@ -1034,13 +1088,7 @@ where
 {
     let cfg = &p.cfg;
     let n = p.conn.n;
-    let models: Vec<M> = region_models(base, n, &cfg.params)?;
-    let sigma = noise_amplitudes::<T, M, N>(cfg, &models[0])?;
-    let mut x: Vec<[T; N]> = match &cfg.initial {
-        Some(v) if v.len() == N => vec![core::array::from_fn(|k| T::from_f64(v[k])); n],
-        Some(v) => bail!("initial: {} values for {N} state variables", v.len()),
-        None => models.iter().map(|m| m.initial_state()).collect(),
-    };
+    let (models, sigma, mut x) = setup::<T, M, N>(base, p)?;
     let Some(progress) = progress else {
         return Ok(None);
     };
@@ -1081,16 +1129,7 @@ where
     progress.set(total, total);
     let wall_s = start.elapsed().as_secs_f64();
     let (t_ms, bold, fc, fcd, states) = obs.finish()?;
-    let params = M::PARAMS
-        .iter()
-        .map(|s| {
-            let v = models
-                .iter()
-                .map(|m| m.get(s.name).map(Real::to_f64).unwrap_or(f64::NAN))
-                .collect();
-            (s.name.to_string(), v)
-        })
-        .collect();
+    let params = param_table::<T, M, N>(&models);
     Ok(Some(RunOutput {
         t_ms,
         bold,
@@ -1584,8 +1623,84 @@ pub fn merge_shards(dir: &Path) -> Result<BatchOutput> {
     })
 }
 
+/// Runs every prepared run on the current rayon pool and returns their outputs in order.
+/// Consecutive runs that differ only in model parameters, `G`, noise, seed or initial state
+/// (and whose model is MPR, Chen-Campbell or the MLP) run together in vector lanes,
+/// [`LANES_F64`] or [`LANES_F32`] at a time on one core; each output is, bit for bit, what
+/// [`run`] gives for that run alone, whatever the grouping or the thread count. A run that
+/// diverges gets its divergence error and the others go on. `progress` counts finished runs.
+///
+/// ```
+/// let mut cfg = nmm::brain::Config::default();
+/// cfg.connectome.path = "builtin:4".into();
+/// cfg.duration_ms = 4000.0;
+/// cfg.dt_ms = Some(0.05);
+/// cfg.bold.tr_ms = 100.0;
+/// cfg.fc.transient_ms = 500.0;
+/// let ps: Vec<_> = [0.0, 0.1, 0.2]
+///     .iter()
+///     .map(|&g| nmm::brain::Prepared::new(nmm::brain::Config { coupling: g, ..cfg.clone() }))
+///     .collect::<Result<_, _>>()?;
+/// let outs = nmm::brain::run_many(&ps, &nmm::progress::Silent)?;
+/// let alone = nmm::brain::run(&ps[1], &nmm::progress::Silent)?;
+/// assert_eq!(outs[1].as_ref().unwrap().bold, alone.bold); // batched or not, the same run
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn run_many(ps: &[Prepared], progress: &dyn Progress) -> Result<Vec<Result<RunOutput>>> {
+    run_each(ps, progress, |_, out| Ok(out))
+}
+
+/// [`run_many`], handing each run's output to `finish` (with its index) as soon as its
+/// group ends, so that outputs need not all be held at once.
+fn run_each<R: Send>(
+    ps: &[Prepared],
+    progress: &dyn Progress,
+    finish: impl Fn(usize, Result<RunOutput>) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    // Consecutive runs that may share lanes, up to the precision's lane count per group.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (j, p) in ps.iter().enumerate() {
+        match groups.last_mut() {
+            Some(g)
+                if g.len() < lanes::lanes_for(&p.cfg.precision)
+                    && lanes::compatible(&ps[g[0]], p) =>
+            {
+                g.push(j)
+            }
+            _ => groups.push(vec![j]),
+        }
+    }
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let total = ps.len() as u64;
+    progress.set(0, total);
+    let grouped: Vec<Result<Vec<R>>> = groups
+        .par_iter()
+        .map(|g| {
+            let outs = if g.len() == 1 {
+                vec![run(&ps[g[0]], &Silent)]
+            } else {
+                let members: Vec<&Prepared> = g.iter().map(|&j| &ps[j]).collect();
+                lanes::run_lanes(&members)?
+            };
+            let res = g
+                .iter()
+                .zip(outs)
+                .map(|(&j, out)| finish(j, out))
+                .collect::<Result<Vec<R>>>()?;
+            let d = done.fetch_add(g.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            progress.set(d + g.len() as u64, total);
+            Ok(res)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(ps.len());
+    for g in grouped {
+        out.extend(g?);
+    }
+    Ok(out)
+}
+
 /// Runs the rows of `rows` in shard `(k, of)` (rows `k - 1, k - 1 + of, ...`, 0-based) on the
-/// current rayon pool, each from `base` with its row applied, and writes `features.csv` (or
+/// current rayon pool through [`run_many`]'s batching, each from `base` with its row applied, and writes `features.csv` (or
 /// `features-shard-K-of-N.csv`) and the base `config.toml` into `dir`; with `save_runs`, each
 /// row's `row-K.npz` too. Every row is checked before any runs, and every output path before
 /// the work; each row's model, parameters and noise are checked before any run. A run that diverges is kept in the table (NaN features, `diverged` = 1) and its
@@ -1643,33 +1758,24 @@ pub fn run_batch(
         let text = toml::to_string(&base.clone().resolved())?;
         atomic_write(&cfg_path, |f| Ok(f.write_all(text.as_bytes())?))?;
     }
-    let done = std::sync::atomic::AtomicU64::new(0);
-    let total = mine.len() as u64;
-    progress.set(0, total);
     // A diverged row is recorded (NaN features, `diverged` = 1, the reason noted) and the
     // others go on; any other failure stops the batch.
-    let results: Vec<Result<Option<Features>>> = prepared
-        .par_iter()
-        .zip(&mine)
-        .map(|(p, &i)| {
-            let res = match run(p, &Silent) {
-                Ok(out) => {
-                    if save_runs {
-                        write_run(&row_file(i), p, &out)?;
-                    }
-                    Some(features(p, &out)?)
+    let results: Vec<Option<Features>> = run_each(&prepared, progress, |j, out| {
+        let (p, i) = (&prepared[j], mine[j]);
+        Ok(match out {
+            Ok(out) => {
+                if save_runs {
+                    write_run(&row_file(i), p, &out)?;
                 }
-                Err(e) if e.is_divergence() => {
-                    progress.note(&format!("row {}: {}", i + 1, e.report()));
-                    None
-                }
-                Err(e) => return Err(e).with_context(|| format!("row {}", i + 1)),
-            };
-            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            progress.set(d, total);
-            Ok(res)
+                Some(features(p, &out)?)
+            }
+            Err(e) if e.is_divergence() => {
+                progress.note(&format!("row {}: {}", i + 1, e.report()));
+                None
+            }
+            Err(e) => return Err(e).with_context(|| format!("row {}", i + 1)),
         })
-        .collect();
+    })?;
     // From the base configuration, so that every shard (an empty one too) has the same header.
     let names = feature_names(base);
     let mut table = Vec::new();
@@ -1677,7 +1783,7 @@ pub fn run_batch(
     for ((res, &i), p) in results.into_iter().zip(&mine).zip(&prepared) {
         let mut line = vec![(i + 1).to_string(), p.cfg.seed.to_string()];
         line.extend(rows.rows[i].iter().map(|v| v.to_string()));
-        match res? {
+        match res {
             Some(f) => {
                 line.extend(f.iter().map(|(_, v)| format!("{v:.6}")));
                 line.push("0".into());
