@@ -1,6 +1,7 @@
 //! Many simulations in one: [`Lanes`] holds `L` independent values of a scalar and implements
-//! [`Real`] (and [`MlpScalar`]) lane by lane, so every model, integrator, whole-brain network
-//! and observer written over `Real` advances `L` simulations at once, unchanged.
+//! [`Real`] lane by lane, so every model, integrator, whole-brain network and observer written
+//! over `Real` advances `L` simulations at once, unchanged; `Lanes` is also an [`MlpScalar`], so
+//! the MLP mean field batches the same way.
 //!
 //! Each arithmetic operation is the scalar operation applied to each lane, so lane `k` of a
 //! batched run computes exactly what a run on `T` would, bit for bit, and the per-lane work
@@ -133,6 +134,7 @@ impl<T: Real + MlpScalar, const H1: usize, const H2: usize> Batchable<T, 2>
     type Batch<const L: usize> = MlpMeanField<Lanes<T, L>, H1, H2>;
     fn batch<const L: usize>(models: &[Self; L]) -> Result<Self::Batch<L>, ParamError> {
         let first = models.first().ok_or(ParamError::Unknown)?;
+        // Cannot fail: the network and normalisation are those of a valid model.
         let mut b = MlpMeanField::new(
             first.net().map(Lanes::splat),
             first.norm().map(Lanes::splat),
@@ -339,9 +341,64 @@ impl<T: Real + MlpScalar, const L: usize> MlpScalar for Lanes<T, L> {
         }
         Self(out)
     }
+    /// Lane-wise, through [`MlpScalar::tanh_lanes`] (vectorised for floats), out of line.
     #[inline]
     fn tanh(self) -> Self {
-        self.map(<T as MlpScalar>::tanh)
+        Self(out_of_line::tanh(self.0))
+    }
+    /// As the default, out of line.
+    #[inline]
+    fn dot<const N: usize>(w: &[Self; N], x: &[Self; N], bias: Self) -> Self {
+        out_of_line::dot(w, x, bias)
+    }
+    /// As the default, out of line.
+    #[inline]
+    fn affine<const N: usize>(u: &[Self; N], sub: &[Self; N], div: &[Self; N]) -> [Self; N]
+    where
+        Self: Real,
+    {
+        out_of_line::affine(u, sub, div)
+    }
+}
+
+/// The MLP's per-unit operations on lanes, kept out of line. Inlined into the network's short
+/// loops over units, they let the compiler vectorise those loops across units instead of
+/// across lanes, with gathers and scatters between lanes: an evaluation on 16 f32 lanes took
+/// 585 ns, against 279 ns with these calls (measured on this project's VM, AMD EPYC Zen 4).
+mod out_of_line {
+    use super::Lanes;
+    use crate::mlp::MlpScalar;
+    use crate::real::Real;
+
+    #[inline(never)]
+    pub(super) fn tanh<T: MlpScalar, const L: usize>(x: [T; L]) -> [T; L] {
+        T::tanh_lanes(x)
+    }
+
+    #[inline(never)]
+    pub(super) fn dot<T: Real + MlpScalar, const L: usize, const N: usize>(
+        w: &[Lanes<T, L>; N],
+        x: &[Lanes<T, L>; N],
+        bias: Lanes<T, L>,
+    ) -> Lanes<T, L> {
+        let mut acc = bias;
+        for (wi, xi) in w.iter().zip(x) {
+            acc = wi.madd(*xi, acc);
+        }
+        acc
+    }
+
+    #[inline(never)]
+    pub(super) fn affine<T: Real, const L: usize, const N: usize>(
+        u: &[Lanes<T, L>; N],
+        sub: &[Lanes<T, L>; N],
+        div: &[Lanes<T, L>; N],
+    ) -> [Lanes<T, L>; N] {
+        let mut z = *u;
+        for (k, v) in z.iter_mut().enumerate() {
+            *v = (u[k] - sub[k]) / div[k];
+        }
+        z
     }
 }
 

@@ -5,7 +5,7 @@
 
 use nmm_core::brain::{Brain, Connectome, Link, count_links};
 use nmm_core::connectome::synthetic;
-use nmm_core::lanes::{Lanes, gather_state, set_params};
+use nmm_core::lanes::{Batchable, Lanes, gather_state, set_params};
 use nmm_core::mlp::{Mlp, MlpMeanField, Normalisation};
 use nmm_core::models::{ChenCampbell, Mpr};
 use nmm_core::rng::{Gaussian, LaneGaussian, NormalSource};
@@ -298,9 +298,7 @@ fn mlp_lanes_equal_scalar_runs() {
         out_offset: [0.1, -1.0],
     };
     let scalar = || MlpMeanField::new(net, norm).unwrap();
-    let lanes = || {
-        MlpMeanField::<Lanes<f64, 4>>::new(net.map(Lanes::splat), norm.map(Lanes::splat)).unwrap()
-    };
+    let lanes = || MlpMeanField::batch(&[scalar(); 4]).unwrap();
     let names: Vec<_> = MlpMeanField::<f64>::PARAMS.iter().map(|p| p.name).collect();
     assert!(names.contains(&"eta"), "{names:?}");
     let b = Batch {

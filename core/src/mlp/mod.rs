@@ -41,6 +41,7 @@
 
 pub mod fixed_point;
 pub mod format;
+pub mod tanh;
 
 use crate::models::{Model, POS, ParamError, params};
 use crate::real::Real;
@@ -79,6 +80,24 @@ pub trait MlpScalar: Copy + Debug + PartialEq {
     fn madd(self, a: Self, b: Self) -> Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// [`MlpScalar::tanh`] of every element (a batch's lanes), element by element the same
+    /// numbers; floats override it with a form that vectorises.
+    #[inline(always)]
+    fn tanh_lanes<const L: usize>(x: [Self; L]) -> [Self; L] {
+        x.map(Self::tanh)
+    }
+    /// `(u[k] - sub[k]) / div[k]` for every `k` (the input normalisation).
+    #[inline(always)]
+    fn affine<const N: usize>(u: &[Self; N], sub: &[Self; N], div: &[Self; N]) -> [Self; N]
+    where
+        Self: Real,
+    {
+        let mut z = *u;
+        for (k, v) in z.iter_mut().enumerate() {
+            *v = (u[k] - sub[k]) / div[k];
+        }
+        z
+    }
     /// `bias + sum_i w[i] x[i]`, accumulated from the bias in index order. Fixed point
     /// overrides this with an exact 64-bit accumulation and a single rounding.
     #[inline]
@@ -92,7 +111,7 @@ pub trait MlpScalar: Copy + Debug + PartialEq {
 }
 
 macro_rules! impl_mlp_scalar_float {
-    ($t:ty) => {
+    ($t:ty, $tanh:path, $tanh_lanes:path) => {
         impl MlpScalar for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -108,15 +127,35 @@ macro_rules! impl_mlp_scalar_float {
             fn madd(self, a: Self, b: Self) -> Self {
                 self * a + b
             }
-            #[inline]
+            /// [`tanh::tanh_f64`] / [`tanh::tanh_f32`]: branch-free, so a loop over a batch's
+            /// lanes vectorises it (libm's was a call per lane).
+            #[inline(always)]
             fn tanh(self) -> Self {
-                <$t as Real>::tanh(self)
+                $tanh(self)
+            }
+            #[inline(always)]
+            fn tanh_lanes<const L: usize>(x: [Self; L]) -> [Self; L] {
+                $tanh_lanes(x)
             }
         }
     };
 }
-impl_mlp_scalar_float!(f32);
-impl_mlp_scalar_float!(f64);
+impl_mlp_scalar_float!(f64, tanh::tanh_f64, tanh::tanh_f64_lanes);
+#[cfg(not(feature = "fast-math"))]
+impl_mlp_scalar_float!(f32, tanh::tanh_f32, tanh::tanh_f32_lanes);
+// Under `fast-math` f32 keeps micromath's approximation (what that feature is for).
+#[cfg(feature = "fast-math")]
+impl_mlp_scalar_float!(f32, f32_tanh, f32_tanh_lanes);
+#[cfg(feature = "fast-math")]
+#[inline(always)]
+fn f32_tanh(x: f32) -> f32 {
+    <f32 as Real>::tanh(x)
+}
+#[cfg(feature = "fast-math")]
+#[inline(always)]
+fn f32_tanh_lanes<const L: usize>(x: [f32; L]) -> [f32; L] {
+    x.map(<f32 as Real>::tanh)
+}
 
 /// A dense layer `y = W x + b` with `I` inputs and `O` outputs (no activation).
 ///
@@ -135,9 +174,14 @@ pub struct Dense<S, const I: usize, const O: usize> {
 
 impl<S: MlpScalar, const I: usize, const O: usize> Dense<S, I, O> {
     /// `W x + b`.
-    #[inline]
+    #[inline(always)]
     pub fn forward(&self, x: &[S; I]) -> [S; O] {
-        core::array::from_fn(|o| S::dot(&self.w[o], x, self.b[o]))
+        // Loops, not `array::from_fn`: with a batch of lanes as `S` the closures stayed calls.
+        let mut y = self.b;
+        for (o, v) in y.iter_mut().enumerate() {
+            *v = S::dot(&self.w[o], x, self.b[o]);
+        }
+        y
     }
 
     /// The same layer with every weight and bias mapped by `f` (e.g. a type conversion).
@@ -197,10 +241,16 @@ impl<S: MlpScalar, const I: usize, const H1: usize, const H2: usize, const O: us
     }
 
     /// The network output for input `x`: `l3(tanh(l2(tanh(l1(x)))))`.
-    #[inline]
+    #[inline(always)]
     pub fn forward(&self, x: &[S; I]) -> [S; O] {
-        let h1 = self.l1.forward(x).map(S::tanh);
-        let h2 = self.l2.forward(&h1).map(S::tanh);
+        let mut h1 = self.l1.forward(x);
+        for h in &mut h1 {
+            *h = h.tanh();
+        }
+        let mut h2 = self.l2.forward(&h1);
+        for h in &mut h2 {
+            *h = h.tanh();
+        }
         self.l3.forward(&h2)
     }
 
@@ -310,15 +360,23 @@ impl<T: Real> Normalisation<T> {
     }
 
     /// Physical inputs `(r, v, eta, p, J, I)` to network inputs.
-    #[inline]
+    #[inline(always)]
     pub fn normalise(&self, u: &[T; 6]) -> [T; 6] {
-        core::array::from_fn(|k| (u[k] - self.in_mean[k]) / self.in_scale[k])
+        let mut z = *u;
+        for (k, v) in z.iter_mut().enumerate() {
+            *v = (u[k] - self.in_mean[k]) / self.in_scale[k];
+        }
+        z
     }
 
     /// Network outputs to `(dr/dt, dv/dt)`.
-    #[inline]
+    #[inline(always)]
     pub fn denormalise(&self, y: &[T; 2]) -> [T; 2] {
-        core::array::from_fn(|k| y[k] * self.out_scale[k] + self.out_offset[k])
+        let mut d = *y;
+        for (k, v) in d.iter_mut().enumerate() {
+            *v = y[k] * self.out_scale[k] + self.out_offset[k];
+        }
+        d
     }
 
     /// The same normalisation with every value mapped by `f`.
@@ -449,9 +507,11 @@ impl<T: Real + MlpScalar, const H1: usize, const H2: usize> MlpMeanField<T, H1, 
 
     /// `(dr/dt, dv/dt)` at state `x = (r, v)` for explicit parameters and input, leaving
     /// [`MlpMeanField::params`] aside (for sweeps and bifurcation analysis).
-    #[inline]
+    #[inline(always)]
     pub fn deriv_with(&self, x: &[T; 2], eta: T, p: T, j: T, input: T) -> [T; 2] {
-        let z = self.norm.normalise(&[x[0], x[1], eta, p, j, input]);
+        // As `self.norm.normalise`, through `MlpScalar::affine` (out of line for lanes).
+        let n = &self.norm;
+        let z = T::affine(&[x[0], x[1], eta, p, j, input], &n.in_mean, &n.in_scale);
         self.norm.denormalise(&self.net.forward(&z))
     }
 }
@@ -464,7 +524,7 @@ impl<T: Real + MlpScalar, const H1: usize, const H2: usize> Model<T, 2>
     const COUPLING_VAR: usize = 0;
     const PARAMS: &'static [crate::models::ParamSpec] = MlpParams::<T>::SPECS;
 
-    #[inline]
+    #[inline(always)]
     fn deriv(&self, x: &[T; 2], input: T) -> [T; 2] {
         let p = &self.params;
         self.deriv_with(x, p.eta, p.p, p.j, input)
