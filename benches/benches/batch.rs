@@ -1,5 +1,6 @@
 //! Batch throughput on issue 20's workload W, the whole pipeline (stepping, BOLD, FC, FCD)
-//! through `nmm::brain::run_many`, the path `nmm brain batch` takes; printed as figures.
+//! through `nmm::brain::run_many_in_lanes` (what `nmm brain batch` does for batches this size);
+//! printed as figures.
 //!
 //! Run: `cargo bench -p nmm-benches --bench batch` (add `-- quick` for 10 s runs instead of
 //! 60 s; results are then scaled to 60 s). The peer: `taskset -c 0 python3
@@ -15,7 +16,7 @@
 //! Printed per case: one thread, batched (lanes) against one run at a time; then all threads.
 //! Medians of `reps` paired repetitions (batched and unbatched alternate), with min and max.
 
-use nmm::brain::{BoldCfg, Config, ConnectomeCfg, FcCfg, ParamValue, Prepared, run_many};
+use nmm::brain::{BoldCfg, Config, ConnectomeCfg, FcCfg, ParamValue, Prepared, run_many_in_lanes};
 use nmm::progress::Silent;
 use std::path::Path;
 use std::time::Instant;
@@ -81,7 +82,7 @@ fn time(ps: &[Prepared], threads: usize, alone: bool) -> f64 {
                 nmm::brain::run(p, &Silent).expect("run");
             }
         } else {
-            for r in run_many(ps, &Silent).expect("batch") {
+            for r in run_many_in_lanes(ps, &Silent).expect("batch") {
                 r.expect("run");
             }
         }

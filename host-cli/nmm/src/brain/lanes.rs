@@ -43,6 +43,7 @@ pub(super) fn lanes_for(precision: &str) -> usize {
 }
 
 /// Whether `a` and `b` may run in one batch (see the module docs).
+/// (Models that do not run in lanes are never compatible.)
 pub(super) fn compatible(a: &Prepared, b: &Prepared) -> bool {
     let shared = |p: &Prepared| {
         let mut c = p.cfg.clone();

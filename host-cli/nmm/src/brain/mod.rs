@@ -1626,9 +1626,12 @@ pub fn merge_shards(dir: &Path) -> Result<BatchOutput> {
 /// Runs every prepared run on the current rayon pool and returns their outputs in order.
 /// Consecutive runs that differ only in model parameters, `G`, noise, seed or initial state
 /// (and whose model is MPR, Chen-Campbell or the MLP) run together in vector lanes,
-/// [`LANES_F64`] or [`LANES_F32`] at a time on one core; each output is, bit for bit, what
-/// [`run`] gives for that run alone, whatever the grouping or the thread count. A run that
-/// diverges gets its divergence error and the others go on. `progress` counts finished runs.
+/// [`LANES_F64`] or [`LANES_F32`] at a time on one core, when that finishes sooner than running
+/// them one per thread (a group of lanes takes as long as about 3.3 f64 or 5.1 f32 single runs,
+/// measured on workload W, benches/benches/batch.rs; so three runs on two threads run alone).
+/// Each output is, bit for bit, what [`run`] gives for that run alone, whatever the grouping
+/// or the thread count. A run that diverges gets its divergence error and the others go on.
+/// `progress` counts finished runs.
 ///
 /// ```
 /// let mut cfg = nmm::brain::Config::default();
@@ -1647,7 +1650,30 @@ pub fn merge_shards(dir: &Path) -> Result<BatchOutput> {
 /// # Ok::<(), nmm::Error>(())
 /// ```
 pub fn run_many(ps: &[Prepared], progress: &dyn Progress) -> Result<Vec<Result<RunOutput>>> {
-    run_each(ps, progress, |_, out| Ok(out))
+    run_each(ps, progress, Batching::Auto, |_, out| Ok(out))
+}
+
+/// [`run_many`] with every group of compatible runs in lanes, however few (for tests and
+/// measurements of the lanes themselves).
+pub fn run_many_in_lanes(
+    ps: &[Prepared],
+    progress: &dyn Progress,
+) -> Result<Vec<Result<RunOutput>>> {
+    run_each(ps, progress, Batching::Always, |_, out| Ok(out))
+}
+
+/// When [`run_each`] puts compatible runs in lanes.
+#[derive(Clone, Copy, PartialEq)]
+enum Batching {
+    /// When it finishes sooner than one run per thread.
+    Auto,
+    /// Always.
+    Always,
+}
+
+/// Time of a group of lanes in units of one run alone (see [`run_many`]).
+fn lanes_cost(precision: &str) -> f64 {
+    if precision == "f32" { 5.1 } else { 3.3 }
 }
 
 /// [`run_many`], handing each run's output to `finish` (with its index) as soon as its
@@ -1655,19 +1681,34 @@ pub fn run_many(ps: &[Prepared], progress: &dyn Progress) -> Result<Vec<Result<R
 fn run_each<R: Send>(
     ps: &[Prepared],
     progress: &dyn Progress,
+    batching: Batching,
     finish: impl Fn(usize, Result<RunOutput>) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    // Consecutive runs that may share lanes, up to the precision's lane count per group.
-    let mut groups: Vec<Vec<usize>> = Vec::new();
+    // Blocks of consecutive runs that may share lanes.
+    let mut blocks: Vec<Vec<usize>> = Vec::new();
     for (j, p) in ps.iter().enumerate() {
-        match groups.last_mut() {
-            Some(g)
-                if g.len() < lanes::lanes_for(&p.cfg.precision)
-                    && lanes::compatible(&ps[g[0]], p) =>
-            {
-                g.push(j)
-            }
-            _ => groups.push(vec![j]),
+        match blocks.last_mut() {
+            Some(b) if lanes::compatible(&ps[b[0]], p) => b.push(j),
+            _ => blocks.push(vec![j]),
+        }
+    }
+    // Each block in lanes (groups of at most the lane count, as even as can be) or alone.
+    let threads = rayon::current_num_threads().max(1) as f64;
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for b in blocks {
+        let precision = &ps[b[0]].cfg.precision;
+        let n = b.len();
+        let g = n.div_ceil(lanes::lanes_for(precision));
+        let in_lanes = (g as f64 / threads).ceil() * lanes_cost(precision);
+        let alone = (n as f64 / threads).ceil();
+        let batched = lanes::batchable(&ps[b[0]].cfg.model)
+            && n > 1
+            && (batching == Batching::Always || in_lanes < alone);
+        if batched {
+            let per = n.div_ceil(g);
+            groups.extend(b.chunks(per).map(<[usize]>::to_vec));
+        } else {
+            groups.extend(b.into_iter().map(|j| vec![j]));
         }
     }
     let done = std::sync::atomic::AtomicU64::new(0);
@@ -1760,22 +1801,23 @@ pub fn run_batch(
     }
     // A diverged row is recorded (NaN features, `diverged` = 1, the reason noted) and the
     // others go on; any other failure stops the batch.
-    let results: Vec<Option<Features>> = run_each(&prepared, progress, |j, out| {
-        let (p, i) = (&prepared[j], mine[j]);
-        Ok(match out {
-            Ok(out) => {
-                if save_runs {
-                    write_run(&row_file(i), p, &out)?;
+    let results: Vec<Option<Features>> =
+        run_each(&prepared, progress, Batching::Auto, |j, out| {
+            let (p, i) = (&prepared[j], mine[j]);
+            Ok(match out {
+                Ok(out) => {
+                    if save_runs {
+                        write_run(&row_file(i), p, &out)?;
+                    }
+                    Some(features(p, &out)?)
                 }
-                Some(features(p, &out)?)
-            }
-            Err(e) if e.is_divergence() => {
-                progress.note(&format!("row {}: {}", i + 1, e.report()));
-                None
-            }
-            Err(e) => return Err(e).with_context(|| format!("row {}", i + 1)),
-        })
-    })?;
+                Err(e) if e.is_divergence() => {
+                    progress.note(&format!("row {}: {}", i + 1, e.report()));
+                    None
+                }
+                Err(e) => return Err(e).with_context(|| format!("row {}", i + 1)),
+            })
+        })?;
     // From the base configuration, so that every shard (an empty one too) has the same header.
     let names = feature_names(base);
     let mut table = Vec::new();
