@@ -154,16 +154,22 @@ fn batched_results_do_not_depend_on_the_thread_count() {
         .into_iter()
         .map(|c| Prepared::new(c).unwrap())
         .collect();
-    let on = |threads: usize| {
+    let on = |threads: usize, lanes: bool| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| run_many(&ps, &Silent).unwrap())
+        pool.install(|| {
+            if lanes {
+                run_many_in_lanes(&ps, &Silent).unwrap()
+            } else {
+                run_many(&ps, &Silent).unwrap()
+            }
+        })
     };
-    // On one thread the 11 rows run as two groups of lanes, on 32 as runs alone (see
-    // run_many): the same results.
-    let (one, many) = (on(1), on(32));
+    // One thread with the 11 rows in two groups of lanes; two threads with run_many, which runs
+    // these rows (they have delays) one per thread: the same results.
+    let (one, many) = (on(1, true), on(2, false));
     for (k, (a, b)) in one.iter().zip(&many).enumerate() {
         match (a, b) {
             (Ok(a), Ok(b)) => assert_same(&format!("run {k}"), a, b),

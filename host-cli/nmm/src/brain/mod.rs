@@ -1627,8 +1627,9 @@ pub fn merge_shards(dir: &Path) -> Result<BatchOutput> {
 /// Consecutive runs that differ only in model parameters, `G`, noise, seed or initial state
 /// (and whose model is MPR, Chen-Campbell or the MLP) run together in vector lanes,
 /// [`LANES_F64`] or [`LANES_F32`] at a time on one core, when that finishes sooner than running
-/// them one per thread (a group of lanes takes as long as about 3.3 f64 or 5.1 f32 single runs,
-/// measured on workload W, benches/benches/batch.rs; so three runs on two threads run alone).
+/// them one per thread: without conduction delays, and when a group of lanes (as long as about
+/// 3.3 f64 or 5.1 f32 single runs, measured on workload W, benches/benches/batch.rs) beats the
+/// runs spread over the threads (three runs on two threads run alone).
 /// Each output is, bit for bit, what [`run`] gives for that run alone, whatever the grouping
 /// or the thread count. A run that diverges gets its divergence error and the others go on.
 /// `progress` counts finished runs.
@@ -1701,9 +1702,13 @@ fn run_each<R: Send>(
         let g = n.div_ceil(lanes::lanes_for(precision));
         let in_lanes = (g as f64 / threads).ceil() * lanes_cost(precision);
         let alone = (n as f64 / threads).ceil();
+        // With delays the lanes lose: the history is L times larger and its blocked sums
+        // spill (TVB's 76 regions, 46 ms at dt = 0.1 ms, f64: 8 runs in 6.4 s in lanes against
+        // 3.6 s one by one; the built-in connectome at dt = 0.01 ms: 45 s against 15 s).
+        let fast = in_lanes < alone && ps[b[0]].max_delay_steps() == 0;
         let batched = lanes::batchable(&ps[b[0]].cfg.model)
             && n > 1
-            && (batching == Batching::Always || in_lanes < alone);
+            && (batching == Batching::Always || fast);
         if batched {
             let per = n.div_ceil(g);
             groups.extend(b.chunks(per).map(<[usize]>::to_vec));
