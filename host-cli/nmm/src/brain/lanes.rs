@@ -6,7 +6,8 @@
 //! state; the connectome, delays, step, duration, observers and model kind are the batch's.
 //! Each lane computes exactly its row's scalar run (same operations in the same order, its own
 //! noise streams), so a row's BOLD, FC and features do not depend on which batch or thread ran
-//! it, or on whether it ran batched at all (tests check it bit for bit).
+//! it, or on whether it ran batched at all (tests check it bit for bit). A batched row's
+//! `wall_s` is its group's.
 
 use super::{
     LinkTables, ObserverBuffers, Observers, Prepared, RunOutput, diverged, param_table, setup,
@@ -18,13 +19,14 @@ use nmm_core::lanes::{Batchable, Lanes, gather_state};
 use nmm_core::models::{ChenCampbell, Mpr};
 use nmm_core::rng::{Gaussian, LaneGaussian};
 
-/// Lanes of an f64 batch: eight (one AVX-512 register, two AVX2 registers). On TVB's
-/// 76-region connectome without delays (benches/benches/batch.rs) eight lanes stepped 9.1e7
-/// region-steps/s against 8.1e7 with four and 3.4e7 unbatched.
+/// Lanes of an f64 batch: eight (one AVX-512 register, two AVX2 registers). Stepping alone
+/// (no BOLD) on TVB's 76-region connectome without delays, MPR, one core of an AMD EPYC
+/// Zen 4: eight lanes made 9.1e7 region-steps/s against 8.1e7 with four and 3.4e7 unbatched.
+/// The whole pipeline: benches/benches/batch.rs.
 pub const LANES_F64: usize = 8;
 
-/// Lanes of an f32 batch: sixteen. Same workload: 1.39e8 region-steps/s against 1.18e8 with
-/// eight and 3.5e7 unbatched.
+/// Lanes of an f32 batch: sixteen. Same measurement: 1.39e8 region-steps/s against 1.18e8
+/// with eight and 3.5e7 unbatched.
 pub const LANES_F32: usize = 16;
 
 /// Whether `model` can run batched (its right-hand side does not branch on values; see
