@@ -211,21 +211,10 @@ impl<T: Real, const L: usize> NormalSource<Lanes<T, L>> for LaneGaussian<T, L> {
     #[inline(always)] // left out of line in a whole run, it cost a call and spills per draw
     fn next_normal(&mut self) -> Lanes<T, L> {
         use crate::ziggurat::ZIG_NORM_X;
-        let [s0, s1, s2, s3] = &mut self.s;
-        // xoshiro256++ (Blackman and Vigna), as rand_xoshiro computes it, in every lane.
+        // xoshiro256++ in every lane (the loop vectorises).
         let mut bits = [0u64; L];
-        for k in 0..L {
-            bits[k] = s0[k]
-                .wrapping_add(s3[k])
-                .rotate_left(23)
-                .wrapping_add(s0[k]);
-            let t = s1[k] << 17;
-            s2[k] ^= s0[k];
-            s3[k] ^= s1[k];
-            s1[k] ^= s2[k];
-            s0[k] ^= s3[k];
-            s2[k] ^= t;
-            s3[k] = s3[k].rotate_left(45);
+        for (k, b) in bits.iter_mut().enumerate() {
+            *b = xoshiro_step(&mut self.s, k);
         }
         // rand_distr's ziggurat fast path: layer i from the low 8 bits, u in [-1, 1) from the
         // top 52 (a float in [2, 4) minus 3), accepted when |u x_i| < x_{i+1}.
@@ -282,6 +271,25 @@ impl<T, const L: usize> LaneGaussian<T, L> {
     }
 }
 
+/// One xoshiro256++ step (Blackman and Vigna, as rand_xoshiro computes it) of lane `k` of
+/// side-by-side states (word `w` of lane `k` is `s[w][k]`); returns the output.
+#[inline(always)]
+fn xoshiro_step<const L: usize>(s: &mut [[u64; L]; 4], k: usize) -> u64 {
+    let [s0, s1, s2, s3] = s;
+    let out = s0[k]
+        .wrapping_add(s3[k])
+        .rotate_left(23)
+        .wrapping_add(s0[k]);
+    let t = s1[k] << 17;
+    s2[k] ^= s0[k];
+    s3[k] ^= s1[k];
+    s1[k] ^= s2[k];
+    s0[k] ^= s3[k];
+    s2[k] ^= t;
+    s3[k] = s3[k].rotate_left(45);
+    out
+}
+
 /// Lane `k` of a [`LaneGaussian`]'s states as a generator in its own right (xoshiro256++ on
 /// `s[..][k]`), for `rand_distr`'s sampler: no copy of the state in or out.
 struct LaneRng<'a, const L: usize> {
@@ -293,20 +301,7 @@ impl<const L: usize> rand_core::TryRng for LaneRng<'_, L> {
     type Error = core::convert::Infallible;
     #[inline]
     fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let [s0, s1, s2, s3] = &mut *self.s;
-        let k = self.k;
-        let out = s0[k]
-            .wrapping_add(s3[k])
-            .rotate_left(23)
-            .wrapping_add(s0[k]);
-        let t = s1[k] << 17;
-        s2[k] ^= s0[k];
-        s3[k] ^= s1[k];
-        s1[k] ^= s2[k];
-        s0[k] ^= s3[k];
-        s2[k] ^= t;
-        s3[k] = s3[k].rotate_left(45);
-        Ok(out)
+        Ok(xoshiro_step(self.s, self.k))
     }
     /// The upper half of a `u64` draw, as rand_xoshiro's.
     #[inline]
