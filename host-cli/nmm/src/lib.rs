@@ -6,7 +6,8 @@
 //! ([`mf`]), equilibria and continuation drivers ([`fixed_points`], [`bifurcation`]),
 //! whole-brain runs with BOLD, FC, FCD and their features ([`brain`]), gradient fits of
 //! whole-brain parameters to an empirical FC ([`fit`]), BOLD of any series ([`bold`]),
-//! connectomes ([`connectome`]) and the file formats ([`io`]).
+//! connectomes ([`connectome`]), neural posterior estimation ([`infer`]) and the file formats
+//! ([`io`]).
 //!
 //! Every numerical kernel lives in the `no_std` core ([`nmm_core`]); this crate holds what
 //! needs the heap, threads or files. It never prints: long jobs report through a
@@ -38,6 +39,7 @@ pub mod connectome;
 pub mod error;
 pub mod fit;
 pub mod fixed_points;
+pub mod infer;
 pub mod io;
 pub mod mf;
 pub mod models;

@@ -1,0 +1,170 @@
+//! The posterior file ("NMMP", version 1): a trained estimator with its prior, its
+//! standardisations, its training settings, seed and history, little-endian, protected by a
+//! CRC-32 like the NMMW weight files.
+//!
+//! | offset        | size | field                                                          |
+//! |---------------|------|----------------------------------------------------------------|
+//! | 0             | 4    | magic `b"NMMP"`                                                |
+//! | 4             | 2    | `u16` version = 1                                              |
+//! | 6             | 2    | `u16` flags = 0 (reserved)                                     |
+//! | 8             | 4    | `u32` header length `L` in bytes                               |
+//! | 12            | L    | header, UTF-8 JSON: `estimator` ("maf"), `prior`, `shape` (`dim`, `context`, `hidden`, `transforms`), `perms`, `theta_z` and `x_z` (`mean`, `std`), `settings`, `history`, `n_weights`, `nmm_version`, `command` |
+//! | 12 + L        | 8 F  | `f64` weights, `F = n_weights`, transform by transform: `W0` (`H x D`, row-major), `Wc` (`H x C`), `b0`, `W1` (`H x H`), `b1`, `W2`, `b2`, `Wf` (`2D x H`, rows `a_0, m_0, a_1, m_1, ...`), `bf` |
+//! | 12 + L + 8F   | 4    | `u32` CRC-32 (ISO-HDLC, as zlib's `crc32`) of every preceding byte |
+//!
+//! Reading it from Python:
+//!
+//! ```text
+//! import json, struct, zlib, numpy as np
+//! b = open("posterior.nmmp", "rb").read()
+//! assert b[:4] == b"NMMP" and zlib.crc32(b[:-4]) == struct.unpack("<I", b[-4:])[0]
+//! (L,) = struct.unpack("<I", b[8:12]); h = json.loads(b[12:12 + L])
+//! w = np.frombuffer(b, "<f8", h["n_weights"], 12 + L)
+//! ```
+//!
+//! Readers reject another magic, version or flags, lengths that do not add up, a wrong
+//! checksum, weights that are not finite or break the autoregressive masks, permutations
+//! that are not, standardisations that do not fit, and an invalid prior.
+
+use super::maf::{Maf, Shape};
+use super::npe::{History, Posterior, Settings, Standardise};
+use super::prior::Prior;
+use crate::error::{Context, Result, bail};
+use crate::io::atomic_write;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// File magic.
+pub const MAGIC: [u8; 4] = *b"NMMP";
+/// The version this code reads and writes.
+pub const VERSION: u16 = 1;
+
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    estimator: String,
+    prior: Prior,
+    shape: Shape,
+    perms: Vec<Vec<usize>>,
+    theta_z: Standardise,
+    x_z: Standardise,
+    settings: Settings,
+    history: History,
+    n_weights: usize,
+    nmm_version: String,
+    command: String,
+}
+
+impl Posterior {
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let h = Header {
+            estimator: "maf".into(),
+            prior: self.prior.clone(),
+            shape: self.maf.shape(),
+            perms: self.maf.perms().to_vec(),
+            theta_z: self.theta_z.clone(),
+            x_z: self.x_z.clone(),
+            settings: self.settings.clone(),
+            history: self.history.clone(),
+            n_weights: self.maf.params().len(),
+            nmm_version: self.version.clone(),
+            command: self.command.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&h)?;
+        let mut b = Vec::with_capacity(16 + json.len() + 8 * h.n_weights);
+        b.extend_from_slice(&MAGIC);
+        b.extend_from_slice(&VERSION.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        let len = u32::try_from(json.len())
+            .map_err(|_| crate::Error::input("posterior header longer than 4 GiB"))?;
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(&json);
+        for w in self.maf.params() {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        let crc = CRC.checksum(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        Ok(b)
+    }
+
+    /// Parses a file's bytes (see the module documentation for what is checked).
+    pub fn from_bytes(b: &[u8]) -> Result<Self> {
+        if b.len() < 16 || b[..4] != MAGIC {
+            bail!("not an nmm posterior file (no NMMP magic)");
+        }
+        let version = u16::from_le_bytes([b[4], b[5]]);
+        if version != VERSION {
+            bail!("posterior format version {version}; this nmm reads version {VERSION}");
+        }
+        if u16::from_le_bytes([b[6], b[7]]) != 0 {
+            bail!("unknown flags in the posterior header");
+        }
+        let body = b.len() - 4;
+        let stored = u32::from_le_bytes([b[body], b[body + 1], b[body + 2], b[body + 3]]);
+        if CRC.checksum(&b[..body]) != stored {
+            bail!("checksum mismatch: the file is damaged or truncated");
+        }
+        let l = u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize;
+        if 12 + l > body {
+            bail!("header length {l} runs past the end of the file");
+        }
+        let h: Header = serde_json::from_slice(&b[12..12 + l]).context("reading the header")?;
+        if h.estimator != "maf" {
+            bail!("unknown estimator {:?}", h.estimator);
+        }
+        if h.n_weights.checked_mul(8) != Some(body - 12 - l) {
+            bail!(
+                "the header declares {} weights but the file holds {} bytes of them",
+                h.n_weights,
+                body - 12 - l
+            );
+        }
+        let params: Vec<f64> = b[12 + l..body]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        let prior = Prior::new(h.prior.params)?;
+        if h.shape.dim != prior.dim() {
+            bail!(
+                "the flow has {} parameters, the prior {}",
+                h.shape.dim,
+                prior.dim()
+            );
+        }
+        h.theta_z.check_len("theta standardisation", h.shape.dim)?;
+        h.x_z.check_len("x standardisation", h.shape.context)?;
+        let Some(maf) = Maf::from_parts(h.shape, params, h.perms) else {
+            bail!(
+                "the weights or permutations do not fit the flow's shape, or a weight is not finite or breaks the autoregressive mask"
+            );
+        };
+        Ok(Posterior {
+            prior,
+            theta_z: h.theta_z,
+            x_z: h.x_z,
+            maf,
+            settings: h.settings,
+            history: h.history,
+            version: h.nmm_version,
+            command: h.command,
+        })
+    }
+
+    /// Writes the file atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let b = self.to_bytes()?;
+        atomic_write(path, |w| Ok(w.write_all(&b)?))
+    }
+
+    /// Reads a file; errors name it.
+    pub fn read(path: &Path) -> Result<Self> {
+        let b = std::fs::read(path)
+            .map_err(|e| crate::Error::io(path, e))
+            .with_context(|| format!("reading the posterior {}", path.display()))?;
+        Self::from_bytes(&b).with_context(|| format!("posterior {}", path.display()))
+    }
+}
