@@ -19,6 +19,7 @@ pub fn cli() -> Command {
         .subcommand(cmd::brain::command())
         .subcommand(cmd::bifurcation::command())
         .subcommand(cmd::train::command())
+        .subcommand(cmd::infer::command())
 }
 
 /// Parses `args` (including the program name) and runs the chosen command.
@@ -39,6 +40,7 @@ where
         Some(("brain", m)) => cmd::brain::run(m),
         Some(("bifurcation", m)) => cmd::bifurcation::run(m),
         Some(("train", m)) => cmd::train::run(m),
+        Some(("infer", m)) => cmd::infer::run(m),
         _ => unreachable!("clap requires a subcommand"),
     }
 }

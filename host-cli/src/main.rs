@@ -4,6 +4,7 @@
 
 mod args;
 mod cmd;
+mod figures_infer;
 mod figures_train;
 mod models;
 mod plot;

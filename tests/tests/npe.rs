@@ -2,8 +2,9 @@
 //! with a conjugate prior (closed-form mean and covariance), a ring-shaped posterior under a
 //! bounded prior (evaluated on a grid), simulation-based calibration, and determinism.
 
-use ndarray::{Array2, ArrayView1};
-use nmm::infer::{Posterior, Prior, Settings, standard_normal, train};
+use ndarray::Array2;
+use nmm::infer::check::CHI2_9;
+use nmm::infer::{Posterior, Prior, Settings, check, standard_normal, train};
 use nmm::progress::Silent;
 
 /// Prior N((0, 1), diag(1, 2^2)); x = A theta + N(0, 0.5^2 I), three features.
@@ -268,34 +269,52 @@ fn banana_posterior_under_a_bounded_prior() {
     }
 }
 
-/// Rank of `truth` among `draws` (the number of draws below it).
-fn rank(draws: ArrayView1<f64>, truth: f64) -> usize {
-    draws.iter().filter(|&&v| v < truth).count()
-}
-
 #[test]
-fn simulation_based_calibration_of_the_linear_gaussian_posterior() {
+fn simulation_based_calibration_and_coverage_of_the_linear_gaussian_posterior() {
     let post = linear_posterior();
     let (theta, x) = simulate_linear(400, 77);
-    let draws = 99;
-    // Ranks in 0..=99 into 10 bins of 10: uniform under calibration.
-    let mut bins = [[0usize; 10]; 2];
-    for r in 0..theta.nrows() {
-        let xo = x.row(r).to_vec();
-        let s = post.sample(&xo, draws, 1000 + r as u64).unwrap();
-        for j in 0..2 {
-            bins[j][rank(s.theta.column(j), theta[[r, j]]) / 10] += 1;
+    let c = check(&post, theta.view(), x.view(), 99, 1000, &Silent).unwrap();
+    // Binomial sd of a coverage fraction over 400 simulations is at most 0.025: 3 sd = 0.075.
+    let tol = 0.075;
+    for j in 0..2 {
+        let chi2 = c.rank_chi2(j);
+        eprintln!(
+            "SBC parameter {j}: bins {:?}, chi2 {chi2:.2}; coverage 50 % {:.3}, 90 % {:.3}",
+            c.rank_histogram(j),
+            c.marginal_coverage(j, 0.5),
+            c.marginal_coverage(j, 0.9)
+        );
+        // Significance 0.001 per parameter (CHI2_9[1] is the 0.999 quantile, 9 dof).
+        assert!(chi2 < CHI2_9[1], "parameter {j}: chi2 {chi2}");
+        for level in [0.5, 0.9] {
+            assert!((c.marginal_coverage(j, level) - level).abs() < tol);
         }
     }
-    for (j, b) in bins.iter().enumerate() {
-        let e = theta.nrows() as f64 / 10.0;
-        let chi2: f64 = b.iter().map(|&o| (o as f64 - e).powi(2) / e).sum();
-        eprintln!("SBC parameter {j}: bins {b:?}, chi2 {chi2:.2}");
-        // Chi-square with 9 degrees of freedom: 27.88 is its 0.999 quantile (significance
-        // 0.001 per parameter).
+    for level in [0.5, 0.9] {
+        let cov = c.joint_coverage(level);
+        eprintln!("joint HPD coverage at {level}: {cov:.3}");
+        assert!((cov - level).abs() < tol, "joint coverage {cov} at {level}");
+    }
+    // The z-scores of a calibrated Gaussian posterior are half-normal: mean sqrt(2/pi) = 0.80
+    // (sampling sd over 400: 0.03); shrinkage is 1 - var_post / var_prior exactly here.
+    let (_, cov) = exact_linear(&[0.0; 3]);
+    for j in 0..2 {
+        let z = c.zscore.column(j).mean().unwrap();
+        let sh = c.shrinkage.column(j).mean().unwrap();
+        let exact = 1.0 - cov[j][j] / (SD0[j] * SD0[j]);
+        eprintln!("parameter {j}: mean z-score {z:.3}, shrinkage {sh:.4} vs {exact:.4}");
+        assert!((z - 0.798).abs() < 0.1, "mean z-score {z}");
+        assert!((sh - exact).abs() < 0.05, "shrinkage {sh} vs {exact}");
+    }
+    // The same diagnostics catch a biased posterior: true values moved by half a posterior sd
+    // (the posteriors then sit 0.5 sd off every truth).
+    let shifted = &theta + &ndarray::arr1(&[0.5 * cov[0][0].sqrt(), 0.5 * cov[1][1].sqrt()]);
+    let bad = check(&post, shifted.view(), x.view(), 99, 1000, &Silent).unwrap();
+    for j in 0..2 {
         assert!(
-            chi2 < 27.88,
-            "parameter {j}: rank histogram {b:?}, chi2 {chi2}"
+            bad.rank_chi2(j) > CHI2_9[1],
+            "biased: chi2 {}",
+            bad.rank_chi2(j)
         );
     }
 }

@@ -227,17 +227,7 @@ pub struct Series {
 /// assert!(e.contains("time index 1, region 0"), "{e}");
 /// ```
 pub fn read_series(path: &Path) -> Result<Series> {
-    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
-    let any: ArrayD<f64> = match ArrayD::<f64>::read_npy(open()?) {
-        Ok(a) => a,
-        Err(e64) => match ArrayD::<f32>::read_npy(open()?) {
-            Ok(a) => a.mapv(f64::from),
-            Err(_) => bail!(
-                "{}: not a float32/float64 .npy array ({e64})",
-                path.display()
-            ),
-        },
-    };
+    let any = read_npy_f64(path)?;
     let shape = any.shape().to_vec();
     let (data, was_1d) = match shape.len() {
         1 => {
@@ -264,6 +254,49 @@ pub fn read_series(path: &Path) -> Result<Series> {
         );
     }
     Ok(Series { data, was_1d })
+}
+
+/// Reads a float32 or float64 `.npy` array of any shape as float64, values unchecked; errors
+/// name the file.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("a.npy");
+/// ndarray_npy::write_npy(&p, &ndarray::arr2(&[[1.0f32, f32::NAN]])).unwrap();
+/// let a = nmm::io::read_npy_f64(&p)?;
+/// assert_eq!(a.shape(), &[1, 2]);
+/// assert!(a[[0, 1]].is_nan());
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn read_npy_f64(path: &Path) -> Result<ArrayD<f64>> {
+    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
+    match ArrayD::<f64>::read_npy(open()?) {
+        Ok(a) => Ok(a),
+        Err(e64) => match ArrayD::<f32>::read_npy(open()?) {
+            Ok(a) => Ok(a.mapv(f64::from)),
+            Err(_) => bail!(
+                "{}: not a float32/float64 .npy array ({e64})",
+                path.display()
+            ),
+        },
+    }
+}
+
+/// Writes a 2-D float64 `.npy` array atomically.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("a.npy");
+/// nmm::io::write_npy_2d(&p, &ndarray::arr2(&[[1.0, 2.0]]))?;
+/// assert_eq!(nmm::io::read_npy_f64(&p)?.shape(), &[1, 2]);
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn write_npy_2d(path: &Path, a: &Array2<f64>) -> Result<()> {
+    use ndarray_npy::WriteNpyExt;
+    atomic_write(path, |w| {
+        a.write_npy(w)
+            .map_err(|e| Error::input(format!("writing .npy: {e}")))
+    })
 }
 
 /// Writes a CSV table (header plus rows) atomically.

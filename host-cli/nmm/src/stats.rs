@@ -79,3 +79,24 @@ pub fn whole_multiple(a: f64, b: f64) -> Option<usize> {
     (a.is_finite() && b.is_finite() && b > 0.0 && k >= 1.0 && (a - k * b).abs() <= 1e-6 * a)
         .then_some(k as usize)
 }
+
+/// The `p` quantile of ascending `sorted` values by linear interpolation between order
+/// statistics (numpy's default `method="linear"`: position `p (n - 1)`); NaN for no values.
+///
+/// ```
+/// let v = [1.0, 2.0, 4.0, 8.0];
+/// assert_eq!(nmm::stats::quantile_sorted(&v, 0.5), 3.0);
+/// assert_eq!(nmm::stats::quantile_sorted(&v, 1.0), 8.0);
+/// assert_eq!(nmm::stats::quantile_sorted(&v, 0.25), 1.75);
+/// ```
+pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let pos = p.clamp(0.0, 1.0) * (n - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    let f = pos - lo as f64;
+    sorted[lo] + f * (sorted[hi] - sorted[lo])
+}

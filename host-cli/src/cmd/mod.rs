@@ -4,6 +4,7 @@ pub mod bifurcation;
 pub mod bold;
 pub mod brain;
 pub mod fixed_points;
+pub mod infer;
 pub mod mf;
 pub mod spiking;
 pub mod sweep;

@@ -6,5 +6,6 @@ mod bifurcation;
 mod brain;
 mod cli;
 mod cli_vs_core;
+mod infer;
 mod train;
 mod util;

@@ -9,15 +9,19 @@
 //!   with the lowest validation loss are kept.
 //! - [`Posterior`]: draws for an observation ([`Posterior::sample`]), log-densities
 //!   ([`Posterior::log_prob`]), and the NMMP file ([`mod@file`]).
+//! - [`check()`]: simulation-based calibration, expected coverage, and posterior z-scores
+//!   against shrinkage on held-out simulations.
 //!
 //! Everything random comes from `Settings::seed` (training) or the sampling seed, and results
 //! do not depend on the thread count.
 
+pub mod check;
 pub mod file;
 pub mod maf;
 pub mod npe;
 pub mod prior;
 
+pub use check::{Check, check};
 pub use maf::{Maf, Shape};
 pub use npe::{History, Posterior, Samples, Settings, Standardise, train};
 pub use prior::{Marginal, Param, Prior};
@@ -26,4 +30,67 @@ pub use prior::{Marginal, Param, Prior};
 /// here use.
 pub fn standard_normal(rng: &mut nmm_core::rng::Xoshiro256PlusPlus) -> f64 {
     prior::standard_normal(rng)
+}
+
+use crate::error::{Result, bail};
+use ndarray::{Array2, Ix2};
+use std::path::Path;
+
+/// Reads a matrix of pairs' rows (`n x d` theta or `n x k` features; a 1-D array is one
+/// column), float32 or float64. Non-finite values are kept (training leaves out rows of `x`
+/// that have them, and refuses them in theta). Errors name the file.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("x.npy");
+/// ndarray_npy::write_npy(&p, &ndarray::arr1(&[1.0, 2.0, 3.0])).unwrap();
+/// assert_eq!(nmm::infer::read_rows(&p)?.dim(), (3, 1));
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn read_rows(path: &Path) -> Result<Array2<f64>> {
+    let a = crate::io::read_npy_f64(path)?;
+    let shape = a.shape().to_vec();
+    let m = match shape.len() {
+        1 => a.into_shape_with_order((shape[0], 1))?,
+        2 => a.into_dimensionality::<Ix2>()?,
+        d => bail!(
+            "{}: expected a 2-D array (one row per simulation), found {d}-D with shape {shape:?}",
+            path.display()
+        ),
+    };
+    if m.nrows() == 0 || m.ncols() == 0 {
+        bail!("{}: array is empty (shape {shape:?})", path.display());
+    }
+    Ok(m)
+}
+
+/// Reads an observation: `(k,)` or `(1, k)`, float32 or float64, every value finite. Errors
+/// name the file and the feature.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("xo.npy");
+/// ndarray_npy::write_npy(&p, &ndarray::arr2(&[[1.0, 2.0]])).unwrap();
+/// assert_eq!(nmm::infer::read_observation(&p)?, vec![1.0, 2.0]);
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn read_observation(path: &Path) -> Result<Vec<f64>> {
+    let a = crate::io::read_npy_f64(path)?;
+    let shape = a.shape().to_vec();
+    let ok = match shape.len() {
+        1 => true,
+        2 => shape[0] == 1,
+        _ => false,
+    };
+    if !ok || a.is_empty() {
+        bail!(
+            "{}: expected one observation, shape (k,) or (1, k), found shape {shape:?}",
+            path.display()
+        );
+    }
+    let v: Vec<f64> = a.iter().copied().collect();
+    if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+        bail!("{}: feature {j} is not finite ({})", path.display(), v[j]);
+    }
+    Ok(v)
 }

@@ -139,6 +139,9 @@ pub struct History {
     pub train: Vec<f64>,
     /// Validation loss per epoch (same units).
     pub val: Vec<f64>,
+    /// Wall time (s) from the start of training to the end of each epoch (its validation
+    /// included).
+    pub elapsed: Vec<f64>,
     /// The epoch (1-based) whose weights were kept: the lowest validation loss.
     pub best_epoch: usize,
     /// Whether training stopped because the validation loss stopped improving (otherwise it
@@ -199,7 +202,7 @@ const ROUND: usize = 10_000;
 /// outside the prior's support is an error naming the row. The split, the initial weights,
 /// the permutations and the shuffling come from `settings.seed`; the result is the same for
 /// every thread count. Progress: one unit per epoch (total: `max_epochs`), a message with
-/// the losses, a log line at every new best.
+/// the losses, log lines at epochs 1, 2, 5, 10, 20, 50 and every 50th.
 ///
 /// ```
 /// use ndarray::Array2;
@@ -313,6 +316,7 @@ pub fn train(
     let mut hist = History {
         train: Vec::new(),
         val: Vec::new(),
+        elapsed: Vec::new(),
         best_epoch: 0,
         converged: false,
         n_train,
@@ -360,14 +364,19 @@ pub fn train(
         }
         hist.train.push(train_loss);
         hist.val.push(val_loss);
+        hist.elapsed.push(started.elapsed().as_secs_f64());
         if val_loss < best.0 {
             best = (val_loss, maf.params.clone(), epoch);
             since = 0;
-            progress.log(&format!(
-                "epoch {epoch}: validation loss {val_loss:.5} (best so far), training {train_loss:.5}"
-            ));
         } else {
             since += 1;
+        }
+        // A log line at epochs 1, 2, 5, 10, 20, 50 and every 50th: about twenty per job.
+        if epoch % 50 == 0 || [1, 2, 5, 10, 20].contains(&epoch) {
+            progress.log(&format!(
+                "epoch {epoch}: validation loss {val_loss:.5}, training {train_loss:.5}; best {:.5} at epoch {}",
+                best.0, best.2
+            ));
         }
         progress.set(epoch as u64, settings.max_epochs as u64);
         progress.message(&format!(
@@ -550,10 +559,10 @@ impl Posterior {
     /// `n` draws from the posterior at the observation `xo` (its features, in training
     /// order), proposals outside the prior's support rejected (sbi's "leakage" correction).
     /// Refuses, with the acceptance rate in the message, when after at least 10^4 proposals
-    /// fewer than `min_acceptance` of them are inside the support (sampling would take more
-    /// than 10^4 / `min_acceptance` flow evaluations per accepted draw... and usually means
-    /// `xo` is unlike every training simulation). Deterministic for a seed and independent of
-    /// the thread count.
+    /// fewer than `min_acceptance` of them are inside the support: the flow then puts most of
+    /// its mass where the prior has none, which usually means `xo` is unlike every training
+    /// simulation. The acceptance reported counts every proposal of the rounds drawn.
+    /// Deterministic for a seed and independent of the thread count.
     pub fn sample_checked(
         &self,
         xo: &[f64],
@@ -564,42 +573,36 @@ impl Posterior {
         let ctx = self.context(xo)?;
         let d = self.dim();
         let mut rng = stream(seed, 0);
-        let mut kept = Array2::zeros((0, d));
-        let mut proposed = 0usize;
-        let bounded = !self.prior.is_unbounded();
-        while kept.nrows() < n {
+        let mut kept: Vec<f64> = Vec::with_capacity(n * d);
+        let (mut proposed, mut inside) = (0usize, 0usize);
+        while kept.len() < n * d {
             let rate = if proposed == 0 {
                 1.0
             } else {
-                (kept.nrows() as f64 / proposed as f64).max(min_acceptance)
+                (inside as f64 / proposed as f64).max(min_acceptance)
             };
-            let want = ((n - kept.nrows()) as f64 / rate * 1.1).ceil() as usize;
+            let want = ((n - kept.len() / d) as f64 / rate * 1.1).ceil() as usize;
             let m = want.clamp(1, ROUND);
             let theta = self.propose(ctx.view(), m, &mut rng);
             proposed += m;
             for row in theta.rows() {
-                if kept.nrows() < n && self.prior.contains_row(row) {
-                    kept.push_row(row)?;
+                if self.prior.contains_row(row) {
+                    inside += 1;
+                    if kept.len() < n * d {
+                        kept.extend(row.iter());
+                    }
                 }
             }
-            let acc = kept.nrows() as f64 / proposed as f64;
-            if bounded && proposed >= ROUND && acc < min_acceptance {
+            let acc = inside as f64 / proposed as f64;
+            if proposed >= ROUND && acc < min_acceptance {
                 bail!(
-                    "only {} of {proposed} posterior proposals ({:.2e}) fall inside the prior's support, below the minimum acceptance {min_acceptance:.0e}: the observation is probably unlike the training simulations",
-                    kept.nrows(),
-                    acc
-                );
-            }
-            if !bounded && kept.nrows() < proposed && proposed >= ROUND && acc < min_acceptance {
-                bail!(
-                    "the flow produced non-finite samples ({} of {proposed} finite)",
-                    kept.nrows()
+                    "only {inside} of {proposed} posterior proposals ({acc:.2e}) are finite and inside the prior's support, below the minimum acceptance {min_acceptance:.0e}: the observation is probably unlike the training simulations"
                 );
             }
         }
         Ok(Samples {
-            acceptance: kept.nrows() as f64 / proposed.max(1) as f64,
-            theta: kept,
+            acceptance: inside as f64 / proposed.max(1) as f64,
+            theta: Array2::from_shape_vec((n, d), kept)?,
             proposed,
         })
     }
@@ -609,11 +612,9 @@ impl Posterior {
         self.sample_checked(xo, n, seed, 1e-3)
     }
 
-    /// Posterior log-density at each row of `theta` (`m x d`) given `xo`: the flow's density
-    /// renormalised to the prior's support (divided by the acceptance rate, estimated from
-    /// 10^5 proposals of a fixed seed when the prior is bounded; relative error about
-    /// `sqrt((1 - a) / (a 1e5))`), `-inf` outside it.
-    pub fn log_prob(&self, theta: ArrayView2<f64>, xo: &[f64]) -> Result<Array1<f64>> {
+    /// The flow's log-density at each row of `theta` (`m x d`) given `xo`, not renormalised to
+    /// the prior's support (so it is a density on all of R^d; see [`Posterior::log_prob`]).
+    pub fn flow_log_prob(&self, theta: ArrayView2<f64>, xo: &[f64]) -> Result<Array1<f64>> {
         if theta.ncols() != self.dim() {
             bail!(
                 "theta has {} columns, the posterior {} parameters",
@@ -623,8 +624,17 @@ impl Posterior {
         }
         let ctx = self.context(xo)?;
         let z = self.theta_z.apply(theta);
-        let ctx2 = ctx.view().insert_axis(Axis(0));
-        let mut lp = self.maf.log_prob(z.view(), ctx2) + self.theta_z.log_jacobian();
+        Ok(self.maf.log_prob(z.view(), ctx.view().insert_axis(Axis(0)))
+            + self.theta_z.log_jacobian())
+    }
+
+    /// Posterior log-density at each row of `theta` (`m x d`) given `xo`: the flow's density
+    /// renormalised to the prior's support (divided by the acceptance rate, estimated from
+    /// 10^5 proposals of a fixed seed when the prior is bounded; relative error about
+    /// `sqrt((1 - a) / (a 1e5))`), `-inf` outside it.
+    pub fn log_prob(&self, theta: ArrayView2<f64>, xo: &[f64]) -> Result<Array1<f64>> {
+        let mut lp = self.flow_log_prob(theta, xo)?;
+        let ctx = self.context(xo)?;
         let log_acc = if self.prior.is_unbounded() {
             0.0
         } else {

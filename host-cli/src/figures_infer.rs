@@ -1,0 +1,338 @@
+//! Figures of `nmm infer` (SVG): the SBC rank histograms, the expected-coverage curve, the
+//! posterior z-score against shrinkage, and a pair plot of posterior draws with the true value.
+
+use anyhow::{Result, anyhow};
+use ndarray::{Array2, ArrayView1};
+use nmm::infer::Check;
+use nmm::infer::check::RANK_BINS;
+use nmm::io::atomic_write;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::io::Write;
+use std::path::Path;
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("plot: {e:?}")
+}
+
+fn save(path: &Path, svg: &str) -> Result<()> {
+    Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
+}
+
+/// Panel `k` of `n` side by side, with room for a title above.
+fn panels<'a>(
+    root: &DrawingArea<SVGBackend<'a>, Shift>,
+    title: &str,
+    n: usize,
+) -> Result<Vec<DrawingArea<SVGBackend<'a>, Shift>>> {
+    root.fill(&WHITE).map_err(err)?;
+    let body = root.titled(title, ("sans-serif", 20)).map_err(err)?;
+    Ok(body.split_evenly((1, n)))
+}
+
+/// One histogram of ranks per parameter, with the count expected under calibration and its
+/// 99 % band (binomial, normal approximation).
+pub fn ranks(path: &Path, c: &Check) -> Result<()> {
+    let d = c.names.len();
+    let n = c.len() as f64;
+    let e = n / RANK_BINS as f64;
+    let band = 2.576 * (n * (1.0 / RANK_BINS as f64) * (1.0 - 1.0 / RANK_BINS as f64)).sqrt();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, ((360 * d as u32 + 40).max(760), 400))
+            .into_drawing_area();
+        let title = format!(
+            "SBC ranks among {} draws, {} simulations (grey: 99 % band if calibrated)",
+            c.draws,
+            c.len()
+        );
+        let areas = panels(&root, &title, d)?;
+        for (j, area) in areas.iter().enumerate() {
+            let h = c.rank_histogram(j);
+            let top = (*h.iter().max().unwrap_or(&1) as f64).max(e + band) * 1.1;
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!("{} (chi2 {:.1}, 9 dof)", c.names[j], c.rank_chi2(j)),
+                    ("sans-serif", 16),
+                )
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0.0..RANK_BINS as f64, 0.0..top)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc(format!("rank bin ({} ranks in all)", c.draws + 1))
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_desc("simulations")
+                .y_label_formatter(&|v| format!("{v:.0}"))
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(0.0, (e - band).max(0.0)), (RANK_BINS as f64, e + band)],
+                    BLACK.mix(0.12).filled(),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(h.iter().enumerate().map(|(b, &v)| {
+                    Rectangle::new(
+                        [(b as f64 + 0.08, 0.0), (b as f64 + 0.92, v as f64)],
+                        BLUE.mix(0.7).filled(),
+                    )
+                }))
+                .map_err(err)?;
+            chart
+                .draw_series(LineSeries::new(
+                    [(0.0, e), (RANK_BINS as f64, e)],
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    save(path, &svg)
+}
+
+/// Empirical against nominal coverage: each parameter's central intervals and the joint
+/// highest-density regions, with the diagonal of a calibrated posterior.
+pub fn coverage(path: &Path, c: &Check) -> Result<()> {
+    let levels: Vec<f64> = (0..=50).map(|k| k as f64 / 50.0).collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (620, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Expected coverage, {} held-out simulations", c.len()),
+                ("sans-serif", 20),
+            )
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("credibility level")
+            .y_desc("fraction of true values inside")
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.5)))
+            .map_err(err)?
+            .label("calibrated")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+        for j in 0..c.names.len() {
+            let col = Palette99::pick(j).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    levels.iter().map(|&l| (l, c.marginal_coverage(j, l))),
+                    col.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("{} (central interval)", c.names[j]))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                });
+        }
+        chart
+            .draw_series(LineSeries::new(
+                levels.iter().map(|&l| (l, c.joint_coverage(l))),
+                RED.stroke_width(3),
+            ))
+            .map_err(err)?
+            .label("joint (highest-density region)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    save(path, &svg)
+}
+
+/// The 2025 paper's diagnostic: posterior z-score `|mean - true| / sd` against shrinkage
+/// `1 - var_post / var_prior`, one panel per parameter. A good posterior sits at the bottom
+/// right (small z-score, large shrinkage).
+pub fn zscore_shrinkage(path: &Path, c: &Check) -> Result<()> {
+    let d = c.names.len();
+    let zmax = c
+        .zscore
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(3.0, f64::max)
+        .min(20.0)
+        * 1.05;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, ((360 * d as u32 + 40).max(760), 400))
+            .into_drawing_area();
+        let title = format!(
+            "Posterior z-score against shrinkage, {} held-out simulations",
+            c.len()
+        );
+        let areas = panels(&root, &title, d)?;
+        for (j, area) in areas.iter().enumerate() {
+            let smin = c
+                .shrinkage
+                .column(j)
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::min);
+            let mut chart = ChartBuilder::on(area)
+                .caption(c.names[j].as_str(), ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(44)
+                .build_cartesian_2d(smin.max(-1.0)..1.0, 0.0..zmax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("shrinkage")
+                .y_desc("z-score")
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series(
+                    c.shrinkage
+                        .column(j)
+                        .iter()
+                        .zip(c.zscore.column(j))
+                        .filter(|(s, z)| s.is_finite() && z.is_finite())
+                        .map(|(&s, &z)| Circle::new((s, z.min(zmax)), 2, BLUE.mix(0.5).filled())),
+                )
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    save(path, &svg)
+}
+
+fn range(v: ArrayView1<f64>, also: f64) -> (f64, f64) {
+    let (lo, hi) = v
+        .iter()
+        .chain(std::iter::once(&also))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let pad = 0.05 * (hi - lo).max(1e-12);
+    (lo - pad, hi + pad)
+}
+
+/// Pair plot (corner plot) of posterior draws: marginal histograms on the diagonal, draws
+/// below it, the true value (when given) in red.
+pub fn pairs(
+    path: &Path,
+    title: &str,
+    names: &[String],
+    draws: &Array2<f64>,
+    truth: Option<&[f64]>,
+) -> Result<()> {
+    let d = names.len();
+    let shown = draws.nrows().min(3000);
+    let mut svg = String::new();
+    {
+        let side = 260 * d as u32 + 40;
+        let root = SVGBackend::with_string(&mut svg, (side, side)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let body = root.titled(title, ("sans-serif", 18)).map_err(err)?;
+        let cells = body.split_evenly((d, d));
+        let nan = f64::NAN;
+        let t = |j: usize| truth.map_or(nan, |t| t[j]);
+        let ranges: Vec<(f64, f64)> = (0..d)
+            .map(|j| {
+                let tj = t(j);
+                range(
+                    draws.column(j),
+                    if tj.is_finite() { tj } else { draws[[0, j]] },
+                )
+            })
+            .collect();
+        for a in 0..d {
+            for b in 0..d {
+                let cell = &cells[a * d + b];
+                if b > a {
+                    continue;
+                }
+                let (xr, yr) = (ranges[b], ranges[a]);
+                if a == b {
+                    let bins = 40;
+                    let mut h = vec![0usize; bins];
+                    for &v in draws.column(a) {
+                        let k = ((v - xr.0) / (xr.1 - xr.0) * bins as f64) as usize;
+                        h[k.min(bins - 1)] += 1;
+                    }
+                    let top = *h.iter().max().unwrap_or(&1) as f64 * 1.1;
+                    let mut chart = ChartBuilder::on(cell)
+                        .margin(6)
+                        .x_label_area_size(if a == d - 1 { 30 } else { 14 })
+                        .y_label_area_size(14)
+                        .build_cartesian_2d(xr.0..xr.1, 0.0..top)
+                        .map_err(err)?;
+                    chart
+                        .configure_mesh()
+                        .x_desc(if a == d - 1 { names[b].as_str() } else { "" })
+                        .y_labels(0)
+                        .light_line_style(WHITE.mix(0.0))
+                        .draw()
+                        .map_err(err)?;
+                    let w = (xr.1 - xr.0) / bins as f64;
+                    chart
+                        .draw_series(h.iter().enumerate().map(|(k, &v)| {
+                            let x0 = xr.0 + k as f64 * w;
+                            Rectangle::new([(x0, 0.0), (x0 + w, v as f64)], BLUE.mix(0.6).filled())
+                        }))
+                        .map_err(err)?;
+                    if t(a).is_finite() {
+                        chart
+                            .draw_series(LineSeries::new(
+                                [(t(a), 0.0), (t(a), top)],
+                                RED.stroke_width(2),
+                            ))
+                            .map_err(err)?;
+                    }
+                } else {
+                    let mut chart = ChartBuilder::on(cell)
+                        .margin(6)
+                        .x_label_area_size(if a == d - 1 { 30 } else { 14 })
+                        .y_label_area_size(if b == 0 { 44 } else { 14 })
+                        .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+                        .map_err(err)?;
+                    chart
+                        .configure_mesh()
+                        .x_desc(if a == d - 1 { names[b].as_str() } else { "" })
+                        .y_desc(if b == 0 { names[a].as_str() } else { "" })
+                        .light_line_style(WHITE.mix(0.0))
+                        .draw()
+                        .map_err(err)?;
+                    chart
+                        .draw_series((0..shown).map(|r| {
+                            Circle::new((draws[[r, b]], draws[[r, a]]), 1, BLUE.mix(0.25).filled())
+                        }))
+                        .map_err(err)?;
+                    if t(a).is_finite() && t(b).is_finite() {
+                        chart
+                            .draw_series(std::iter::once(Cross::new(
+                                (t(b), t(a)),
+                                7,
+                                RED.stroke_width(3),
+                            )))
+                            .map_err(err)?;
+                    }
+                }
+            }
+        }
+        root.present().map_err(err)?;
+    }
+    save(path, &svg)
+}

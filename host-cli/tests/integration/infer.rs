@@ -1,0 +1,193 @@
+//! End-to-end tests of `nmm infer train` and `nmm infer sample` with the command contract of
+//! issue 17: file names and shapes, the posterior file, the samples and their record, and clear
+//! errors naming the file or flag.
+
+use crate::util::{nmm, ok, stderr};
+use ndarray::{Array1, Array2};
+use ndarray_npy::{read_npy, write_npy};
+use std::path::Path;
+
+/// x = theta + N(0, 0.1^2) for theta ~ N(0, 1) (a) and U(-1, 1) (b): the posterior at x_o sits
+/// near x_o.
+fn write_problem(dir: &Path, n: usize) {
+    let mut rng = nmm_core::rng::stream(4, 0);
+    let prior =
+        "[[param]]\nname = \"a\"\nnormal = [0, 1]\n\n[[param]]\nname = \"b\"\nuniform = [-1, 1]\n";
+    std::fs::write(dir.join("prior.toml"), prior).unwrap();
+    let p = nmm::infer::Prior::from_toml_str(prior).unwrap();
+    let mut theta = Array2::<f64>::zeros((n, 2));
+    let mut x = Array2::<f32>::zeros((n, 2));
+    let mut t = [0.0; 2];
+    for r in 0..n {
+        p.sample_into(&mut rng, &mut t);
+        for j in 0..2 {
+            theta[[r, j]] = t[j];
+            x[[r, j]] = (t[j] + 0.1 * nmm::infer::standard_normal(&mut rng)) as f32;
+        }
+    }
+    write_npy(dir.join("theta.npy"), &theta).unwrap();
+    // float32 features, as many simulators write them.
+    write_npy(dir.join("x.npy"), &x).unwrap();
+    write_npy(dir.join("xo.npy"), &Array1::from(vec![0.3f64, 0.9])).unwrap();
+}
+
+#[test]
+fn trains_and_samples_with_the_contracts_names() {
+    let d = tempfile::tempdir().unwrap();
+    write_problem(d.path(), 1500);
+    let p = |f: &str| d.path().join(f).to_string_lossy().into_owned();
+    let o = ok(nmm(&[
+        "infer",
+        "train",
+        "--theta",
+        &p("theta.npy"),
+        "--x",
+        &p("x.npy"),
+        "--prior",
+        &p("prior.toml"),
+        "--out",
+        &p("post.nmmp"),
+        "--seed",
+        "3",
+        "--hidden",
+        "16",
+        "--transforms",
+        "2",
+        "--lr",
+        "0.003",
+    ]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("1500 pairs") && out.contains("wrote"), "{out}");
+    let post = nmm::infer::Posterior::read(&d.path().join("post.nmmp")).unwrap();
+    assert_eq!(post.settings.seed, 3);
+    assert_eq!(post.prior.names(), ["a", "b"]);
+    assert!(post.command.contains("infer train"));
+    ok(nmm(&[
+        "infer",
+        "sample",
+        "--posterior",
+        &p("post.nmmp"),
+        "--observed",
+        &p("xo.npy"),
+        "--n",
+        "4000",
+        "--seed",
+        "5",
+        "--out",
+        &p("s.npy"),
+    ]));
+    let s: Array2<f64> = read_npy(d.path().join("s.npy")).unwrap();
+    assert_eq!(s.dim(), (4000, 2));
+    // Bounded: every b in [-1, 1]; and the draws sit near x_o (a: N(0.3, 0.1) roughly, b the
+    // same cut at 1, mean about 0.87; a loose 0.1 on the means for a small flow trained fast).
+    assert!(s.column(1).iter().all(|v| v.abs() <= 1.0));
+    let m = [s.column(0).mean().unwrap(), s.column(1).mean().unwrap()];
+    assert!(
+        (m[0] - 0.3).abs() < 0.1 && (m[1] - 0.9).abs() < 0.1,
+        "{m:?}"
+    );
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(rec["seed"], 5);
+    assert_eq!(rec["n"], 4000);
+    assert!(rec["acceptance"].as_f64().unwrap() > 0.5);
+    // The same seed gives the same draws.
+    ok(nmm(&[
+        "infer",
+        "sample",
+        "--posterior",
+        &p("post.nmmp"),
+        "--observed",
+        &p("xo.npy"),
+        "--n",
+        "4000",
+        "--seed",
+        "5",
+        "--out",
+        &p("s2.npy"),
+        "--jobs",
+        "1",
+    ]));
+    let s2: Array2<f64> = read_npy(d.path().join("s2.npy")).unwrap();
+    assert_eq!(s, s2);
+}
+
+#[test]
+fn bad_inputs_name_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    write_problem(d.path(), 200);
+    let p = |f: &str| d.path().join(f).to_string_lossy().into_owned();
+    std::fs::write(
+        d.path().join("bad.toml"),
+        "[[param]]\nname = \"a\"\nuniform = [1, 0]\n",
+    )
+    .unwrap();
+    let train = |prior: &str, x: &str| {
+        nmm(&[
+            "infer",
+            "train",
+            "--theta",
+            &p("theta.npy"),
+            "--x",
+            &p(x),
+            "--prior",
+            &p(prior),
+            "--out",
+            &p("post.nmmp"),
+            "--max-epochs",
+            "2",
+        ])
+    };
+    let o = train("bad.toml", "x.npy");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("bad.toml") && stderr(&o).contains("low < high"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.path().join("post.nmmp").exists());
+    write_npy(d.path().join("short.npy"), &Array2::<f64>::zeros((10, 2))).unwrap();
+    let o = train("prior.toml", "short.npy");
+    assert!(
+        stderr(&o).contains("short.npy") && stderr(&o).contains("rows"),
+        "{}",
+        stderr(&o)
+    );
+    ok(train("prior.toml", "x.npy"));
+    write_npy(
+        d.path().join("xo3.npy"),
+        &Array1::from(vec![0.0f64, 1.0, 2.0]),
+    )
+    .unwrap();
+    let o = nmm(&[
+        "infer",
+        "sample",
+        "--posterior",
+        &p("post.nmmp"),
+        "--observed",
+        &p("xo3.npy"),
+        "--out",
+        &p("s.npy"),
+    ]);
+    assert!(
+        stderr(&o).contains("xo3.npy") && stderr(&o).contains("3 features"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.path().join("s.npy").exists());
+    let o = nmm(&[
+        "infer",
+        "sample",
+        "--posterior",
+        &p("theta.npy"),
+        "--observed",
+        &p("xo.npy"),
+        "--out",
+        &p("s.npy"),
+    ]);
+    assert!(
+        stderr(&o).contains("theta.npy") && stderr(&o).contains("NMMP"),
+        "{}",
+        stderr(&o)
+    );
+}
