@@ -3,7 +3,7 @@
 //! (5 transforms, 50 hidden) and training rules, on one thread.
 //!
 //! Run: `cargo bench -p nmm-benches --bench npe -- [n=10000] [dir=target/npe-bench] [seed=0]
-//! [quick]`.
+//! [precision=f32|f64] [quick]`.
 //! It writes `theta.npy`, `x.npy`, `xo.npy` and `prior.toml` to `dir` (the same data for the
 //! peer), trains, and writes `nmm_curve.csv` (epoch, seconds since the start, validation loss)
 //! and prints: seconds per epoch, the best validation loss and when it was reached, the median
@@ -17,7 +17,7 @@
 //! fixed draws (seed 17) and `eps` standard normal.
 
 use ndarray::Array2;
-use nmm::infer::{Prior, Settings, standard_normal, train};
+use nmm::infer::{Precision, Prior, Settings, standard_normal, train};
 use nmm::progress::Silent;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -93,6 +93,10 @@ fn main() {
     let settings = Settings {
         max_epochs: if quick { 5 } else { 100_000 },
         seed: arg("seed").and_then(|v| v.parse().ok()).unwrap_or(0),
+        precision: match arg("precision").as_deref() {
+            Some("f64") => Precision::F64,
+            _ => Precision::F32,
+        },
         ..Settings::default()
     };
     let post = one
@@ -105,7 +109,8 @@ fn main() {
     }
     std::fs::write(dir.join("nmm_curve.csv"), csv).expect("nmm_curve.csv");
     println!(
-        "nmm NPE, {n} pairs x {FEATURES} features, 3 parameters, MAF 5 x 50, one thread: {} epochs in {:.2} s ({:.4} s/epoch); best validation loss {:.4} at epoch {} ({:.2} s)",
+        "nmm NPE, {n} pairs x {FEATURES} features, 3 parameters, MAF 5 x 50, {:?} steps, one thread: {} epochs in {:.2} s ({:.4} s/epoch); best validation loss {:.4} at epoch {} ({:.2} s)",
+        settings.precision,
         h.val.len(),
         h.seconds,
         h.seconds / h.val.len() as f64,

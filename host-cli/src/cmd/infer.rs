@@ -43,6 +43,7 @@ pub fn command() -> Command {
         .arg(num("stop-after", "E", "20", "Stop after E epochs without a lower validation loss").value_parser(value_parser!(usize)))
         .arg(num("max-epochs", "E", "100000", "Stop after E epochs in any case").value_parser(value_parser!(usize)))
         .arg(num("clip", "NORM", "5", "Clip the gradient's Euclidean norm to NORM").value_parser(value_parser!(f64)))
+        .arg(num("precision", "P", "f32", "Arithmetic of the training steps: f32 (as sbi; about twice as fast) or f64; weights, Adam and sampling are f64 either way").value_parser(["f32", "f64"]))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)));
     let sample = Command::new("sample")
         .about("Draw from a trained posterior for an observation (draws outside the prior's support are rejected)")
@@ -65,12 +66,26 @@ pub fn command() -> Command {
         .arg(Arg::new("max").long("max").value_name("N").value_parser(value_parser!(usize)).help("Use only the first N held-out simulations"))
         .arg(num("seed", "S", "0", "Seed of the draws").value_parser(value_parser!(u64)))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)));
+    let simulate = Command::new("simulate")
+        .about("Draw parameters from a prior, run whole-brain simulations (batched in vector lanes where that pays) and write theta.npy and x.npy (features); resumable and shardable")
+        .arg(Arg::new("config").long("config").value_name("RUN.toml").value_parser(value_parser!(PathBuf)).help("Whole-brain configuration every simulation starts from (as for `nmm brain`; default: the built-in main job)"))
+        .arg(path_arg("prior", "PRIOR.toml", "Parameters to draw: G (or coupling), model parameters (every region), nsig_1, nsig_2, ... (TVB-style noise per state variable)"))
+        .arg(Arg::new("n").long("n").value_name("N").required(true).value_parser(value_parser!(usize)).help("Number of simulations"))
+        .arg(path_arg("out", "DIR", "Directory for job.json, block-BBBBBB.npz (64 simulations each) and, once every block is done, theta.npy, x.npy, diverged.csv and manifest.json"))
+        .arg(num("seed", "S", "0", "Seed of the parameter draws (draw i from stream i); simulation i runs with the configuration's seed + i").value_parser(value_parser!(u64)))
+        .arg(Arg::new("shard").long("shard").value_name("K/N").help("Run only blocks K, K+N, ... (1-based); default from SLURM_ARRAY_TASK_* when set; merge with `nmm infer merge DIR` when all are done"))
+        .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)));
+    let merge = Command::new("merge")
+        .about("Join the blocks of `nmm infer simulate` (e.g. from a Slurm array) into theta.npy, x.npy, diverged.csv and manifest.json")
+        .arg(Arg::new("dir").value_name("DIR").required(true).value_parser(value_parser!(PathBuf)).help("The --out of `nmm infer simulate`"));
     Command::new("infer")
         .about("Simulation-based inference: neural posterior estimation")
         .subcommand_required(true)
         .subcommand(train)
         .subcommand(sample)
         .subcommand(check)
+        .subcommand(simulate)
+        .subcommand(merge)
 }
 
 /// Runs `nmm infer ...`.
@@ -79,7 +94,13 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         Some(("train", t)) => train(t),
         Some(("sample", s)) => sample(s),
         Some(("check", c)) => check(c),
-        _ => bail!("nmm infer: a subcommand is required (train, sample, check)"),
+        Some(("simulate", c)) => simulate(c),
+        Some(("merge", c)) => {
+            let dir = c.get_one::<PathBuf>("dir").expect("required");
+            merged(&nmm::infer::simulate::merge(dir)?);
+            Ok(())
+        }
+        _ => bail!("nmm infer: a subcommand is required (train, sample, check, simulate, merge)"),
     }
 }
 
@@ -106,13 +127,17 @@ fn train(m: &ArgMatches) -> Result<()> {
         max_epochs: get("max-epochs"),
         clip: getf("clip"),
         seed: *m.get_one::<u64>("seed").expect("default"),
+        precision: match m.get_one::<String>("precision").map(String::as_str) {
+            Some("f64") => nmm::infer::Precision::F64,
+            _ => nmm::infer::Precision::F32,
+        },
     };
     let prior = Prior::read(&path("prior"))?;
     let (tp, xp) = (path("theta"), path("x"));
     let theta = nmm::infer::read_rows(&tp)?;
     let x = nmm::infer::read_rows(&xp)?;
     say!(
-        "infer train: {} pairs, {} parameters ({}), {} features; MAF of {} transforms, {} hidden; batch {}, lr {}, {} % validation, stop after {} epochs without improvement",
+        "infer train: {} pairs, {} parameters ({}), {} features; MAF of {} transforms, {} hidden; batch {}, lr {}, {} % validation, stop after {} epochs without improvement; {:?} steps",
         theta.nrows(),
         prior.dim(),
         prior.names().join(", "),
@@ -122,7 +147,8 @@ fn train(m: &ArgMatches) -> Result<()> {
         settings.batch,
         settings.lr,
         100.0 * settings.val_fraction,
-        settings.stop_after
+        settings.stop_after,
+        settings.precision
     );
     let bar = Bar::new("{spinner} {msg}  {elapsed}", "infer train", "epochs");
     let post = pool(m)?
@@ -410,5 +436,73 @@ fn check(m: &ArgMatches) -> Result<()> {
         "SBC chi2 (10 bins, 9 dof) above {c99} rejects calibration at significance 0.01, above {c999} at 0.001; z-score and shrinkage are means over the simulations"
     );
     say!("wrote check.csv and figures in {}", dir.display());
+    Ok(())
+}
+
+fn merged(m: &nmm::infer::simulate::Merged) {
+    say!(
+        "infer merge: {} simulations kept, {} diverged (listed in diverged.csv); wrote {} and {}",
+        m.kept,
+        m.diverged,
+        m.theta.display(),
+        m.x.display()
+    );
+}
+
+fn simulate(m: &ArgMatches) -> Result<()> {
+    let started = Instant::now();
+    let base = match m.get_one::<PathBuf>("config") {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<nmm::brain::Config>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => nmm::brain::Config::default(),
+    };
+    let prior = Prior::read(m.get_one::<PathBuf>("prior").expect("required"))?;
+    let job = nmm::infer::simulate::Job {
+        base,
+        prior,
+        n: *m.get_one::<usize>("n").expect("required"),
+        seed: *m.get_one::<u64>("seed").expect("default"),
+    };
+    let dir = m.get_one::<PathBuf>("out").expect("required").clone();
+    let shard = match m.get_one::<String>("shard") {
+        Some(s) => Some(nmm::sweep::parse_shard(s)?),
+        None => nmm::sweep::slurm_shard(|k| std::env::var(k).ok())?,
+    };
+    let (k, of) = shard.unwrap_or((1, 1));
+    say!(
+        "infer simulate: {} simulations ({} blocks of up to {}), parameters {} from seed {}; shard {k}/{of}; features: {}",
+        job.n,
+        job.blocks(),
+        nmm::infer::simulate::BLOCK,
+        job.prior.names().join(", "),
+        job.seed,
+        job.feature_names().join(", ")
+    );
+    let bar = Bar::new(
+        "{bar:30} {pos}/{len} blocks  {elapsed} (eta {eta})",
+        "infer simulate",
+        "blocks",
+    );
+    let out = pool(m)?.install(|| nmm::infer::simulate::simulate(&job, (k, of), &dir, &bar))?;
+    bar.finish();
+    say!(
+        "infer simulate: {} blocks run, {} already done, {} diverged simulations in {:.1} s",
+        out.run,
+        out.skipped,
+        out.diverged,
+        started.elapsed().as_secs_f64()
+    );
+    if of == 1 {
+        merged(&nmm::infer::simulate::merge(&dir)?);
+    } else {
+        say!(
+            "when every shard is done: nmm infer merge {}",
+            dir.display()
+        );
+    }
     Ok(())
 }

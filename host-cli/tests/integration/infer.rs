@@ -191,3 +191,87 @@ fn bad_inputs_name_the_file() {
         stderr(&o)
     );
 }
+
+const RUN: &str = "duration_ms = 4000.0\ndt_ms = 0.05\n[connectome]\npath = \"builtin:4\"\ndelays = false\n[bold]\ntr_ms = 100.0\n[fc]\ntransient_ms = 500.0\n";
+const PRIOR: &str = "[[param]]\nname = \"G\"\nuniform = [0.0, 0.3]\n\n[[param]]\nname = \"eta\"\nuniform = [-6.0, -4.0]\n";
+
+/// `nmm infer simulate`: two shards merged equal one process byte for byte; a finished block
+/// is not run again; another job in the same directory is refused; a prior naming no
+/// parameter is refused before anything runs.
+#[test]
+fn simulate_shards_merge_to_the_single_process_result() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("run.toml"), RUN).unwrap();
+    std::fs::write(d.path().join("prior.toml"), PRIOR).unwrap();
+    let p = |f: &str| d.path().join(f).to_string_lossy().into_owned();
+    let (run, prior) = (p("run.toml"), p("prior.toml"));
+    let sim = |out: &str, extra: &[&str]| {
+        let o = p(out);
+        let mut a = vec![
+            "infer", "simulate", "--config", &run, "--prior", &prior, "--n", "70", "--seed", "4",
+            "--out", &o,
+        ];
+        a.extend_from_slice(extra);
+        nmm(&a)
+    };
+    ok(sim("one", &[]));
+    ok(sim("two", &["--shard", "2/2", "--jobs", "1"]));
+    let o = nmm(&["infer", "merge", &p("two")]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("missing"),
+        "{}",
+        stderr(&o)
+    );
+    ok(sim("two", &["--shard", "1/2"]));
+    ok(nmm(&["infer", "merge", &p("two")]));
+    for f in ["theta.npy", "x.npy", "manifest.json", "diverged.csv"] {
+        assert_eq!(
+            std::fs::read(d.path().join("one").join(f)).unwrap(),
+            std::fs::read(d.path().join("two").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let theta: Array2<f64> = read_npy(d.path().join("one/theta.npy")).unwrap();
+    let x: Array2<f64> = read_npy(d.path().join("one/x.npy")).unwrap();
+    assert_eq!((theta.nrows(), x.nrows(), theta.ncols()), (70, 70, 2));
+    assert!(theta.column(0).iter().all(|g| (0.0..=0.3).contains(g)));
+    let out = ok(sim("one", &[]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 blocks run, 2 already done"));
+    std::fs::write(d.path().join("other.toml"), PRIOR.replace("0.3", "0.4")).unwrap();
+    let o = nmm(&[
+        "infer",
+        "simulate",
+        "--config",
+        &p("run.toml"),
+        "--prior",
+        &p("other.toml"),
+        "--n",
+        "70",
+        "--out",
+        &p("one"),
+    ]);
+    assert!(stderr(&o).contains("different job"), "{}", stderr(&o));
+    std::fs::write(
+        d.path().join("bad.toml"),
+        "[[param]]\nname = \"Jx\"\nuniform = [1, 2]\n",
+    )
+    .unwrap();
+    let o = nmm(&[
+        "infer",
+        "simulate",
+        "--config",
+        &p("run.toml"),
+        "--prior",
+        &p("bad.toml"),
+        "--n",
+        "3",
+        "--out",
+        &p("bad"),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("Jx"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.path().join("bad/job.json").exists());
+}

@@ -20,10 +20,11 @@ pub mod file;
 pub mod maf;
 pub mod npe;
 pub mod prior;
+pub mod simulate;
 
 pub use check::{Check, check};
 pub use maf::{Maf, Shape};
-pub use npe::{History, Posterior, Samples, Settings, Standardise, train};
+pub use npe::{History, Posterior, Precision, Samples, Settings, Standardise, train};
 pub use prior::{Marginal, Param, Prior};
 
 /// A standard normal draw from `rng` (Box-Muller; two uniforms per draw), as the samplers
