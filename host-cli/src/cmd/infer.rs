@@ -74,6 +74,7 @@ pub fn command() -> Command {
         .arg(path_arg("out", "DIR", "Directory for job.json, block-BBBBBB.npz (64 simulations each) and, once every block is done, theta.npy, x.npy, diverged.csv and manifest.json"))
         .arg(num("seed", "S", "0", "Seed of the parameter draws (draw i from stream i); simulation i runs with the configuration's seed + i").value_parser(value_parser!(u64)))
         .arg(Arg::new("shard").long("shard").value_name("K/N").help("Run only blocks K, K+N, ... (1-based); default from SLURM_ARRAY_TASK_* when set; merge with `nmm infer merge DIR` when all are done"))
+        .arg(num("features", "SET", "paper", "Features written as x: paper (the 2025 paper's 51 statistics of FC, FCD and BOLD zero crossings) or batch (the 7 of `nmm brain batch`)").value_parser(["paper", "batch"]))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)));
     let merge = Command::new("merge")
         .about("Join the blocks of `nmm infer simulate` (e.g. from a Slurm array) into theta.npy, x.npy, diverged.csv and manifest.json")
@@ -466,6 +467,10 @@ fn simulate(m: &ArgMatches) -> Result<()> {
         prior,
         n: *m.get_one::<usize>("n").expect("required"),
         seed: *m.get_one::<u64>("seed").expect("default"),
+        features: match m.get_one::<String>("features").map(String::as_str) {
+            Some("batch") => nmm::infer::simulate::FeatureSet::Batch,
+            _ => nmm::infer::simulate::FeatureSet::Paper,
+        },
     };
     let dir = m.get_one::<PathBuf>("out").expect("required").clone();
     let shard = match m.get_one::<String>("shard") {
@@ -474,12 +479,13 @@ fn simulate(m: &ArgMatches) -> Result<()> {
     };
     let (k, of) = shard.unwrap_or((1, 1));
     say!(
-        "infer simulate: {} simulations ({} blocks of up to {}), parameters {} from seed {}; shard {k}/{of}; features: {}",
+        "infer simulate: {} simulations ({} blocks of up to {}), parameters {} from seed {}; shard {k}/{of}; {} features: {}",
         job.n,
         job.blocks(),
         nmm::infer::simulate::BLOCK,
         job.prior.names().join(", "),
         job.seed,
+        job.feature_names().len(),
         job.feature_names().join(", ")
     );
     let bar = Bar::new(

@@ -16,6 +16,7 @@
 //! do not depend on the thread count.
 
 pub mod check;
+pub mod features;
 pub mod file;
 pub mod maf;
 pub mod npe;

@@ -41,6 +41,20 @@ pub struct Job {
     pub n: usize,
     /// Seed of the parameter draws.
     pub seed: u64,
+    /// Which features make `x`.
+    #[serde(default)]
+    pub features: FeatureSet,
+}
+
+/// The features written as `x`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureSet {
+    /// The 2025 paper's 51 statistics of FC, FCD and BOLD ([`super::features`]).
+    #[default]
+    Paper,
+    /// The seven `nmm brain batch` writes ([`crate::brain::features`]).
+    Batch,
 }
 
 impl Job {
@@ -111,10 +125,13 @@ impl Job {
 
     /// Names of the features (the columns of `x`).
     pub fn feature_names(&self) -> Vec<String> {
-        feature_names(&self.base)
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        match self.features {
+            FeatureSet::Paper => super::features::names(),
+            FeatureSet::Batch => feature_names(&self.base)
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
     }
 }
 
@@ -238,10 +255,17 @@ pub fn simulate(
             }
             match res {
                 Ok(o) => {
-                    let f = features(&prepared[r], &o)?;
-                    for (j, (_, v)) in f.iter().enumerate() {
-                        x[[r, j]] = *v;
+                    let f: Vec<f64> = match job.features {
+                        FeatureSet::Paper => super::features::of_run(&prepared[r], &o)?,
+                        FeatureSet::Batch => features(&prepared[r], &o)?
+                            .iter()
+                            .map(|(_, v)| *v)
+                            .collect(),
+                    };
+                    if f.len() != names.len() {
+                        bail!("row {i}: {} features for {} names", f.len(), names.len());
                     }
+                    x.row_mut(r).assign(&Array1::from(f));
                 }
                 Err(e) if e.is_divergence() => {
                     diverged[r] = 1.0;
