@@ -327,6 +327,7 @@ fn check(m: &ArgMatches) -> Result<()> {
             x.nrows()
         );
     }
+    // Row numbers of the input files, for check.csv (rows left out below do not appear).
     let finite: Vec<usize> = (0..x.nrows())
         .filter(|&r| x.row(r).iter().all(|v| v.is_finite()))
         .collect();
@@ -362,7 +363,7 @@ fn check(m: &ArgMatches) -> Result<()> {
         })?;
     bar.finish();
     let d = c.names.len();
-    let mut header: Vec<String> = Vec::new();
+    let mut header: Vec<String> = vec!["row".into()];
     for q in ["true", "mean", "sd", "rank", "zscore", "shrinkage"] {
         header.extend(c.names.iter().map(|n| format!("{q}_{n}")));
     }
@@ -370,7 +371,7 @@ fn check(m: &ArgMatches) -> Result<()> {
     header.push("acceptance".into());
     let rows: Vec<Vec<String>> = (0..c.len())
         .map(|i| {
-            let mut r = Vec::new();
+            let mut r = vec![finite[i].to_string()];
             for a in [&c.truth, &c.mean, &c.sd] {
                 r.extend((0..d).map(|j| format!("{:?}", a[[i, j]])));
             }
@@ -442,7 +443,7 @@ fn check(m: &ArgMatches) -> Result<()> {
 
 fn merged(m: &nmm::infer::simulate::Merged) {
     say!(
-        "infer merge: {} simulations kept, {} diverged (listed in diverged.csv); wrote {} and {}",
+        "infer merge: {} simulations kept, {} left out (diverged or non-finite features; listed in diverged.csv); wrote {} and {}",
         m.kept,
         m.diverged,
         m.theta.display(),
@@ -471,6 +472,7 @@ fn simulate(m: &ArgMatches) -> Result<()> {
             Some("batch") => nmm::infer::simulate::FeatureSet::Batch,
             _ => nmm::infer::simulate::FeatureSet::Paper,
         },
+        features_version: nmm::infer::simulate::FEATURES_VERSION,
     };
     let dir = m.get_one::<PathBuf>("out").expect("required").clone();
     let shard = match m.get_one::<String>("shard") {

@@ -233,7 +233,10 @@ fn simulate_shards_merge_to_the_single_process_result() {
     }
     let theta: Array2<f64> = read_npy(d.path().join("one/theta.npy")).unwrap();
     let x: Array2<f64> = read_npy(d.path().join("one/x.npy")).unwrap();
-    assert_eq!((theta.nrows(), x.nrows(), theta.ncols(), x.ncols()), (70, 70, 2, 51));
+    assert_eq!(
+        (theta.nrows(), x.nrows(), theta.ncols(), x.ncols()),
+        (70, 70, 2, 51)
+    );
     assert!(theta.column(0).iter().all(|g| (0.0..=0.3).contains(g)));
     let out = ok(sim("one", &[]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 blocks run, 2 already done"));

@@ -140,8 +140,11 @@ pub fn check(
             x.nrows()
         );
     }
-    if draws < 2 {
-        bail!("at least 2 posterior draws per simulation");
+    if draws < RANK_BINS - 1 {
+        bail!(
+            "at least {} posterior draws per simulation (the rank histograms have {RANK_BINS} bins)",
+            RANK_BINS - 1
+        );
     }
     for (i, row) in theta.rows().into_iter().enumerate() {
         if !post.prior.contains_row(row) {

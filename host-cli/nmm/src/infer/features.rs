@@ -8,7 +8,8 @@
 //!    numpy's linear interpolation;
 //! 2. `pca_sum, pca_max, pca_min, pca_mean, pca_std, pca_skew, pca_kurt` of the scores of
 //!    `A`'s rows on its first 3 principal components (columns centred, no whitening; each
-//!    axis signed as scikit-learn signs it: its largest-magnitude entry positive), flattened;
+//!    axis signed as scikit-learn 1.5 and later sign it, its largest-magnitude entry positive;
+//!    older versions signed by the scores, which flips `max`, `min` and `skew`), flattened;
 //!    `std` is the population deviation, `skew` and `kurt` scipy's biased defaults (`kurt`
 //!    the excess kurtosis);
 //! 3. `eig_*`: the same 7 of `A`'s eigenvalues but one. vbi leaves out the last in the order
@@ -174,6 +175,32 @@ pub fn zero_crossings(bold: &Array2<f64>) -> f64 {
     total as f64 / n as f64
 }
 
+/// Checks that runs of `cfg` give an FCD with more windows than its upper-triangle offset
+/// (so that the FCD's `ut_*` statistics have entries); the error gives the duration needed.
+///
+/// ```
+/// let mut cfg = nmm::brain::Config::default();
+/// cfg.duration_ms = 60_000.0; // 20 samples after the 20 s transient: 3 windows, offset 8
+/// assert!(nmm::infer::features::check_config(&cfg).unwrap_err().to_string().contains("at least"));
+/// cfg.duration_ms = 100_000.0;
+/// assert!(nmm::infer::features::check_config(&cfg).is_ok());
+/// ```
+pub fn check_config(cfg: &crate::brain::Config) -> Result<()> {
+    let tr = cfg.bold.tr_ms;
+    let samples = (cfg.duration_ms / tr + 1e-9).floor() as usize;
+    let skip = (cfg.fc.transient_ms / tr).floor() as usize;
+    let (w, s) = (cfg.fc.window_tr, cfg.fc.step_tr.max(1));
+    let k = w.div_ceil(s).max(1);
+    let need = w + s * k;
+    if samples.saturating_sub(skip) < need {
+        bail!(
+            "the paper's features need an FCD with more than {k} windows (the windows that overlap one), i.e. {need} BOLD samples after the transient: give a duration of at least {} ms (duration_ms), or a shorter transient or smaller FCD windows",
+            (skip + need) as f64 * tr
+        );
+    }
+    Ok(())
+}
+
 /// The 51 features of a run (names: [`names`]).
 pub fn of_run(p: &Prepared, out: &RunOutput) -> Result<Vec<f64>> {
     let mut fc = out.fc.clone();
@@ -184,7 +211,8 @@ pub fn of_run(p: &Prepared, out: &RunOutput) -> Result<Vec<f64>> {
     let mut v = Vec::with_capacity(COUNT);
     v.extend(matrix_stats(&fc, 1)?);
     v.extend(matrix_stats(&out.fcd, w.div_ceil(s).max(1))?);
-    let skip = ((p.cfg.fc.transient_ms / p.cfg.bold.tr_ms).floor() as usize).saturating_add(1);
+    // Sample k (k = 1, 2, ...) is at k TR, row k - 1; FC uses those with k > transient / TR.
+    let skip = (p.cfg.fc.transient_ms / p.cfg.bold.tr_ms).floor() as usize;
     let bold = out
         .bold
         .slice(ndarray::s![skip.min(out.bold.nrows()).., ..])

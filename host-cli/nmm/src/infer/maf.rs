@@ -325,6 +325,16 @@ impl<T: Float> Maf<T> {
         if shape.dim == 0 || shape.hidden == 0 || shape.transforms == 0 {
             return None;
         }
+        // Sizes from a file: refuse any whose weight count overflows (or is absurd).
+        let (d, c, h) = (
+            shape.dim as u128,
+            shape.context as u128,
+            shape.hidden as u128,
+        );
+        let per = h * d + h * c + h + 2 * (h * h + h) + 2 * d * h + 2 * d;
+        if per * shape.transforms as u128 > 1 << 32 {
+            return None;
+        }
         if params.len() != shape.len() || perms.len() != shape.transforms {
             return None;
         }

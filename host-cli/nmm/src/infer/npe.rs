@@ -413,7 +413,11 @@ impl Fit<'_> {
                 sum += nll;
                 counted += b.len();
             }
-            let train_loss = sum / counted.max(1) as f64 - self.jac;
+            let train_loss = if counted > 0 {
+                sum / counted as f64 - self.jac
+            } else {
+                f64::NAN
+            };
             work.set_params(&maf.params);
             let val_loss = if n_val > 0 {
                 mean_nll(&work, t_val.view(), x_val.view()) - self.jac
@@ -588,8 +592,9 @@ impl Posterior {
         Ok(self.x_z.apply(a).row(0).to_owned())
     }
 
-    /// Flow proposals for `xo`, rows `[round * ROUND, ...)` of the stream of `seed`: `m`
-    /// standard-normal rows drawn in order, inverted in parallel chunks.
+    /// `m` flow proposals for the standardised observation `ctx`: standard-normal base draws
+    /// taken from `rng` in order (so the result does not depend on the thread count), mapped
+    /// through the inverse flow in parallel chunks, then un-standardised.
     fn propose(
         &self,
         ctx: ArrayView1<f64>,
@@ -627,10 +632,17 @@ impl Posterior {
         seed: u64,
         min_acceptance: f64,
     ) -> Result<Samples> {
+        if !(min_acceptance > 0.0 && min_acceptance <= 1.0) {
+            bail!("the minimum acceptance must be in (0, 1], not {min_acceptance}");
+        }
         let ctx = self.context(xo)?;
         let d = self.dim();
         let mut rng = stream(seed, 0);
-        let mut kept: Vec<f64> = Vec::with_capacity(n * d);
+        let total = n
+            .checked_mul(d)
+            .filter(|&t| t <= 1 << 31)
+            .ok_or_else(|| Error::input(format!("{n} draws of {d} parameters are too many")))?;
+        let mut kept: Vec<f64> = Vec::with_capacity(total);
         let (mut proposed, mut inside) = (0usize, 0usize);
         while kept.len() < n * d {
             let rate = if proposed == 0 {

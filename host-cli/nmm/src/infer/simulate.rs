@@ -44,7 +44,14 @@ pub struct Job {
     /// Which features make `x`.
     #[serde(default)]
     pub features: FeatureSet,
+    /// Version of the feature definitions ([`FEATURES_VERSION`] when the job was started), so
+    /// that blocks computed under other definitions are never mixed in.
+    #[serde(default)]
+    pub features_version: u32,
 }
+
+/// Version of the feature definitions in this nmm (raised whenever a feature's value changes).
+pub const FEATURES_VERSION: u32 = 1;
 
 /// The features written as `x`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +86,11 @@ impl Job {
         let mut values = Vec::new();
         let mut nsig: Vec<(usize, f64)> = Vec::new();
         for (p, &v) in self.prior.params.iter().zip(theta) {
+            if p.name == "seed" {
+                bail!(
+                    "prior parameter \"seed\": the seed is not a parameter (simulation i runs with the configuration's seed + i)"
+                );
+            }
             if let Some(k) = p.name.strip_prefix("nsig_") {
                 let k: usize = k.parse().ok().filter(|&k| k >= 1).ok_or_else(|| {
                     crate::Error::input(format!(
@@ -147,7 +159,8 @@ struct Block {
     diverged: Array1<f64>,
 }
 
-fn read_block(path: &Path) -> Result<Block> {
+/// A block's file, checked to hold `rows` rows of `d` parameters and `k` features.
+fn read_block(path: &Path, (rows, d, k): (usize, usize, usize)) -> Result<Block> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut z =
         NpzReader::new(f).with_context(|| format!("{}: not a complete .npz", path.display()))?;
@@ -160,7 +173,24 @@ fn read_block(path: &Path) -> Result<Block> {
     let diverged: Array1<f64> = z
         .by_name("diverged")
         .with_context(|| format!("{}: diverged", path.display()))?;
+    if theta.dim() != (rows, d) || x.dim() != (rows, k) || diverged.len() != rows {
+        bail!(
+            "{}: shapes theta {:?}, x {:?}, diverged {} do not fit this job's block ({rows} rows, {d} parameters, {k} features)",
+            path.display(),
+            theta.dim(),
+            x.dim(),
+            diverged.len()
+        );
+    }
     Ok(Block { theta, x, diverged })
+}
+
+impl Job {
+    /// The shape `(rows, parameters, features)` of block `b`.
+    fn block_shape(&self, b: usize) -> (usize, usize, usize) {
+        let rows = self.n.min((b + 1) * BLOCK).saturating_sub(b * BLOCK);
+        (rows, self.prior.dim(), self.feature_names().len())
+    }
 }
 
 /// What a shard did.
@@ -183,12 +213,15 @@ fn check_job(job: &Job, dir: &Path) -> Result<()> {
     if path.exists() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let old: serde_json::Value =
+        // Read back as a Job, so fields added since it was written take their defaults.
+        let old: Job =
             serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
-        if old != serde_json::to_value(job)? {
+        if serde_json::to_value(&old)? != serde_json::to_value(job)? {
             bail!(
-                "{} holds a different job (its configuration, prior, n or seed differ); use a new directory",
-                dir.display()
+                "{} holds a different job (its configuration, prior, n, seed, feature set or feature definitions (version {} here, {} there) differ); use a new directory",
+                dir.display(),
+                job.features_version,
+                old.features_version
             );
         }
     } else {
@@ -211,10 +244,11 @@ pub fn simulate(
     }
     let job = Job {
         base: job.base.clone().resolved(),
+        features_version: FEATURES_VERSION,
         ..job.clone()
     };
-    // Every row's configuration is checked before any runs, so a prior that reaches invalid
-    // values fails at once.
+    // Every row's configuration in this shard is checked before any runs, so a prior that
+    // reaches invalid values fails at once.
     let conn = crate::connectome::load(
         &job.base.connectome.path,
         job.base.connectome.tract_lengths.as_deref(),
@@ -225,9 +259,16 @@ pub fn simulate(
         Prepared::with_connectome(job.config(i, &t)?, conn.clone())
             .with_context(|| format!("row {i} ({})", describe(&job.prior, &t)))
     };
-    check(0)?;
-    check_job(&job, dir)?;
+    if job.features == FeatureSet::Paper {
+        super::features::check_config(&job.base)?;
+    }
     let mine: Vec<usize> = (0..job.blocks()).filter(|b| b % of == k - 1).collect();
+    for &b in &mine {
+        for i in b * BLOCK..((b + 1) * BLOCK).min(job.n) {
+            check(i)?;
+        }
+    }
+    check_job(&job, dir)?;
     let mut out = ShardOutput {
         run: 0,
         skipped: 0,
@@ -236,7 +277,7 @@ pub fn simulate(
     for (done, &b) in mine.iter().enumerate() {
         progress.set(done as u64, mine.len() as u64);
         let path = block_file(dir, b);
-        if path.exists() && read_block(&path).is_ok() {
+        if path.exists() && read_block(&path, job.block_shape(b)).is_ok() {
             out.skipped += 1;
             continue;
         }
@@ -313,7 +354,7 @@ fn describe(prior: &Prior, t: &[f64]) -> String {
 pub struct Merged {
     /// Rows kept (finite features).
     pub kept: usize,
-    /// Rows whose run diverged, left out.
+    /// Rows left out: their run diverged, or gave a non-finite feature.
     pub diverged: usize,
     /// Paths of `theta.npy` and `x.npy`.
     pub theta: PathBuf,
@@ -329,7 +370,7 @@ pub fn merge(dir: &Path) -> Result<Merged> {
         .with_context(|| format!("cannot read {} (not a simulation directory?)", jp.display()))?;
     let job: Job = serde_json::from_str(&text).with_context(|| format!("{}", jp.display()))?;
     let missing: Vec<usize> = (0..job.blocks())
-        .filter(|&b| read_block(&block_file(dir, b)).is_err())
+        .filter(|&b| read_block(&block_file(dir, b), job.block_shape(b)).is_err())
         .collect();
     if !missing.is_empty() {
         bail!(
@@ -346,7 +387,7 @@ pub fn merge(dir: &Path) -> Result<Merged> {
     let mut x = Array2::zeros((0, k));
     let mut div_rows = Vec::new();
     for b in 0..job.blocks() {
-        let bl = read_block(&block_file(dir, b))?;
+        let bl = read_block(&block_file(dir, b), job.block_shape(b))?;
         for r in 0..bl.theta.nrows() {
             let i = b * BLOCK + r;
             if bl.diverged[r] != 0.0 || bl.x.row(r).iter().any(|v| !v.is_finite()) {
