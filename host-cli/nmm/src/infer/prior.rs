@@ -220,12 +220,7 @@ impl Prior {
 
     /// Whether `theta` (one value per parameter) lies in the support.
     pub fn contains(&self, theta: &[f64]) -> bool {
-        theta.len() == self.dim()
-            && self
-                .params
-                .iter()
-                .zip(theta)
-                .all(|(p, &x)| p.marginal.contains(x))
+        self.contains_row(ndarray::ArrayView1::from(theta))
     }
 
     /// [`Prior::contains`] for a row of a matrix.
