@@ -18,11 +18,12 @@
 //! normal, so `log q(x | c) = log N(y; 0, I) + sum_t sum_i log s_i`.
 //!
 //! Why by hand and not candle (the first candidate): the networks are small
-//! (`50`-wide, a few thousand weights per transform), so a training step is dominated by
-//! per-operation overhead in a general tensor library; here a step is a handful of calls to
-//! `matrixmultiply` (through ndarray) on preallocated-free row blocks and one fused
-//! elementwise pass per layer. The measurement is in `benches/benches/npe.rs` and the issue's
-//! note. The gradient is checked against central differences in the tests below.
+//! (`50`-wide, a few thousand weights per layer), so a general tensor library's per-operation
+//! overhead dominates; here a step is a handful of `matrixmultiply` calls (through ndarray)
+//! on row blocks and one elementwise pass per layer. Measured on the same training data, one
+//! thread (`benches/peers/candle_maf`): candle 0.9 took 0.22 s per epoch in f64 and 0.16 to
+//! 0.18 s in f32, this code 0.048 to 0.064 s in f32 with its validation pass. The gradient is
+//! checked against central differences in the tests below.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
