@@ -133,7 +133,7 @@ fn linear_gaussian_posterior_mean_and_covariance() {
                 // Covariances within 20 % of the product of the sds (Monte Carlo: 1 %). A
                 // 7 % error in a posterior sd (14 % in its variance) costs only ~0.005 nats of
                 // expected log-density, below what early stopping resolves (the validation
-                // loss's sampling sd with 600 pairs is ~0.04 nats), so the fit cannot be held
+                // loss's sampling sd with 2,000 pairs is ~0.02 nats), so the fit cannot be held
                 // tighter at this size.
                 assert!(
                     (ch[i][j] - c[i][j]).abs() < 0.2 * sd[i] * sd[j],
