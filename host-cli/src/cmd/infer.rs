@@ -69,7 +69,7 @@ pub fn command() -> Command {
     let simulate = Command::new("simulate")
         .about("Draw parameters from a prior, run whole-brain simulations (batched in vector lanes where that pays) and write theta.npy and x.npy (features); resumable and shardable")
         .arg(Arg::new("config").long("config").value_name("RUN.toml").value_parser(value_parser!(PathBuf)).help("Whole-brain configuration every simulation starts from (as for `nmm brain`; default: the built-in main job)"))
-        .arg(path_arg("prior", "PRIOR.toml", "Parameters to draw: G (or coupling), model parameters (every region), nsig_1, nsig_2, ... (TVB-style noise per state variable)"))
+        .arg(path_arg("prior", "PRIOR.toml", "Parameters to draw: G (or coupling), model parameters (every region), NAME@K (a model parameter in region K alone, 0-based), nsig_1, nsig_2, ... (TVB-style noise per state variable)"))
         .arg(Arg::new("n").long("n").value_name("N").required(true).value_parser(value_parser!(usize)).help("Number of simulations"))
         .arg(path_arg("out", "DIR", "Directory for job.json, block-BBBBBB.npz (64 simulations each) and, once every block is done, theta.npy, x.npy, diverged.csv and manifest.json"))
         .arg(num("seed", "S", "0", "Seed of the parameter draws (draw i from stream i); simulation i runs with the configuration's seed + i").value_parser(value_parser!(u64)))

@@ -278,3 +278,74 @@ fn simulate_shards_merge_to_the_single_process_result() {
     );
     assert!(!d.path().join("bad/job.json").exists());
 }
+
+/// A per-region parameter (`eta@2`): its column is drawn, the run is that of `nmm brain` with
+/// eta of region 2 set (the other regions at the configuration's value), and an index past
+/// the connectome is refused, naming it.
+#[test]
+fn simulate_draws_per_region_parameters() {
+    let d = tempfile::tempdir().unwrap();
+    let run = format!("{RUN}[params]\neta = -5.0\n");
+    std::fs::write(d.path().join("run.toml"), &run).unwrap();
+    let prior = "[[param]]\nname = \"eta@2\"\nuniform = [-6.0, -4.0]\n";
+    std::fs::write(d.path().join("prior.toml"), prior).unwrap();
+    std::fs::write(d.path().join("bad.toml"), prior.replace("eta@2", "eta@4")).unwrap();
+    let p = |f: &str| d.path().join(f).to_string_lossy().into_owned();
+    ok(nmm(&[
+        "infer",
+        "simulate",
+        "--config",
+        &p("run.toml"),
+        "--prior",
+        &p("prior.toml"),
+        "--n",
+        "3",
+        "--out",
+        &p("sims"),
+        "--features",
+        "batch",
+    ]));
+    let theta: Array2<f64> = read_npy(d.path().join("sims/theta.npy")).unwrap();
+    let x: Array2<f64> = read_npy(d.path().join("sims/x.npy")).unwrap();
+    // Row 1 is `nmm brain` with seed 1 (the configuration's 0 + row) and that eta in region 2.
+    let eta = theta[[1, 0]];
+    std::fs::write(
+        d.path().join("one.toml"),
+        format!("seed = 1\n{RUN}[params]\neta = [-5.0, -5.0, {eta:?}, -5.0]\n"),
+    )
+    .unwrap();
+    ok(nmm(&[
+        "brain",
+        "--config",
+        &p("one.toml"),
+        "--out",
+        &p("one.npz"),
+    ]));
+    let fc = crate::util::read2(&d.path().join("one.npz"), "fc");
+    let mut upper = Vec::new();
+    for i in 0..4 {
+        for j in (i + 1)..4 {
+            upper.push(fc[[i, j]]);
+        }
+    }
+    let mean = upper.iter().sum::<f64>() / upper.len() as f64;
+    // fc_mean is the first batch feature; both are the same run, so the same number.
+    assert!((x[[1, 0]] - mean).abs() < 1e-12, "{} vs {mean}", x[[1, 0]]);
+    let o = nmm(&[
+        "infer",
+        "simulate",
+        "--config",
+        &p("run.toml"),
+        "--prior",
+        &p("bad.toml"),
+        "--n",
+        "3",
+        "--out",
+        &p("bad"),
+    ]);
+    assert!(
+        stderr(&o).contains("eta@4") && stderr(&o).contains("0 to 3"),
+        "{}",
+        stderr(&o)
+    );
+}

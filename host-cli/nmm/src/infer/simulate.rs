@@ -5,8 +5,10 @@
 //! - Draw `i` comes from stream `i` of the job's seed, and its run uses seed `base.seed + i`,
 //!   so every row is the same whatever the sharding, the resumption or the thread count.
 //! - Parameters are named as `nmm brain batch` columns: `G` (or `coupling`) for the global
-//!   coupling, any model parameter (the same in every region), `nsig_1`, `nsig_2`, ... for the
-//!   TVB-style noise of each state variable (amplitude `sqrt(2 nsig)`).
+//!   coupling, any model parameter (the same in every region), `NAME@K` for a model parameter
+//!   in region `K` alone (0-based, the connectome's order; the other regions keep the
+//!   configuration's value or the model's default), `nsig_1`, `nsig_2`, ... for the TVB-style
+//!   noise of each state variable (amplitude `sqrt(2 nsig)`).
 //! - Work goes in blocks of [`BLOCK`] rows, `DIR/block-BBBBBB.npz` (theta, x, diverged), each
 //!   written atomically. Resumable: a block whose file is complete is not run again.
 //!   Shardable: `--shard K/N` runs blocks `b` with `b mod N = K - 1` (Slurm arrays as for
@@ -16,7 +18,7 @@
 //!   the counts, the feature names): deterministic, byte for byte, whatever the sharding.
 
 use super::Prior;
-use crate::brain::{Config, Prepared, Rows, feature_names, features, run_many};
+use crate::brain::{Config, ParamValue, Prepared, Rows, feature_names, features, run_many};
 use crate::error::{Context, Result, bail};
 use crate::io::{NpzEntry, atomic_write, write_csv, write_npy_2d, write_npz};
 use crate::progress::{Progress, Silent};
@@ -78,14 +80,27 @@ impl Job {
         t
     }
 
-    /// The run configuration of row `i` with parameters `theta`.
-    pub fn config(&self, i: usize, theta: &[f64]) -> Result<Config> {
+    /// The run configuration of row `i` with parameters `theta`, on a connectome of
+    /// `regions` regions (for per-region parameters `NAME@K`).
+    pub fn config(&self, i: usize, theta: &[f64], regions: usize) -> Result<Config> {
         let mut base = self.base.clone();
         base.seed = base.seed.wrapping_add(i as u64);
         let mut header = Vec::new();
         let mut values = Vec::new();
         let mut nsig: Vec<(usize, f64)> = Vec::new();
+        let mut local: Vec<(String, usize, f64)> = Vec::new();
         for (p, &v) in self.prior.params.iter().zip(theta) {
+            if let Some((name, k)) = p.name.split_once('@') {
+                let k: usize = k.parse().ok().filter(|&k| k < regions).ok_or_else(|| {
+                    crate::Error::input(format!(
+                        "prior parameter {:?}: NAME@K needs a region index K from 0 to {} (the connectome has {regions} regions)",
+                        p.name,
+                        regions.saturating_sub(1)
+                    ))
+                })?;
+                local.push((name.to_string(), k, v));
+                continue;
+            }
             if p.name == "seed" {
                 bail!(
                     "prior parameter \"seed\": the seed is not a parameter (simulation i runs with the configuration's seed + i)"
@@ -109,6 +124,34 @@ impl Job {
             rows: vec![values],
         }
         .apply(&base, 0);
+        // Per-region values start from the configuration's (or the model's default) and take
+        // the drawn value in their region; they are applied after the global ones.
+        for (name, k, v) in local {
+            let mut vals = match cfg.params.get(&name) {
+                Some(ParamValue::Global(x)) => vec![*x; regions],
+                Some(ParamValue::PerRegion(xs)) => xs.clone(),
+                None => {
+                    let Some(&(_, x)) = crate::brain::default_params(&cfg.model)
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                    else {
+                        bail!(
+                            "prior parameter \"{name}@{k}\": {name:?} is not a parameter of the {} model",
+                            cfg.model
+                        );
+                    };
+                    vec![x; regions]
+                }
+            };
+            if vals.len() != regions {
+                bail!(
+                    "prior parameter \"{name}@{k}\": the configuration gives {} values of {name} for {regions} regions",
+                    vals.len()
+                );
+            }
+            vals[k] = v;
+            cfg.params.insert(name, ParamValue::PerRegion(vals));
+        }
         if !nsig.is_empty() {
             let Some(mut ns) = cfg.nsig.clone() else {
                 bail!(
@@ -256,7 +299,7 @@ pub fn simulate(
     .context("connectome")?;
     let check = |i: usize| -> Result<Prepared> {
         let t = job.theta(i);
-        Prepared::with_connectome(job.config(i, &t)?, conn.clone())
+        Prepared::with_connectome(job.config(i, &t, conn.n)?, conn.clone())
             .with_context(|| format!("row {i} ({})", describe(&job.prior, &t)))
     };
     if job.features == FeatureSet::Paper {
