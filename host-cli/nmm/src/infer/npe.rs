@@ -5,6 +5,7 @@ use super::maf::{Float, Maf, Shape, permutation};
 use super::prior::{Prior, standard_normal};
 use crate::error::{Error, Result, bail};
 use crate::progress::Progress;
+use crate::train::rollout::Adam;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, concatenate};
 use nmm_core::rng::stream;
 use rayon::prelude::*;
@@ -389,7 +390,7 @@ impl Fit<'_> {
         let (t_val, x_val) = (t_val.mapv(T::cast), x_val.mapv(T::cast));
         let (n_train, n_val) = (t_train.nrows(), t_val.nrows());
         let mut work: Maf<T> = maf.cast();
-        let mut adam = Adam::new(maf.params.len(), s.lr);
+        let mut adam = Adam::new(maf.params.len());
         let mut shuffle = stream(s.seed, STREAM_SHUFFLE);
         let mut best = (f64::INFINITY, maf.params.clone(), 0usize);
         let mut since = 0;
@@ -409,7 +410,7 @@ impl Fit<'_> {
                     continue;
                 }
                 clip(&mut g, s.clip);
-                adam.step(&mut maf.params, &g);
+                adam.step_weights(maf.params.iter_mut(), g.iter().copied(), s.lr);
                 sum += nll;
                 counted += b.len();
             }
@@ -531,38 +532,6 @@ fn clip(g: &mut [f64], max: f64) {
     let c = max / (norm + 1e-6);
     if c < 1.0 {
         g.iter_mut().for_each(|v| *v *= c);
-    }
-}
-
-/// Adam as PyTorch's (beta 0.9, 0.999, eps 1e-8, no weight decay).
-struct Adam {
-    m: Vec<f64>,
-    v: Vec<f64>,
-    t: i32,
-    lr: f64,
-}
-
-impl Adam {
-    fn new(n: usize, lr: f64) -> Self {
-        Self {
-            m: vec![0.0; n],
-            v: vec![0.0; n],
-            t: 0,
-            lr,
-        }
-    }
-
-    fn step(&mut self, w: &mut [f64], g: &[f64]) {
-        const B1: f64 = 0.9;
-        const B2: f64 = 0.999;
-        self.t += 1;
-        let c1 = 1.0 - B1.powi(self.t);
-        let c2 = 1.0 - B2.powi(self.t);
-        for k in 0..w.len() {
-            self.m[k] = B1 * self.m[k] + (1.0 - B1) * g[k];
-            self.v[k] = B2 * self.v[k] + (1.0 - B2) * g[k] * g[k];
-            w[k] -= self.lr * (self.m[k] / c1) / ((self.v[k] / c2).sqrt() + 1e-8);
-        }
     }
 }
 

@@ -389,15 +389,21 @@ impl Adam {
 
     /// One update of `net` with gradient `grad` and learning rate `lr`.
     pub fn step<const H: usize>(&mut self, net: &mut Net<H>, grad: &Net<H>, lr: f64) {
+        self.step_weights(net.iter_mut(), grad.iter(), lr);
+    }
+
+    /// One update of the weights `w` with gradient `g` (the same order, as many as
+    /// [`Adam::new`] was given) and learning rate `lr`; PyTorch's Adam without weight decay.
+    pub fn step_weights<'a>(
+        &mut self,
+        w: impl Iterator<Item = &'a mut f64>,
+        g: impl Iterator<Item = f64>,
+        lr: f64,
+    ) {
         self.t = self.t.saturating_add(1);
         let c1 = 1.0 - Self::BETA1.powi(self.t);
         let c2 = 1.0 - Self::BETA2.powi(self.t);
-        for (((w, g), m), v) in net
-            .iter_mut()
-            .zip(grad.iter())
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-        {
+        for (((w, g), m), v) in w.zip(g).zip(&mut self.m).zip(&mut self.v) {
             *m = Self::BETA1 * *m + (1.0 - Self::BETA1) * g;
             *v = Self::BETA2 * *v + (1.0 - Self::BETA2) * g * g;
             *w -= lr * (*m / c1) / ((*v / c2).sqrt() + Self::EPS);
