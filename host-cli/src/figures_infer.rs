@@ -126,7 +126,9 @@ pub fn coverage(path: &Path, c: &Check) -> Result<()> {
             .label("calibrated")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
         for j in 0..c.names.len() {
-            let col = Palette99::pick(j).to_rgba();
+            // Red is the joint curve's; the parameters take other colours.
+            const COLOURS: [RGBColor; 6] = [BLUE, GREEN, MAGENTA, CYAN, BLACK, YELLOW];
+            let col = COLOURS[j % COLOURS.len()].to_rgba();
             chart
                 .draw_series(LineSeries::new(
                     levels.iter().map(|&l| (l, c.marginal_coverage(j, l))),
