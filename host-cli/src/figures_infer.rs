@@ -1,5 +1,6 @@
 //! Figures of `nmm infer` (SVG): the SBC rank histograms, the expected-coverage curve, the
-//! posterior z-score against shrinkage, and a pair plot of posterior draws with the true value.
+//! posterior z-score against shrinkage, a pair plot of posterior draws with the true value,
+//! and the comparison of posteriors (z-score against shrinkage, posterior mean against truth).
 
 use anyhow::{Result, anyhow};
 use ndarray::{Array2, ArrayView1};
@@ -160,15 +161,73 @@ pub fn coverage(path: &Path, c: &Check) -> Result<()> {
     save(path, &svg)
 }
 
+/// Per-simulation results of one posterior on held-out simulations, for the figures that
+/// compare posteriors: what `nmm infer check` writes to check.csv.
+pub struct Checked {
+    /// The posterior's label in legends.
+    pub label: String,
+    /// Parameter names (columns of the arrays).
+    pub names: Vec<String>,
+    /// True values, `n x d`.
+    pub truth: Array2<f64>,
+    /// Posterior means, `n x d`.
+    pub mean: Array2<f64>,
+    /// Posterior standard deviations, `n x d`.
+    pub sd: Array2<f64>,
+    /// `|mean - truth| / sd`, `n x d`.
+    pub zscore: Array2<f64>,
+    /// `1 - var_post / var_prior`, `n x d`.
+    pub shrinkage: Array2<f64>,
+}
+
+impl Checked {
+    fn of(c: &Check) -> Self {
+        Checked {
+            label: String::new(),
+            names: c.names.clone(),
+            truth: c.truth.clone(),
+            mean: c.mean.clone(),
+            sd: c.sd.clone(),
+            zscore: c.zscore.clone(),
+            shrinkage: c.shrinkage.clone(),
+        }
+    }
+}
+
+/// Colours of the sets in comparison figures.
+const SET_COLOURS: [RGBColor; 4] = [BLUE, RED, GREEN, MAGENTA];
+
+/// Parameter names over all sets, in order of first appearance.
+fn union_names(sets: &[Checked]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for s in sets {
+        for n in &s.names {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    names
+}
+
 /// The 2025 paper's diagnostic: posterior z-score `|mean - true| / sd` against shrinkage
 /// `1 - var_post / var_prior`, one panel per parameter. A good posterior sits at the bottom
 /// right (small z-score, large shrinkage).
 pub fn zscore_shrinkage(path: &Path, c: &Check) -> Result<()> {
-    let d = c.names.len();
-    let zmax = c
-        .zscore
+    let title = format!(
+        "Posterior z-score against shrinkage, {} held-out simulations",
+        c.len()
+    );
+    zscore_shrinkage_sets(path, &title, &[Checked::of(c)])
+}
+
+/// [`zscore_shrinkage`] for several posteriors, one colour each (a legend names them).
+pub fn zscore_shrinkage_sets(path: &Path, title: &str, sets: &[Checked]) -> Result<()> {
+    let names = union_names(sets);
+    let d = names.len();
+    let zmax = sets
         .iter()
-        .copied()
+        .flat_map(|s| s.zscore.iter().copied())
         .filter(|v| v.is_finite())
         .fold(3.0, f64::max)
         .min(20.0)
@@ -177,21 +236,16 @@ pub fn zscore_shrinkage(path: &Path, c: &Check) -> Result<()> {
     {
         let root = SVGBackend::with_string(&mut svg, ((360 * d as u32 + 40).max(760), 400))
             .into_drawing_area();
-        let title = format!(
-            "Posterior z-score against shrinkage, {} held-out simulations",
-            c.len()
-        );
-        let areas = panels(&root, &title, d)?;
-        for (j, area) in areas.iter().enumerate() {
-            let smin = c
-                .shrinkage
-                .column(j)
+        let areas = panels(&root, title, d)?;
+        for (area, name) in areas.iter().zip(&names) {
+            let smin = sets
                 .iter()
-                .copied()
+                .filter_map(|s| s.names.iter().position(|n| n == name).map(|j| (s, j)))
+                .flat_map(|(s, j)| s.shrinkage.column(j).to_vec())
                 .filter(|v| v.is_finite())
                 .fold(0.0, f64::min);
             let mut chart = ChartBuilder::on(area)
-                .caption(c.names[j].as_str(), ("sans-serif", 16))
+                .caption(name.as_str(), ("sans-serif", 16))
                 .margin(10)
                 .x_label_area_size(36)
                 .y_label_area_size(44)
@@ -204,16 +258,127 @@ pub fn zscore_shrinkage(path: &Path, c: &Check) -> Result<()> {
                 .light_line_style(WHITE.mix(0.0))
                 .draw()
                 .map_err(err)?;
-            chart
-                .draw_series(
-                    c.shrinkage
+            for (k, s) in sets.iter().enumerate() {
+                let Some(j) = s.names.iter().position(|n| n == name) else {
+                    continue;
+                };
+                let col = SET_COLOURS[k % SET_COLOURS.len()];
+                let drawn = chart
+                    .draw_series(
+                        s.shrinkage
+                            .column(j)
+                            .iter()
+                            .zip(s.zscore.column(j))
+                            .filter(|(s, z)| s.is_finite() && z.is_finite())
+                            .map(|(&s, &z)| {
+                                Circle::new((s, z.min(zmax)), 2, col.mix(0.5).filled())
+                            }),
+                    )
+                    .map_err(err)?;
+                if !s.label.is_empty() {
+                    drawn
+                        .label(s.label.as_str())
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, col.filled()));
+                }
+            }
+            if sets.iter().any(|s| !s.label.is_empty()) {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(err)?;
+            }
+        }
+        root.present().map_err(err)?;
+    }
+    save(path, &svg)
+}
+
+/// Posterior mean (with +-1 sd bars) against the true value, one panel per parameter and one
+/// colour per posterior; the diagonal is exact recovery.
+pub fn recovery(path: &Path, title: &str, sets: &[Checked]) -> Result<()> {
+    let names = union_names(sets);
+    let d = names.len();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, ((360 * d as u32 + 40).max(760), 400))
+            .into_drawing_area();
+        let areas = panels(&root, title, d)?;
+        for (area, name) in areas.iter().zip(&names) {
+            let cols: Vec<(usize, &Checked, usize)> = sets
+                .iter()
+                .enumerate()
+                .filter_map(|(k, s)| s.names.iter().position(|n| n == name).map(|j| (k, s, j)))
+                .collect();
+            let (lo, hi) = cols
+                .iter()
+                .flat_map(|&(_, s, j)| {
+                    s.truth
                         .column(j)
-                        .iter()
-                        .zip(c.zscore.column(j))
-                        .filter(|(s, z)| s.is_finite() && z.is_finite())
-                        .map(|(&s, &z)| Circle::new((s, z.min(zmax)), 2, BLUE.mix(0.5).filled())),
-                )
+                        .to_vec()
+                        .into_iter()
+                        .chain(s.mean.column(j).to_vec())
+                })
+                .filter(|v| v.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(v), b.max(v))
+                });
+            let pad = 0.05 * (hi - lo).max(1e-12);
+            let (lo, hi) = (lo - pad, hi + pad);
+            let mut chart = ChartBuilder::on(area)
+                .caption(name.as_str(), ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(50)
+                .build_cartesian_2d(lo..hi, lo..hi)
                 .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("true value")
+                .y_desc("posterior mean")
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series(LineSeries::new([(lo, lo), (hi, hi)], BLACK.mix(0.5)))
+                .map_err(err)?;
+            for &(k, s, j) in &cols {
+                let col = SET_COLOURS[k % SET_COLOURS.len()];
+                let rows = || {
+                    (0..s.truth.nrows())
+                        .map(move |i| (s.truth[[i, j]], s.mean[[i, j]], s.sd[[i, j]]))
+                        .filter(|(t, m, e)| t.is_finite() && m.is_finite() && e.is_finite())
+                };
+                chart
+                    .draw_series(rows().map(|(t, m, e)| {
+                        PathElement::new(
+                            vec![(t, (m - e).max(lo)), (t, (m + e).min(hi))],
+                            col.mix(0.15),
+                        )
+                    }))
+                    .map_err(err)?;
+                let drawn = chart
+                    .draw_series(
+                        rows().map(|(t, m, _)| Circle::new((t, m), 2, col.mix(0.6).filled())),
+                    )
+                    .map_err(err)?;
+                if !s.label.is_empty() {
+                    drawn
+                        .label(s.label.as_str())
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, col.filled()));
+                }
+            }
+            if sets.iter().any(|s| !s.label.is_empty()) {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(err)?;
+            }
         }
         root.present().map_err(err)?;
     }

@@ -61,11 +61,17 @@ pub fn command() -> Command {
         .arg(path_arg("posterior", "POSTERIOR", "Posterior file from `nmm infer train`"))
         .arg(path_arg("theta", "THETA.npy", "Held-out parameters, (n, d), drawn from the prior (not used in training)"))
         .arg(path_arg("x", "X.npy", "Their features, (n, k); rows with a non-finite value are left out and counted"))
+        .arg(Arg::new("theta-names").long("theta-names").value_name("NAMES").help("Names of THETA.npy's columns, comma-separated (as in the simulate directory's manifest.json): the posterior's parameters are picked by name, so a posterior can be checked on simulations of a model with more parameters (default: the columns are the posterior's, in order)"))
         .arg(path_arg("out", "DIR", "Directory for check.csv, ranks.svg, coverage.svg, zscore_shrinkage.svg and pairs.svg (created)"))
         .arg(num("draws", "L", "1000", "Posterior draws per held-out simulation").value_parser(value_parser!(usize)))
         .arg(Arg::new("max").long("max").value_name("N").value_parser(value_parser!(usize)).help("Use only the first N held-out simulations"))
         .arg(num("seed", "S", "0", "Seed of the draws").value_parser(value_parser!(u64)))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)));
+    let compare = Command::new("compare")
+        .about("Compare posteriors checked on the same held-out simulations: z-score against shrinkage and posterior mean against truth, one colour per posterior, and a table of bias, error and interval hits")
+        .arg(Arg::new("checks").value_name("CHECK_DIR").required(true).num_args(1..=4).value_parser(value_parser!(PathBuf)).help("Output directories of `nmm infer check` (their check.csv), 1 to 4"))
+        .arg(Arg::new("labels").long("labels").value_name("A,B,...").help("Labels for the legends and the table, comma-separated, one per directory (default: the directories' names)"))
+        .arg(path_arg("out", "DIR", "Directory for compare.csv, zscore_shrinkage.svg and recovery.svg (created)"));
     let simulate = Command::new("simulate")
         .about("Draw parameters from a prior, run whole-brain simulations (batched in vector lanes where that pays) and write theta.npy and x.npy (features); resumable and shardable")
         .arg(Arg::new("config").long("config").value_name("RUN.toml").value_parser(value_parser!(PathBuf)).help("Whole-brain configuration every simulation starts from (as for `nmm brain`; default: the built-in main job)"))
@@ -85,6 +91,7 @@ pub fn command() -> Command {
         .subcommand(train)
         .subcommand(sample)
         .subcommand(check)
+        .subcommand(compare)
         .subcommand(simulate)
         .subcommand(merge)
 }
@@ -95,13 +102,16 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         Some(("train", t)) => train(t),
         Some(("sample", s)) => sample(s),
         Some(("check", c)) => check(c),
+        Some(("compare", c)) => compare(c),
         Some(("simulate", c)) => simulate(c),
         Some(("merge", c)) => {
             let dir = c.get_one::<PathBuf>("dir").expect("required");
             merged(&nmm::infer::simulate::merge(dir)?);
             Ok(())
         }
-        _ => bail!("nmm infer: a subcommand is required (train, sample, check, simulate, merge)"),
+        _ => bail!(
+            "nmm infer: a subcommand is required (train, sample, check, compare, simulate, merge)"
+        ),
     }
 }
 
@@ -318,6 +328,9 @@ fn check(m: &ArgMatches) -> Result<()> {
     let (tp, xp) = (path("theta"), path("x"));
     let mut theta = nmm::infer::read_rows(&tp)?;
     let mut x = nmm::infer::read_rows(&xp)?;
+    if let Some(list) = m.get_one::<String>("theta-names") {
+        theta = pick_columns(&theta, list, &post.prior.names(), &tp)?;
+    }
     if theta.nrows() != x.nrows() {
         bail!(
             "{} has {} rows but {} has {}: one held-out simulation per row in both",
@@ -439,6 +452,241 @@ fn check(m: &ArgMatches) -> Result<()> {
     );
     say!("wrote check.csv and figures in {}", dir.display());
     Ok(())
+}
+
+/// Reads the check.csv of `nmm infer check` in `dir`.
+fn read_checked(dir: &Path, label: String) -> Result<crate::figures_infer::Checked> {
+    let path = dir.join("check.csv");
+    let mut r = csv::Reader::from_path(&path).with_context(|| {
+        format!(
+            "cannot read {} (run `nmm infer check --out {}` first)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let header: Vec<String> = r
+        .headers()
+        .with_context(|| format!("{}: no header", path.display()))?
+        .iter()
+        .map(String::from)
+        .collect();
+    let names: Vec<String> = header
+        .iter()
+        .filter_map(|h| h.strip_prefix("true_").map(String::from))
+        .collect();
+    if names.is_empty() {
+        bail!(
+            "{}: no true_NAME column; is it a check.csv of `nmm infer check`?",
+            path.display()
+        );
+    }
+    let col = |q: &str, n: &str| {
+        let h = format!("{q}_{n}");
+        header
+            .iter()
+            .position(|c| *c == h)
+            .with_context(|| format!("{}: no column {h}", path.display()))
+    };
+    let quantities = ["true", "mean", "sd", "zscore", "shrinkage"];
+    let idx = quantities
+        .iter()
+        .map(|q| names.iter().map(|n| col(q, n)).collect::<Result<Vec<_>>>())
+        .collect::<Result<Vec<_>>>()?;
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); quantities.len()];
+    for (line, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: row {}", path.display(), line + 1))?;
+        for (q, cols) in idx.iter().enumerate() {
+            for &c in cols {
+                let v: f64 = rec.get(c).unwrap_or("").parse().with_context(|| {
+                    format!(
+                        "{}: row {}, column {}: not a number",
+                        path.display(),
+                        line + 1,
+                        header[c]
+                    )
+                })?;
+                values[q].push(v);
+            }
+        }
+    }
+    let d = names.len();
+    let n = values[0].len() / d;
+    if n == 0 {
+        bail!("{}: no rows", path.display());
+    }
+    let mut arrays = values
+        .into_iter()
+        .map(|v| ndarray::Array2::from_shape_vec((n, d), v).expect("n x d values"));
+    let mut next = || arrays.next().expect("five quantities");
+    Ok(crate::figures_infer::Checked {
+        label,
+        names,
+        truth: next(),
+        mean: next(),
+        sd: next(),
+        zscore: next(),
+        shrinkage: next(),
+    })
+}
+
+fn compare(m: &ArgMatches) -> Result<()> {
+    let dirs: Vec<PathBuf> = m
+        .get_many::<PathBuf>("checks")
+        .expect("required")
+        .cloned()
+        .collect();
+    let labels: Vec<String> = match m.get_one::<String>("labels") {
+        Some(l) => l.split(',').map(|s| s.trim().to_string()).collect(),
+        None => dirs
+            .iter()
+            .map(|d| {
+                d.file_name().map_or_else(
+                    || d.display().to_string(),
+                    |f| f.to_string_lossy().into_owned(),
+                )
+            })
+            .collect(),
+    };
+    if labels.len() != dirs.len() {
+        bail!(
+            "--labels gives {} labels for {} directories",
+            labels.len(),
+            dirs.len()
+        );
+    }
+    let out = m.get_one::<PathBuf>("out").expect("required");
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let files = ["compare.csv", "zscore_shrinkage.svg", "recovery.svg"].map(|f| out.join(f));
+    nmm::io::check_outputs(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let sets = dirs
+        .iter()
+        .zip(labels)
+        .map(|(d, l)| read_checked(d, l))
+        .collect::<Result<Vec<_>>>()?;
+    let header: Vec<String> = [
+        "posterior",
+        "parameter",
+        "n",
+        "bias",
+        "rmse",
+        "mean_sd",
+        "zscore_mean",
+        "zscore_median",
+        "shrinkage_mean",
+        "within_1sd",
+        "within_2sd",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rows = Vec::new();
+    say!(
+        "{:>14} {:>10} {:>6} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8}",
+        "posterior",
+        "parameter",
+        "n",
+        "bias",
+        "RMSE",
+        "mean sd",
+        "z mean",
+        "z median",
+        "shrinkage",
+        "in 1 sd",
+        "in 2 sd"
+    );
+    for s in &sets {
+        for (j, name) in s.names.iter().enumerate() {
+            let n = s.truth.nrows() as f64;
+            let err = &s.mean.column(j) - &s.truth.column(j);
+            let bias = err.sum() / n;
+            let rmse = (err.mapv(|e| e * e).sum() / n).sqrt();
+            let mut z: Vec<f64> = s.zscore.column(j).to_vec();
+            z.sort_by(f64::total_cmp);
+            let within = |k: f64| z.iter().filter(|&&v| v <= k).count() as f64 / n;
+            let stats = [
+                bias,
+                rmse,
+                s.sd.column(j).sum() / n,
+                z.iter().sum::<f64>() / n,
+                nmm::stats::quantile_sorted(&z, 0.5),
+                s.shrinkage.column(j).sum() / n,
+                within(1.0),
+                within(2.0),
+            ];
+            say!(
+                "{:>14} {name:>10} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>8.3} {:>8.3} {:>10.3} {:>8.3} {:>8.3}",
+                s.label,
+                s.truth.nrows(),
+                stats[0],
+                stats[1],
+                stats[2],
+                stats[3],
+                stats[4],
+                stats[5],
+                stats[6],
+                stats[7]
+            );
+            let mut r = vec![s.label.clone(), name.clone(), s.truth.nrows().to_string()];
+            r.extend(stats.iter().map(|v| format!("{v:?}")));
+            rows.push(r);
+        }
+    }
+    say!(
+        "bias and RMSE of the posterior mean against the truth; a calibrated posterior has about 68 % of z-scores within 1 sd and 95 % within 2"
+    );
+    nmm::io::write_csv(&files[0], &header, &rows)?;
+    let n: Vec<String> = sets
+        .iter()
+        .map(|s| format!("{} {}", s.label, s.truth.nrows()))
+        .collect();
+    crate::figures_infer::zscore_shrinkage_sets(
+        &files[1],
+        &format!(
+            "Posterior z-score against shrinkage (held-out simulations: {})",
+            n.join(", ")
+        ),
+        &sets,
+    )?;
+    crate::figures_infer::recovery(
+        &files[2],
+        &format!(
+            "Posterior mean (+-1 sd) against the true value ({})",
+            n.join(", ")
+        ),
+        &sets,
+    )?;
+    say!(
+        "wrote compare.csv, zscore_shrinkage.svg and recovery.svg in {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// The columns of `theta` (named by the comma-separated `list`) that `wanted` names, in
+/// `wanted`'s order.
+fn pick_columns(
+    theta: &ndarray::Array2<f64>,
+    list: &str,
+    wanted: &[String],
+    path: &Path,
+) -> Result<ndarray::Array2<f64>> {
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    if names.len() != theta.ncols() {
+        bail!(
+            "--theta-names gives {} names but {} has {} columns",
+            names.len(),
+            path.display(),
+            theta.ncols()
+        );
+    }
+    let idx = wanted
+        .iter()
+        .map(|w| {
+            names.iter().position(|n| n == w).with_context(|| {
+                format!("the posterior's parameter {w:?} is not among --theta-names ({list})")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(theta.select(ndarray::Axis(1), &idx))
 }
 
 fn merged(m: &nmm::infer::simulate::Merged) {

@@ -110,6 +110,116 @@ fn trains_and_samples_with_the_contracts_names() {
     ]));
     let s2: Array2<f64> = read_npy(d.path().join("s2.npy")).unwrap();
     assert_eq!(s, s2);
+
+    // Held-out simulations whose THETA.npy has its columns in another order (and one more):
+    // --theta-names picks the posterior's by name, so the check equals the plain one.
+    let h = tempfile::tempdir().unwrap();
+    write_problem(h.path(), 60);
+    let q = |f: &str| h.path().join(f).to_string_lossy().into_owned();
+    let theta: Array2<f64> = read_npy(h.path().join("theta.npy")).unwrap();
+    let extra = ndarray::concatenate![
+        ndarray::Axis(1),
+        theta.slice(ndarray::s![.., 1..2]),
+        Array2::<f64>::ones((60, 1)),
+        theta.slice(ndarray::s![.., 0..1])
+    ];
+    write_npy(h.path().join("theta_bca.npy"), &extra).unwrap();
+    let check = |theta: &str, names: Option<&str>, out: &str| {
+        let mut args = vec![
+            "infer",
+            "check",
+            "--posterior",
+            &*p("post.nmmp"),
+            "--theta",
+            theta,
+            "--x",
+            &*q("x.npy"),
+            "--out",
+            out,
+            "--draws",
+            "99",
+            "--seed",
+            "2",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        if let Some(n) = names {
+            args.extend(["--theta-names".to_string(), n.to_string()]);
+        }
+        ok(nmm(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+    check(&q("theta.npy"), None, &q("plain"));
+    check(&q("theta_bca.npy"), Some("b, c,a"), &q("picked"));
+    let csv = |dir: &str| std::fs::read_to_string(h.path().join(dir).join("check.csv")).unwrap();
+    assert_eq!(csv("plain"), csv("picked"));
+    let e = stderr(&nmm(&[
+        "infer",
+        "check",
+        "--posterior",
+        &p("post.nmmp"),
+        "--theta",
+        &q("theta_bca.npy"),
+        "--x",
+        &q("x.npy"),
+        "--out",
+        &q("bad"),
+        "--theta-names",
+        "b,c,d",
+    ]));
+    assert!(e.contains("\"a\" is not among --theta-names"), "{e}");
+
+    // compare: the table's bias and RMSE are the check.csv's, computed here independently.
+    let o = ok(nmm(&[
+        "infer",
+        "compare",
+        &q("plain"),
+        &q("picked"),
+        "--labels",
+        "one,two",
+        "--out",
+        &q("cmp"),
+    ]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("wrote compare.csv"));
+    let rows: Vec<Vec<String>> = csv("plain")
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    let table = std::fs::read_to_string(h.path().join("cmp/compare.csv")).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    for (k, name) in ["a", "b"].iter().enumerate() {
+        let (t, m) = (col(&format!("true_{name}")), col(&format!("mean_{name}")));
+        let errs: Vec<f64> = rows[1..]
+            .iter()
+            .map(|r| r[m].parse::<f64>().unwrap() - r[t].parse::<f64>().unwrap())
+            .collect();
+        let n = errs.len() as f64;
+        let bias = errs.iter().sum::<f64>() / n;
+        let rmse = (errs.iter().map(|e| e * e).sum::<f64>() / n).sqrt();
+        for (line, label) in [(lines[1 + k], "one"), (lines[3 + k], "two")] {
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!((f[0], f[1], f[2]), (label, *name, "60"), "{line}");
+            let (b, r): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+            // Same sums in another order: agreement to rounding.
+            assert!(
+                (b - bias).abs() < 1e-12 && (r - rmse).abs() < 1e-12,
+                "{line}"
+            );
+        }
+    }
+    for f in ["zscore_shrinkage.svg", "recovery.svg"] {
+        assert!(h.path().join("cmp").join(f).exists(), "{f}");
+    }
+    let e = stderr(&nmm(&[
+        "infer",
+        "compare",
+        &q("nowhere"),
+        "--out",
+        &q("cmp2"),
+    ]));
+    assert!(e.contains("nowhere/check.csv"), "{e}");
 }
 
 #[test]

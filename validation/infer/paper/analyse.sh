@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The paper experiment after simulate.sh (README.md here): trains the two posteriors with sbi's
+# defaults (MAF, 5 transforms, 50 hidden), checks the MLP posterior and the MPR posterior on
+# held-out MLP simulations (and the MPR posterior on its own model's), compares them and
+# relates MPR's J to the MLP's J p. A few minutes on two cores. Results in $OUT and, with
+# COPY=1, copied to validation/infer/paper/results.
+set -euo pipefail
+nmm=${NMM:-target/release/nmm}
+out=${OUT:-target/infer-paper}
+here=validation/infer/paper
+for m in mlp mpr; do
+    $nmm infer train --theta "$out/${m}_train/theta.npy" --x "$out/${m}_train/x.npy" \
+        --prior "$here/prior_$m.toml" --out "$out/$m.nmmp" --seed 0
+done
+check() { # POSTERIOR HELDOUT OUTDIR
+    rm -rf "${out:?}/$3"
+    $nmm infer check --posterior "$out/$1.nmmp" --theta "$out/$2/theta.npy" \
+        --x "$out/$2/x.npy" --theta-names "$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["theta_columns"]))' "$out/$2/manifest.json")" \
+        --out "$out/$3" --draws 1000 --seed 5
+}
+check mlp mlp_heldout check_mlp_on_mlp
+check mpr mlp_heldout check_mpr_on_mlp
+check mpr mpr_heldout check_mpr_on_mpr
+rm -rf "${out:?}/compare"
+$nmm infer compare "$out/check_mlp_on_mlp" "$out/check_mpr_on_mlp" "$out/check_mpr_on_mpr" \
+    --labels "MLP on MLP,MPR on MLP,MPR on MPR" --out "$out/compare"
+python3 "$here/jp.py" "$out/check_mlp_on_mlp/check.csv" "$out/check_mpr_on_mlp/check.csv"
+if [ "${COPY:-0}" = 1 ]; then
+    dst=$here/results
+    mkdir -p "$dst"
+    for c in check_mlp_on_mlp check_mpr_on_mlp check_mpr_on_mpr compare; do
+        mkdir -p "$dst/$c"
+        cp "$out/$c"/*.csv "$out/$c"/*.svg "$dst/$c/"
+    done
+    for d in mlp_train mlp_heldout mpr_train mpr_heldout; do
+        cp "$out/$d/manifest.json" "$dst/manifest_$d.json"
+        cp "$out/$d/diverged.csv" "$dst/diverged_$d.csv"
+    done
+fi
