@@ -96,8 +96,9 @@ pub fn ranks(path: &Path, c: &Check) -> Result<()> {
     save(path, &svg)
 }
 
-/// Empirical against nominal coverage: each parameter's central intervals and the joint
-/// highest-density regions, with the diagonal of a calibrated posterior.
+/// Empirical against nominal coverage: each parameter's central intervals, the joint
+/// highest-density regions and TARP's random-reference balls, with the diagonal of a
+/// calibrated posterior.
 pub fn coverage(path: &Path, c: &Check) -> Result<()> {
     let levels: Vec<f64> = (0..=50).map(|k| k as f64 / 50.0).collect();
     let mut svg = String::new();
@@ -149,6 +150,20 @@ pub fn coverage(path: &Path, c: &Check) -> Result<()> {
             .map_err(err)?
             .label("joint (highest-density region)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
+        let (ks, p) = c.tarp_ks();
+        let grey = RGBColor(110, 110, 110);
+        chart
+            .draw_series(DashedLineSeries::new(
+                levels.iter().map(|&l| (l, c.tarp_coverage(l))),
+                6,
+                4,
+                grey.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(format!("TARP (KS {ks:.3}, p = {p:.3})"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2))
+            });
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)

@@ -4,7 +4,7 @@
 
 use ndarray::Array2;
 use nmm::infer::check::CHI2_9;
-use nmm::infer::{Posterior, Prior, Settings, check, standard_normal, train};
+use nmm::infer::{Posterior, Prior, Settings, c2st, check, standard_normal, train};
 use nmm::progress::Silent;
 
 /// Prior N((0, 1), diag(1, 2^2)); x = A theta + N(0, 0.5^2 I), three features.
@@ -64,6 +64,21 @@ fn exact_linear(x: &[f64; 3]) -> ([f64; 2], [[f64; 2]; 2]) {
         c[1][0] * b[0] + c[1][1] * b[1],
     ];
     (m, c)
+}
+
+/// `n` draws of N(m + shift sd, c) (Cholesky factor of the 2 x 2 covariance).
+fn gaussian_draws(m: [f64; 2], c: [[f64; 2]; 2], shift: f64, n: usize, seed: u64) -> Array2<f64> {
+    let l00 = c[0][0].sqrt();
+    let l10 = c[1][0] / l00;
+    let l11 = (c[1][1] - l10 * l10).sqrt();
+    let mut rng = nmm_core::rng::stream(seed, 0);
+    let mut out = Array2::zeros((n, 2));
+    for mut row in out.rows_mut() {
+        let (z0, z1) = (standard_normal(&mut rng), standard_normal(&mut rng));
+        row[0] = m[0] + shift * l00 + l00 * z0;
+        row[1] = m[1] + shift * c[1][1].sqrt() + l10 * z0 + l11 * z1;
+    }
+    out
 }
 
 fn moments(s: &Array2<f64>) -> ([f64; 2], [[f64; 2]; 2]) {
@@ -143,6 +158,21 @@ fn linear_gaussian_posterior_mean_and_covariance() {
                 );
             }
         }
+        // C2ST against draws of the exact posterior: a fit error of 0.1 sd in the mean and
+        // 7 % in the sds has a Bayes accuracy of about 0.52-0.53; 0.6 leaves room for the
+        // score's sampling sd (0.008 over 4,000 points) and the k-NN's bias. The negative
+        // control, the exact posterior moved by 1.5 sd in each parameter, must score above
+        // 0.65 (its Bayes accuracy is at least Phi(0.75) = 0.77).
+        let npe = s.theta.slice(ndarray::s![..2000, ..]).to_owned();
+        let exact = gaussian_draws(m, c, 0.0, 2000, 11);
+        let score = c2st(npe.view(), exact.view(), 1).unwrap();
+        let moved = gaussian_draws(m, c, 1.5, 2000, 12);
+        let control = c2st(exact.view(), moved.view(), 1).unwrap();
+        eprintln!("C2ST {score:.3} (control, 1.5 sd off: {control:.3})");
+        assert!(
+            score < 0.6 && control > 0.65,
+            "C2ST {score}, control {control}"
+        );
         // The density is normalised and matches the exact Gaussian at the posterior mean to
         // within the same fit error (0.1 sd of mean error changes log N by ~0.005, 10 % of
         // covariance changes the log-determinant by up to ~0.1; 0.15 nats).
@@ -295,6 +325,14 @@ fn simulation_based_calibration_and_coverage_of_the_linear_gaussian_posterior() 
         eprintln!("joint HPD coverage at {level}: {cov:.3}");
         assert!((cov - level).abs() < tol, "joint coverage {cov} at {level}");
     }
+    // TARP: the fractions are uniform (KS test at significance 0.001).
+    let (ks, p) = c.tarp_ks();
+    eprintln!(
+        "TARP: KS {ks:.3}, p {p:.3}; coverage 50 % {:.3}, 90 % {:.3}",
+        c.tarp_coverage(0.5),
+        c.tarp_coverage(0.9)
+    );
+    assert!(p > 1e-3, "TARP KS {ks}, p {p}");
     // The z-scores of a calibrated Gaussian posterior are half-normal: mean sqrt(2/pi) = 0.80
     // (sampling sd over 400: 0.03); shrinkage is 1 - var_post / var_prior exactly here.
     let (_, cov) = exact_linear(&[0.0; 3]);
@@ -317,6 +355,15 @@ fn simulation_based_calibration_and_coverage_of_the_linear_gaussian_posterior() 
             bad.rank_chi2(j)
         );
     }
+    // TARP with references from the prior misses that half-sd bias (KS p = 0.32 measured:
+    // with shrinkage 0.85-0.96 the references lie far outside the posterior, and a small shift
+    // of the truth moves it nearer to half of them and farther from the other half). It
+    // rejects a bias of two posterior sds.
+    let shifted = &theta + &ndarray::arr1(&[2.0 * cov[0][0].sqrt(), 2.0 * cov[1][1].sqrt()]);
+    let bad = check(&post, shifted.view(), x.view(), 99, 1000, &Silent).unwrap();
+    let (ks, p) = bad.tarp_ks();
+    eprintln!("TARP on the biased posterior: KS {ks:.3}, p {p:.2e}");
+    assert!(p < 1e-3, "biased: TARP KS {ks}, p {p}");
 }
 
 #[test]
@@ -407,4 +454,31 @@ fn bad_training_data_is_refused_with_the_row_named() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("row 5") && e.contains("outside"), "{e}");
+}
+
+#[test]
+fn c2st_reaches_the_bayes_accuracy_of_two_gaussians() {
+    // N(0, 1) against N(delta, 1) in one dimension: the best classifier's accuracy is
+    // Phi(delta / 2). 2,000 draws each: sampling sd of the score about 0.008 (0.011 at 0.5),
+    // and k-NN (k = 57) can only fall below the Bayes rate as n grows: measured within 0.015
+    // of it here, and +-0.04 is allowed (over 3 sampling sds plus a k-NN shortfall).
+    let mut rng = nmm_core::rng::stream(21, 0);
+    let a = Array2::from_shape_fn((2000, 1), |_| standard_normal(&mut rng));
+    for (delta, bayes) in [(0.0, 0.5), (1.0, 0.6915), (2.0, 0.8413)] {
+        let b = Array2::from_shape_fn((2000, 1), |_| delta + standard_normal(&mut rng));
+        let acc = c2st(a.view(), b.view(), 3).unwrap();
+        eprintln!("delta {delta}: C2ST {acc:.4}, Bayes {bayes}");
+        assert!(
+            (acc - bayes).abs() < 0.04,
+            "delta {delta}: {acc} vs {bayes}"
+        );
+    }
+    // Deterministic for a seed; bad shapes are refused.
+    let b = a.mapv(|v| v + 1.0);
+    assert_eq!(
+        c2st(a.view(), b.view(), 3).unwrap(),
+        c2st(a.view(), b.view(), 3).unwrap()
+    );
+    let wide = Array2::<f64>::zeros((100, 2));
+    assert!(c2st(a.view(), wide.view(), 3).is_err());
 }

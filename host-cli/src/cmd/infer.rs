@@ -72,6 +72,10 @@ pub fn command() -> Command {
         .arg(Arg::new("checks").value_name("CHECK_DIR").required(true).num_args(1..=4).value_parser(value_parser!(PathBuf)).help("Output directories of `nmm infer check` (their check.csv), 1 to 4"))
         .arg(Arg::new("labels").long("labels").value_name("A,B,...").help("Labels for the legends and the table, comma-separated, one per directory (default: the directories' names)"))
         .arg(path_arg("out", "DIR", "Directory for compare.csv, zscore_shrinkage.svg and recovery.svg (created)"));
+    let c2st = Command::new("c2st")
+        .about("Classifier two-sample test: the cross-validated accuracy of a k-nearest-neighbour classifier telling two samples apart (0.5: indistinguishable), e.g. posterior draws against a reference posterior's")
+        .arg(Arg::new("samples").value_name("SAMPLES.npy").num_args(2).required(true).value_parser(value_parser!(PathBuf)).help("The two samples, (n, d) each, the same d"))
+        .arg(num("seed", "S", "0", "Seed of the cross-validation split").value_parser(value_parser!(u64)));
     let simulate = Command::new("simulate")
         .about("Draw parameters from a prior, run whole-brain simulations (batched in vector lanes where that pays) and write theta.npy and x.npy (features); resumable and shardable")
         .arg(Arg::new("config").long("config").value_name("RUN.toml").value_parser(value_parser!(PathBuf)).help("Whole-brain configuration every simulation starts from (as for `nmm brain`; default: the built-in main job)"))
@@ -92,6 +96,7 @@ pub fn command() -> Command {
         .subcommand(sample)
         .subcommand(check)
         .subcommand(compare)
+        .subcommand(c2st)
         .subcommand(simulate)
         .subcommand(merge)
 }
@@ -103,6 +108,23 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         Some(("sample", s)) => sample(s),
         Some(("check", c)) => check(c),
         Some(("compare", c)) => compare(c),
+        Some(("c2st", c)) => {
+            let p: Vec<&PathBuf> = c
+                .get_many::<PathBuf>("samples")
+                .expect("required")
+                .collect();
+            let (a, b) = (nmm::infer::read_rows(p[0])?, nmm::infer::read_rows(p[1])?);
+            let seed = *c.get_one::<u64>("seed").expect("default");
+            let acc = nmm::infer::c2st(a.view(), b.view(), seed)
+                .with_context(|| format!("{} against {}", p[0].display(), p[1].display()))?;
+            say!(
+                "C2ST accuracy {acc:.4} ({} against {} draws, {}-fold cross-validation, seed {seed}; 0.5: indistinguishable, 1: disjoint)",
+                a.nrows(),
+                b.nrows(),
+                nmm::infer::c2st::FOLDS
+            );
+            Ok(())
+        }
         Some(("simulate", c)) => simulate(c),
         Some(("merge", c)) => {
             let dir = c.get_one::<PathBuf>("dir").expect("required");
@@ -110,7 +132,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             Ok(())
         }
         _ => bail!(
-            "nmm infer: a subcommand is required (train, sample, check, compare, simulate, merge)"
+            "nmm infer: a subcommand is required (train, sample, check, compare, c2st, simulate, merge)"
         ),
     }
 }
@@ -382,6 +404,7 @@ fn check(m: &ArgMatches) -> Result<()> {
     }
     header.push("hpd_level".into());
     header.push("acceptance".into());
+    header.push("tarp".into());
     let rows: Vec<Vec<String>> = (0..c.len())
         .map(|i| {
             let mut r = vec![finite[i].to_string()];
@@ -394,6 +417,7 @@ fn check(m: &ArgMatches) -> Result<()> {
             }
             r.push(format!("{:?}", c.hpd_level[i]));
             r.push(format!("{:?}", c.acceptance[i]));
+            r.push(format!("{:?}", c.tarp[i]));
             r
         })
         .collect();
@@ -446,6 +470,15 @@ fn check(m: &ArgMatches) -> Result<()> {
         c.joint_coverage(0.5),
         c.joint_coverage(0.9),
         c.joint_coverage(0.95)
+    );
+    let (ks, p) = c.tarp_ks();
+    say!(
+        "{:>12} {:>10} {:>10.3} {:>10.3} {:>10.3}   (KS distance {ks:.3}, p = {p:.3})",
+        "TARP",
+        "",
+        c.tarp_coverage(0.5),
+        c.tarp_coverage(0.9),
+        c.tarp_coverage(0.95)
     );
     say!(
         "SBC chi2 (10 bins, 9 dof) above {c99} rejects calibration at significance 0.01, above {c999} at 0.001; z-score and shrinkage are means over the simulations"

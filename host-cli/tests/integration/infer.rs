@@ -220,6 +220,18 @@ fn trains_and_samples_with_the_contracts_names() {
         &q("cmp2"),
     ]));
     assert!(e.contains("nowhere/check.csv"), "{e}");
+
+    // c2st: runs on two samples (the library's tests check the score against Bayes
+    // accuracies); mismatched widths are refused naming the files.
+    let o = ok(nmm(&["infer", "c2st", &q("theta.npy"), &q("theta.npy")]));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("C2ST accuracy"));
+    let e = stderr(&nmm(&[
+        "infer",
+        "c2st",
+        &q("theta.npy"),
+        &q("theta_bca.npy"),
+    ]));
+    assert!(e.contains("theta_bca.npy") && e.contains("columns"), "{e}");
 }
 
 #[test]

@@ -4,12 +4,15 @@
 //! calibrated), expected coverage (of central marginal intervals, and of the joint
 //! highest-density regions as sbi's `expected_coverage` computes them from the flow's
 //! density), and the 2025 paper's posterior z-score `|mean - theta*| / sd` against shrinkage
-//! `1 - var_post / var_prior`.
+//! `1 - var_post / var_prior`, and TARP (Lemos et al. 2023, "Sampling-based accuracy testing
+//! of posterior estimators"): for each simulation a reference point drawn from the prior, and
+//! the fraction of draws closer to it than the true value, uniform on [0, 1] when the
+//! posterior is calibrated (a necessary and sufficient condition over random references).
 
 use super::Posterior;
 use crate::error::{Context, Result, bail};
 use crate::progress::Progress;
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use nmm_core::rng::{Rng, stream};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +51,10 @@ pub struct Check {
     pub hpd_level: Vec<f64>,
     /// Acceptance rate of each simulation's draws (prior support).
     pub acceptance: Vec<f64>,
+    /// TARP: for each simulation, the fraction of draws closer than the true value to a
+    /// reference point drawn from the prior (distances in units of the prior's standard
+    /// deviation per parameter); uniform on [0, 1] when calibrated.
+    pub tarp: Vec<f64>,
 }
 
 impl Check {
@@ -99,10 +106,52 @@ impl Check {
         inside as f64 / self.len() as f64
     }
 
+    /// TARP's expected coverage probability at `level`: the fraction of simulations whose
+    /// true value is closer to the reference than a fraction `level` of the draws (equal to
+    /// `level` when calibrated).
+    pub fn tarp_coverage(&self, level: f64) -> f64 {
+        self.tarp.iter().filter(|&&f| f < level).count() as f64 / self.len() as f64
+    }
+
+    /// TARP's departure from calibration: the Kolmogorov-Smirnov distance between the TARP
+    /// fractions and the uniform distribution (the largest gap between the coverage curve
+    /// and the diagonal) and its asymptotic p-value (Stephens' correction for finite `n`).
+    pub fn tarp_ks(&self) -> (f64, f64) {
+        let mut f = self.tarp.clone();
+        f.sort_by(f64::total_cmp);
+        let n = f.len() as f64;
+        let d = f
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| ((i as f64 + 1.0) / n - v).max(v - i as f64 / n))
+            .fold(0.0, f64::max);
+        (d, kolmogorov_q((n.sqrt() + 0.12 + 0.11 / n.sqrt()) * d))
+    }
+
     /// Empirical coverage of the joint highest-density region at `level`.
     pub fn joint_coverage(&self, level: f64) -> f64 {
         self.hpd_level.iter().filter(|&&p| p <= level).count() as f64 / self.len() as f64
     }
+}
+
+/// The Kolmogorov distribution's tail `Q(l) = 2 sum_k (-1)^(k-1) exp(-2 k^2 l^2)`: the
+/// asymptotic p-value of a KS distance `l / sqrt(n)` (Numerical Recipes' `probks`; 1 below
+/// l = 0.2, where the series converges slowly and Q is 1 to 15 digits anyway).
+fn kolmogorov_q(l: f64) -> f64 {
+    if l < 0.2 {
+        return 1.0;
+    }
+    let mut q = 0.0;
+    let mut sign = 1.0;
+    for k in 1..=100 {
+        let term = sign * (-2.0 * (k * k) as f64 * l * l).exp();
+        q += term;
+        if term.abs() < 1e-16 {
+            break;
+        }
+        sign = -sign;
+    }
+    (2.0 * q).clamp(0.0, 1.0)
 }
 
 /// What one held-out simulation gives.
@@ -112,6 +161,7 @@ struct Case {
     sd: Vec<f64>,
     hpd: f64,
     acceptance: f64,
+    tarp: f64,
 }
 
 /// Runs the diagnostics: `draws` posterior draws for each row of `x` (held-out features), set
@@ -152,12 +202,19 @@ pub fn check(
         }
     }
     let n = theta.nrows();
+    let scale2: Vec<f64> = post
+        .prior
+        .params
+        .iter()
+        .map(|p| p.marginal.variance())
+        .collect();
     let done = AtomicU64::new(0);
     let rows: Vec<Result<Case>> = (0..n)
         .into_par_iter()
         .map(|i| {
             let xo = x.row(i).to_vec();
-            let s = stream(seed, i as u64).next_u64();
+            let mut rng = stream(seed, i as u64);
+            let s = rng.next_u64();
             let smp = post
                 .sample(&xo, draws, s)
                 .with_context(|| format!("held-out simulation {i}"))?;
@@ -177,6 +234,21 @@ pub fn check(
             let lq_draws = post.flow_log_prob(smp.theta.view(), &xo)?;
             let lq_true = post.flow_log_prob(t.insert_axis(Axis(0)), &xo)?[0];
             let above = lq_draws.iter().filter(|&&v| v > lq_true).count();
+            // TARP: the reference from the same stream, after the draws' seed.
+            let mut reference = vec![0.0; d];
+            post.prior.sample_into(&mut rng, &mut reference);
+            let dist2 = |p: ArrayView1<f64>| -> f64 {
+                (0..d)
+                    .map(|j| (p[j] - reference[j]).powi(2) / scale2[j])
+                    .sum()
+            };
+            let r_true = dist2(t);
+            let closer = smp
+                .theta
+                .rows()
+                .into_iter()
+                .filter(|row| dist2(*row) < r_true)
+                .count();
             let k = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress.set(k, n as u64);
             Ok(Case {
@@ -185,6 +257,7 @@ pub fn check(
                 sd,
                 hpd: above as f64 / draws as f64,
                 acceptance: smp.acceptance,
+                tarp: closer as f64 / draws as f64,
             })
         })
         .collect();
@@ -200,6 +273,7 @@ pub fn check(
         shrinkage: Array2::zeros((n, d)),
         hpd_level: Vec::with_capacity(n),
         acceptance: Vec::with_capacity(n),
+        tarp: Vec::with_capacity(n),
     };
     for (i, r) in rows.into_iter().enumerate() {
         let Case {
@@ -208,6 +282,7 @@ pub fn check(
             sd,
             hpd,
             acceptance: acc,
+            tarp,
         } = r?;
         for j in 0..d {
             c.ranks[[i, j]] = ranks[j];
@@ -218,6 +293,24 @@ pub fn check(
         }
         c.hpd_level.push(hpd);
         c.acceptance.push(acc);
+        c.tarp.push(tarp);
     }
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kolmogorov_tail_matches_the_tabulated_critical_values() {
+        // Critical values of the limiting distribution (e.g. Smirnov 1948's table):
+        // P(K > 1.2238) = 0.10, P(K > 1.3581) = 0.05, P(K > 1.6276) = 0.01.
+        for (l, p) in [(1.2238, 0.10), (1.3581, 0.05), (1.6276, 0.01)] {
+            let q = kolmogorov_q(l);
+            assert!((q - p).abs() < 2e-4, "Q({l}) = {q}, table {p}");
+        }
+        assert_eq!(kolmogorov_q(0.1), 1.0);
+        assert!(kolmogorov_q(5.0) < 1e-20);
+    }
 }

@@ -10,11 +10,13 @@
 //! - [`Posterior`]: draws for an observation ([`Posterior::sample`]), log-densities
 //!   ([`Posterior::log_prob`]), and the NMMP file ([`mod@file`]).
 //! - [`check()`]: simulation-based calibration, expected coverage, and posterior z-scores
-//!   against shrinkage on held-out simulations.
+//!   against shrinkage, and TARP on held-out simulations.
+//! - [`c2st()`]: the classifier two-sample test against a reference posterior's draws.
 //!
 //! Everything random comes from `Settings::seed` (training) or the sampling seed, and results
 //! do not depend on the thread count.
 
+pub mod c2st;
 pub mod check;
 pub mod features;
 pub mod file;
@@ -23,6 +25,7 @@ pub mod npe;
 pub mod prior;
 pub mod simulate;
 
+pub use c2st::c2st;
 pub use check::{Check, check};
 pub use maf::{Maf, Shape};
 pub use npe::{History, Posterior, Precision, Samples, Settings, Standardise, train};
