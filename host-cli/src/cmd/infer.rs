@@ -68,13 +68,13 @@ pub fn command() -> Command {
         .arg(num("seed", "S", "0", "Seed of the draws").value_parser(value_parser!(u64)))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)));
     let compare = Command::new("compare")
-        .about("Compare posteriors checked on the same held-out simulations: z-score against shrinkage and posterior mean against truth, one colour per posterior, and a table of bias, error and interval hits")
+        .about("Compare posteriors checked on held-out simulations (the same ones, typically: a posterior of the right model and one of another on one data set): z-score against shrinkage and posterior mean against truth, one colour per posterior, and a table of bias, error and interval hits")
         .arg(Arg::new("checks").value_name("CHECK_DIR").required(true).num_args(1..=4).value_parser(value_parser!(PathBuf)).help("Output directories of `nmm infer check` (their check.csv), 1 to 4"))
         .arg(Arg::new("labels").long("labels").value_name("A,B,...").help("Labels for the legends and the table, comma-separated, one per directory (default: the directories' names)"))
         .arg(path_arg("out", "DIR", "Directory for compare.csv, zscore_shrinkage.svg and recovery.svg (created)"));
     let c2st = Command::new("c2st")
         .about("Classifier two-sample test: the cross-validated accuracy of a k-nearest-neighbour classifier telling two samples apart (0.5: indistinguishable), e.g. posterior draws against a reference posterior's")
-        .arg(Arg::new("samples").value_name("SAMPLES.npy").num_args(2).required(true).value_parser(value_parser!(PathBuf)).help("The two samples, (n, d) each, the same d"))
+        .arg(Arg::new("samples").value_name("SAMPLES.npy").num_args(2).required(true).value_parser(value_parser!(PathBuf)).help("The two samples, (n, d) each, the same d; the larger is cut to the smaller's size (seeded), so that chance is 0.5"))
         .arg(num("seed", "S", "0", "Seed of the cross-validation split").value_parser(value_parser!(u64)));
     let simulate = Command::new("simulate")
         .about("Draw parameters from a prior, run whole-brain simulations (batched in vector lanes where that pays) and write theta.npy and x.npy (features); resumable and shardable")
@@ -118,9 +118,8 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             let acc = nmm::infer::c2st(a.view(), b.view(), seed)
                 .with_context(|| format!("{} against {}", p[0].display(), p[1].display()))?;
             say!(
-                "C2ST accuracy {acc:.4} ({} against {} draws, {}-fold cross-validation, seed {seed}; 0.5: indistinguishable, 1: disjoint)",
-                a.nrows(),
-                b.nrows(),
+                "C2ST accuracy {acc:.4} ({} draws of each, {}-fold cross-validation, seed {seed}; 0.5: indistinguishable, 1: disjoint)",
+                a.nrows().min(b.nrows()),
                 nmm::infer::c2st::FOLDS
             );
             Ok(())
@@ -664,7 +663,7 @@ fn compare(m: &ArgMatches) -> Result<()> {
         }
     }
     say!(
-        "bias and RMSE of the posterior mean against the truth; a calibrated posterior has about 68 % of z-scores within 1 sd and 95 % within 2"
+        "bias and RMSE of the posterior mean against the truth; a calibrated, near-Gaussian posterior has about 68 % of z-scores within 1 sd and 95 % within 2"
     );
     nmm::io::write_csv(&files[0], &header, &rows)?;
     let n: Vec<String> = sets
@@ -703,6 +702,13 @@ fn pick_columns(
     path: &Path,
 ) -> Result<ndarray::Array2<f64>> {
     let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    if let Some(dup) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        bail!("--theta-names names {dup:?} twice ({list})");
+    }
     if names.len() != theta.ncols() {
         bail!(
             "--theta-names gives {} names but {} has {} columns",

@@ -168,6 +168,21 @@ fn trains_and_samples_with_the_contracts_names() {
         "b,c,d",
     ]));
     assert!(e.contains("\"a\" is not among --theta-names"), "{e}");
+    let e = stderr(&nmm(&[
+        "infer",
+        "check",
+        "--posterior",
+        &p("post.nmmp"),
+        "--theta",
+        &q("theta_bca.npy"),
+        "--x",
+        &q("x.npy"),
+        "--out",
+        &q("bad"),
+        "--theta-names",
+        "b,a,a",
+    ]));
+    assert!(e.contains("names \"a\" twice"), "{e}");
 
     // compare: the table's bias and RMSE are the check.csv's, computed here independently.
     let o = ok(nmm(&[

@@ -9,20 +9,22 @@ nmm=${NMM:-target/release/nmm}
 out=${OUT:-target/infer-paper}
 here=validation/infer/paper
 for m in mlp mpr; do
-    $nmm infer train --theta "$out/${m}_train/theta.npy" --x "$out/${m}_train/x.npy" \
+    "$nmm" infer train --theta "$out/${m}_train/theta.npy" --x "$out/${m}_train/x.npy" \
         --prior "$here/prior_$m.toml" --out "$out/$m.nmmp" --seed 0
 done
 check() { # POSTERIOR HELDOUT OUTDIR
+    local names
+    names=$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["theta_columns"]))' \
+        "$out/$2/manifest.json")
     rm -rf "${out:?}/$3"
-    $nmm infer check --posterior "$out/$1.nmmp" --theta "$out/$2/theta.npy" \
-        --x "$out/$2/x.npy" --theta-names "$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["theta_columns"]))' "$out/$2/manifest.json")" \
-        --out "$out/$3" --draws 1000 --seed 5
+    "$nmm" infer check --posterior "$out/$1.nmmp" --theta "$out/$2/theta.npy" \
+        --x "$out/$2/x.npy" --theta-names "$names" --out "$out/$3" --draws 1000 --seed 5
 }
 check mlp mlp_heldout check_mlp_on_mlp
 check mpr mlp_heldout check_mpr_on_mlp
 check mpr mpr_heldout check_mpr_on_mpr
 rm -rf "${out:?}/compare"
-$nmm infer compare "$out/check_mlp_on_mlp" "$out/check_mpr_on_mlp" "$out/check_mpr_on_mpr" \
+"$nmm" infer compare "$out/check_mlp_on_mlp" "$out/check_mpr_on_mlp" "$out/check_mpr_on_mpr" \
     --labels "MLP on MLP,MPR on MLP,MPR on MPR" --out "$out/compare"
 python3 "$here/jp.py" "$out/check_mlp_on_mlp/check.csv" "$out/check_mpr_on_mlp/check.csv"
 if [ "${COPY:-0}" = 1 ]; then

@@ -1,27 +1,32 @@
 //! Classifier two-sample test (C2ST; Lopez-Paz and Oquab 2017), the score sbi reports to
 //! compare a posterior estimate with a reference posterior: the cross-validated accuracy of a
 //! classifier asked to tell the two samples apart. 0.5 when they come from one distribution,
-//! 1 when they do not overlap.
+//! 1 when they do not overlap. Samples of different sizes are cut to the smaller size (a
+//! seeded choice of rows), so that chance stays at 0.5.
 //!
 //! The classifier is k-nearest neighbours (odd `k` near the square root of the training
 //! size, so that the accuracy tends to the Bayes accuracy as the samples grow) on the pooled
-//! samples z-scored together, with 5-fold cross-validation over a seeded split. sbi's default
-//! classifier is a scikit-learn MLP; k-NN needs no training of its own and no seed beyond the
-//! split, and for the few-dimensional posteriors it is used on (samples of 10^3 to 10^4) the
-//! brute-force search is cheap: 2,000 points in 2-D take about 4 * 10^6 distances, a few
-//! milliseconds, so no search-tree crate is needed.
+//! samples z-scored together, with 5-fold cross-validation over a seeded split; the score is
+//! the accuracy over all points (the folds are of equal size to one point). sbi's `c2st`
+//! defaults to a random forest (an MLP on request; sbibm uses the MLP) and z-scores with the
+//! first sample's statistics. k-NN needs no training and no seed beyond the split, and for the
+//! few-dimensional posteriors it is used on (samples of 10^3 to 10^4) the brute-force search
+//! is cheap: 2,000 points in 2-D take about 4 * 10^6 distances, a few milliseconds, so no
+//! search-tree crate is needed. Points are classified in parallel; the result does not depend
+//! on the thread count.
 
 use super::maf::permutation;
 use crate::error::{Result, bail};
 use ndarray::{ArrayView2, Axis, concatenate};
 use nmm_core::rng::stream;
+use rayon::prelude::*;
 
 /// Folds of the cross-validation.
 pub const FOLDS: usize = 5;
 
 /// The C2ST accuracy of samples `a` and `b` (rows are points, the same number of columns),
-/// deterministic for `seed`. Each needs at least [`FOLDS`] * 2 rows; every value must be
-/// finite.
+/// deterministic for `seed`. Each needs at least [`FOLDS`] * 2 rows; the larger is cut to the
+/// smaller's size; every value must be finite.
 ///
 /// ```
 /// use ndarray::Array2;
@@ -54,7 +59,16 @@ pub fn c2st(a: ArrayView2<f64>, b: ArrayView2<f64>, seed: u64) -> Result<f64> {
     if a.iter().chain(b.iter()).any(|v| !v.is_finite()) {
         bail!("c2st: the samples have a non-finite value");
     }
-    let mut x = concatenate(Axis(0), &[a, b])?;
+    // Equal sizes: the larger sample cut to a seeded choice of the smaller's number of rows.
+    let m = a.nrows().min(b.nrows());
+    let cut = |s: ArrayView2<f64>, stream_id: u64| {
+        let mut rows = permutation(&mut stream(seed, stream_id), s.nrows());
+        rows.truncate(m);
+        rows.sort_unstable();
+        s.select(Axis(0), &rows)
+    };
+    let (a, b) = (cut(a, 1), cut(b, 2));
+    let mut x = concatenate(Axis(0), &[a.view(), b.view()])?;
     let label: Vec<bool> = (0..x.nrows()).map(|i| i >= a.nrows()).collect();
     for mut c in x.columns_mut() {
         let (m, s) = crate::stats::mean_sd(&c.to_vec());
@@ -69,25 +83,26 @@ pub fn c2st(a: ArrayView2<f64>, b: ArrayView2<f64>, seed: u64) -> Result<f64> {
     }
     let n_train = n - n.div_ceil(FOLDS);
     let k = ((n_train as f64).sqrt() as usize) | 1;
-    let mut correct = 0usize;
-    let mut dist: Vec<(f64, bool)> = Vec::with_capacity(n);
-    for i in 0..n {
-        dist.clear();
-        let xi = x.row(i);
-        dist.extend((0..n).filter(|&j| fold[j] != fold[i]).map(|j| {
-            let d2: f64 = xi
-                .iter()
-                .zip(x.row(j))
-                .map(|(p, q)| (p - q) * (p - q))
-                .sum();
-            (d2, label[j])
-        }));
-        let k = k.min(dist.len());
-        dist.select_nth_unstable_by(k - 1, |p, q| p.0.total_cmp(&q.0));
-        let votes_b = dist[..k].iter().filter(|d| d.1).count();
-        if (2 * votes_b > k) == label[i] {
-            correct += 1;
-        }
-    }
+    let correct = (0..n)
+        .into_par_iter()
+        .filter(|&i| {
+            let xi = x.row(i);
+            let mut dist: Vec<(f64, bool)> = (0..n)
+                .filter(|&j| fold[j] != fold[i])
+                .map(|j| {
+                    let d2: f64 = xi
+                        .iter()
+                        .zip(x.row(j))
+                        .map(|(p, q)| (p - q) * (p - q))
+                        .sum();
+                    (d2, label[j])
+                })
+                .collect();
+            let k = k.min(dist.len());
+            dist.select_nth_unstable_by(k - 1, |p, q| p.0.total_cmp(&q.0));
+            let votes_b = dist[..k].iter().filter(|d| d.1).count();
+            (2 * votes_b > k) == label[i]
+        })
+        .count();
     Ok(correct as f64 / n as f64)
 }
