@@ -27,15 +27,27 @@ rm -rf "${out:?}/compare"
 "$nmm" infer compare "$out/check_mlp_on_mlp" "$out/check_mpr_on_mlp" "$out/check_mpr_on_mpr" \
     --labels "MLP on MLP,MPR on MLP,MPR on MPR" --out "$out/compare"
 python3 "$here/jp.py" "$out/check_mlp_on_mlp/check.csv" "$out/check_mpr_on_mlp/check.csv"
+# The same calibration numbers from sbi on the same MLP pairs, when SBI_PYTHON names a Python
+# with sbi installed (benches/peers/sbi_check.py).
+if [ -n "${SBI_PYTHON:-}" ]; then
+    "$SBI_PYTHON" benches/peers/sbi_check.py "$out/mlp_train/theta.npy" "$out/mlp_train/x.npy" \
+        "$out/mlp_heldout/theta.npy" "$out/mlp_heldout/x.npy" 8,-6,0.6 20,-2.5,1 \
+        --draws 1000 --seed 0 --out "$out/sbi_ranks_mlp_on_mlp.csv"
+fi
 if [ "${COPY:-0}" = 1 ]; then
     dst=$here/results
     mkdir -p "$dst"
     for c in check_mlp_on_mlp check_mpr_on_mlp check_mpr_on_mpr compare; do
         mkdir -p "$dst/$c"
-        cp "$out/$c"/*.csv "$out/$c"/*.svg "$dst/$c/"
+        # Pair plots stay out (0.2-0.6 MB each of 2,000 points).
+        cp "$out/$c"/*.csv "$dst/$c/"
+        for f in "$out/$c"/*.svg; do
+            if [ "$(basename "$f")" != pairs.svg ]; then cp "$f" "$dst/$c/"; fi
+        done
     done
     for d in mlp_train mlp_heldout mpr_train mpr_heldout; do
         cp "$out/$d/manifest.json" "$dst/manifest_$d.json"
         cp "$out/$d/diverged.csv" "$dst/diverged_$d.csv"
     done
+    if [ -f "$out/sbi_ranks_mlp_on_mlp.csv" ]; then cp "$out/sbi_ranks_mlp_on_mlp.csv" "$dst/"; fi
 fi

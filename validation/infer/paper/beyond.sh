@@ -19,7 +19,8 @@ rm -rf "${out:?}/check_beyond"
 if [ "${COPY:-0}" = 1 ]; then
     dst=$here/results/beyond
     mkdir -p "$dst"
-    cp "$out/check_beyond"/*.csv "$out/check_beyond"/*.svg "$dst/"
+    cp "$out/check_beyond"/*.csv "$out/check_beyond"/ranks.svg "$out/check_beyond"/coverage.svg \
+        "$out/check_beyond"/zscore_shrinkage.svg "$dst/"
     cp "$out/beyond_train/manifest.json" "$dst/manifest_train.json"
     cp "$out/beyond_train/diverged.csv" "$dst/diverged_train.csv"
 fi

@@ -5,8 +5,9 @@ MPR with J -> J p is the sparse network's mean field at first order (REFERENCE s
 an MPR fit to data from a network (or its MLP mean field) at connection probability p should
 find about J p, not J. Reads the check.csv of the MLP posterior (for the true p) and of the
 MPR posterior on the same held-out MLP simulations (joined on `row`); prints the RMS distance
-of MPR's posterior mean of J to the true J and to the true J p, their correlations, and the
-least-squares slope of MPR's J on J p. Standard library only.
+of MPR's posterior mean of J to the true J and to the true J p, their correlations, the
+least-squares slope of MPR's J on J p, and both posteriors' bias in J by bins of the true p.
+Standard library only.
 
 usage: jp.py MLP_CHECK.csv MPR_ON_MLP_CHECK.csv
 """
@@ -50,6 +51,16 @@ def main():
     mlp_est = [float(mlp[r]["mean_J"]) for r in common]
     print(f"MLP posterior mean of J against the true J: RMS {rms(mlp_est, j):.3f}, "
           f"correlation {corr(mlp_est, j):.3f}")
+    # The bias as p falls: MPR's J should fall below the truth by about J (1 - p).
+    print("bias of the posterior mean of J (mean of estimate - true J), by true p:")
+    print(f"{'p in':>14} {'n':>4} {'MLP':>8} {'MPR':>8} {'-J(1-p)':>8}")
+    for lo, hi in [(0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0)]:
+        idx = [i for i, v in enumerate(p) if lo <= v < hi or (hi == 1.0 and v == 1.0)]
+        if not idx:
+            continue
+        b = lambda e: sum(e[i] - j[i] for i in idx) / len(idx)
+        theory = -sum(j[i] * (1 - p[i]) for i in idx) / len(idx)
+        print(f"{f'[{lo}, {hi})':>14} {len(idx):>4} {b(mlp_est):8.3f} {b(est):8.3f} {theory:8.3f}")
 
 
 if __name__ == "__main__":
