@@ -601,6 +601,7 @@ fn compare(m: &ArgMatches) -> Result<()> {
         "n",
         "bias",
         "rmse",
+        "r2",
         "mean_sd",
         "zscore_mean",
         "zscore_median",
@@ -612,12 +613,13 @@ fn compare(m: &ArgMatches) -> Result<()> {
     .to_vec();
     let mut rows = Vec::new();
     say!(
-        "{:>14} {:>10} {:>6} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8}",
+        "{:>14} {:>10} {:>6} {:>10} {:>10} {:>6} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8}",
         "posterior",
         "parameter",
         "n",
         "bias",
         "RMSE",
+        "R2",
         "mean sd",
         "z mean",
         "z median",
@@ -634,9 +636,12 @@ fn compare(m: &ArgMatches) -> Result<()> {
             let mut z: Vec<f64> = s.zscore.column(j).to_vec();
             z.sort_by(f64::total_cmp);
             let within = |k: f64| z.iter().filter(|&&v| v <= k).count() as f64 / n;
+            let truth_mean = s.truth.column(j).sum() / n;
+            let truth_var = s.truth.column(j).mapv(|t| (t - truth_mean).powi(2)).sum() / n;
             let stats = [
                 bias,
                 rmse,
+                1.0 - rmse * rmse / truth_var,
                 s.sd.column(j).sum() / n,
                 z.iter().sum::<f64>() / n,
                 nmm::stats::quantile_sorted(&z, 0.5),
@@ -645,7 +650,7 @@ fn compare(m: &ArgMatches) -> Result<()> {
                 within(2.0),
             ];
             say!(
-                "{:>14} {name:>10} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>8.3} {:>8.3} {:>10.3} {:>8.3} {:>8.3}",
+                "{:>14} {name:>10} {:>6} {:>10.4} {:>10.4} {:>6.3} {:>10.4} {:>8.3} {:>8.3} {:>10.3} {:>8.3} {:>8.3}",
                 s.label,
                 s.truth.nrows(),
                 stats[0],
@@ -655,7 +660,8 @@ fn compare(m: &ArgMatches) -> Result<()> {
                 stats[4],
                 stats[5],
                 stats[6],
-                stats[7]
+                stats[7],
+                stats[8]
             );
             let mut r = vec![s.label.clone(), name.clone(), s.truth.nrows().to_string()];
             r.extend(stats.iter().map(|v| format!("{v:?}")));
@@ -663,7 +669,7 @@ fn compare(m: &ArgMatches) -> Result<()> {
         }
     }
     say!(
-        "bias and RMSE of the posterior mean against the truth; a calibrated, near-Gaussian posterior has about 68 % of z-scores within 1 sd and 95 % within 2"
+        "bias, RMSE and R2 (1 - MSE / variance of the true values) of the posterior mean against the truth: R2 measures what the data tell whatever the calibration, while shrinkage also counts overconfidence; a calibrated, near-Gaussian posterior has about 68 % of z-scores within 1 sd and 95 % within 2"
     );
     nmm::io::write_csv(&files[0], &header, &rows)?;
     let n: Vec<String> = sets

@@ -213,15 +213,20 @@ fn trains_and_samples_with_the_contracts_names() {
         let n = errs.len() as f64;
         let bias = errs.iter().sum::<f64>() / n;
         let rmse = (errs.iter().map(|e| e * e).sum::<f64>() / n).sqrt();
+        let truth: Vec<f64> = rows[1..].iter().map(|r| r[t].parse().unwrap()).collect();
+        let tm = truth.iter().sum::<f64>() / n;
+        let r2 = 1.0 - rmse * rmse / (truth.iter().map(|v| (v - tm).powi(2)).sum::<f64>() / n);
         for (line, label) in [(lines[1 + k], "one"), (lines[3 + k], "two")] {
             let f: Vec<&str> = line.split(',').collect();
             assert_eq!((f[0], f[1], f[2]), (label, *name, "60"), "{line}");
             let (b, r): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+            let q2: f64 = f[5].parse().unwrap();
             // Same sums in another order: agreement to rounding.
             assert!(
                 (b - bias).abs() < 1e-12 && (r - rmse).abs() < 1e-12,
                 "{line}"
             );
+            assert!((q2 - r2).abs() < 1e-12, "{line}: R2 {q2} vs {r2}");
         }
     }
     for f in ["zscore_shrinkage.svg", "recovery.svg"] {

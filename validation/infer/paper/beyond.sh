@@ -16,11 +16,15 @@ jobs=${JOBS:-0}
 rm -rf "${out:?}/check_beyond"
 "$nmm" infer check --posterior "$out/beyond.nmmp" --theta "$out/beyond_heldout/theta.npy" \
     --x "$out/beyond_heldout/x.npy" --out "$out/check_beyond" --draws 1000 --seed 5
+rm -rf "${out:?}/compare_beyond"
+"$nmm" infer compare "$out/check_beyond" --labels "MPR beyond the paper" \
+    --out "$out/compare_beyond"
 if [ "${COPY:-0}" = 1 ]; then
     dst=$here/results/beyond
     mkdir -p "$dst"
     cp "$out/check_beyond"/*.csv "$out/check_beyond"/ranks.svg "$out/check_beyond"/coverage.svg \
         "$out/check_beyond"/zscore_shrinkage.svg "$dst/"
+    cp "$out/compare_beyond/compare.csv" "$dst/"
     cp "$out/beyond_train/manifest.json" "$dst/manifest_train.json"
     cp "$out/beyond_train/diverged.csv" "$dst/diverged_train.csv"
 fi
