@@ -8,6 +8,7 @@ use nmm::infer::Check;
 use nmm::infer::check::RANK_BINS;
 use nmm::io::atomic_write;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::io::Write;
 use std::path::Path;
@@ -18,6 +19,19 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 fn save(path: &Path, svg: &str) -> Result<()> {
     Ok(atomic_write(path, |f| Ok(f.write_all(svg.as_bytes())?))?)
+}
+
+/// The legend of the series labelled so far, boxed, at the upper left.
+fn legend<'a>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
 }
 
 /// Panel `k` of `n` side by side, with room for a title above.
@@ -164,13 +178,7 @@ pub fn coverage(path: &Path, c: &Check) -> Result<()> {
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2))
             });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         root.present().map_err(err)?;
     }
     save(path, &svg)
@@ -297,13 +305,7 @@ pub fn zscore_shrinkage_sets(path: &Path, title: &str, sets: &[Checked]) -> Resu
                 }
             }
             if sets.iter().any(|s| !s.label.is_empty()) {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(err)?;
+                legend(&mut chart)?;
             }
         }
         root.present().map_err(err)?;
@@ -386,13 +388,7 @@ pub fn recovery(path: &Path, title: &str, sets: &[Checked]) -> Result<()> {
                 }
             }
             if sets.iter().any(|s| !s.label.is_empty()) {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(err)?;
+                legend(&mut chart)?;
             }
         }
         root.present().map_err(err)?;
