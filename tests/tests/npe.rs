@@ -1,10 +1,11 @@
 //! Neural posterior estimation against posteriors known exactly: a linear-Gaussian problem
 //! with a conjugate prior (closed-form mean and covariance), a ring-shaped posterior under a
-//! bounded prior (evaluated on a grid), simulation-based calibration, and determinism.
+//! bounded prior (evaluated on a grid), simulation-based calibration, and determinism; for the
+//! masked autoregressive flow (sbi's default) and the neural spline flow.
 
 use ndarray::Array2;
 use nmm::infer::check::CHI2_9;
-use nmm::infer::{Posterior, Prior, Settings, c2st, check, standard_normal, train};
+use nmm::infer::{Estimator, Posterior, Prior, Settings, c2st, check, standard_normal, train};
 use nmm::progress::Silent;
 
 /// Prior N((0, 1), diag(1, 2^2)); x = A theta + N(0, 0.5^2 I), three features.
@@ -103,25 +104,36 @@ fn sbi_defaults() -> Settings {
     }
 }
 
-fn linear_posterior() -> Posterior {
+fn linear_posterior_of(estimator: Estimator) -> Posterior {
     let (theta, x) = simulate_linear(20_000, 1);
-    train(
-        theta.view(),
-        x.view(),
-        &linear_prior(),
-        &sbi_defaults(),
-        &Silent,
-    )
-    .unwrap()
+    let s = Settings {
+        estimator,
+        ..sbi_defaults()
+    };
+    train(theta.view(), x.view(), &linear_prior(), &s, &Silent).unwrap()
+}
+
+fn linear_posterior() -> Posterior {
+    linear_posterior_of(Estimator::Maf)
 }
 
 #[test]
 fn linear_gaussian_posterior_mean_and_covariance() {
-    let post = linear_posterior();
+    linear_gaussian_against_exact(Estimator::Maf);
+}
+
+#[test]
+fn linear_gaussian_posterior_mean_and_covariance_with_splines() {
+    linear_gaussian_against_exact(Estimator::Nsf);
+}
+
+fn linear_gaussian_against_exact(estimator: Estimator) {
+    let post = linear_posterior_of(estimator);
     eprintln!(
-        "trained {} epochs (best {}), val loss {:.4}",
+        "{estimator:?}: trained {} epochs (best {}) in {:.1} s, val loss {:.4}",
         post.history.val.len(),
         post.history.best_epoch,
+        post.history.seconds,
         post.history.val[post.history.best_epoch - 1]
     );
     // Observations from the simulator (typical ones; an x far from every training pair asks
@@ -149,9 +161,17 @@ fn linear_gaussian_posterior_mean_and_covariance() {
                 // 7 % error in a posterior sd (14 % in its variance) costs only ~0.005 nats of
                 // expected log-density, below what early stopping resolves (the validation
                 // loss's sampling sd with 2,000 pairs is ~0.02 nats), so the fit cannot be held
-                // tighter at this size.
+                // tighter at this size. sbi's own spline flow fits this Gaussian less well:
+                // on this problem (benches/peers/sbi_linear.py, 20,000 pairs) it ends 0.012 and
+                // 0.017 nats of validation loss above its MAF (seeds 1 and 2), as nmm's does
+                // (0.017), and its variance of theta_2 at the second x_o is 0.219 against the
+                // exact 0.157 (39 % of the variance; nmm's: 35 %). Hence 50 % for splines.
+                let tol = match estimator {
+                    Estimator::Maf => 0.2,
+                    Estimator::Nsf => 0.5,
+                };
                 assert!(
-                    (ch[i][j] - c[i][j]).abs() < 0.2 * sd[i] * sd[j],
+                    (ch[i][j] - c[i][j]).abs() < tol * sd[i] * sd[j],
                     "x_o {xo:?}, cov {i}{j}: {} vs exact {}",
                     ch[i][j],
                     c[i][j]
@@ -175,12 +195,18 @@ fn linear_gaussian_posterior_mean_and_covariance() {
         );
         // The density is normalised and matches the exact Gaussian at the posterior mean to
         // within the same fit error (0.1 sd of mean error changes log N by ~0.005, 10 % of
-        // covariance changes the log-determinant by up to ~0.1; 0.15 nats).
+        // covariance changes the log-determinant by up to ~0.1; 0.15 nats). For splines 0.3:
+        // sbi's spline flow's covariance above (determinant 1.46 times the exact one) puts
+        // its log q at the mean 0.19 nats low.
         let lp = post.log_prob(ndarray::arr2(&[m]).view(), &xo).unwrap()[0];
         let det = c[0][0] * c[1][1] - c[0][1] * c[1][0];
         let exact = -(2.0 * std::f64::consts::PI).ln() - 0.5 * det.ln();
+        let tol = match estimator {
+            Estimator::Maf => 0.15,
+            Estimator::Nsf => 0.3,
+        };
         assert!(
-            (lp - exact).abs() < 0.15,
+            (lp - exact).abs() < tol,
             "log q at the mean {lp} vs {exact}"
         );
     }
@@ -246,9 +272,19 @@ fn summary(points: impl Iterator<Item = ([f64; 2], f64)>) -> [f64; 6] {
 
 #[test]
 fn banana_posterior_under_a_bounded_prior() {
+    banana_against_quadrature(Estimator::Maf);
+}
+
+#[test]
+fn banana_posterior_under_a_bounded_prior_with_splines() {
+    banana_against_quadrature(Estimator::Nsf);
+}
+
+fn banana_against_quadrature(estimator: Estimator) {
     let (theta, x) = simulate_banana(20_000, 2);
     let settings = Settings {
         seed: 9,
+        estimator,
         ..sbi_defaults()
     };
     let post = train(theta.view(), x.view(), &banana_prior(), &settings, &Silent).unwrap();
@@ -270,7 +306,7 @@ fn banana_posterior_under_a_bounded_prior() {
         assert!(s.theta.iter().all(|v| v.abs() <= 3.0));
         let got = summary(s.theta.rows().into_iter().map(|r| ([r[0], r[1]], 1.0)));
         eprintln!(
-            "banana x_o {xo:?}: (mean, mean, sd, sd, corr, skew b) {got:.3?} vs exact {exact:.3?}, acceptance {:.3}, epochs {}",
+            "{estimator:?} banana x_o {xo:?}: (mean, mean, sd, sd, corr, skew b) {got:.3?} vs exact {exact:.3?}, acceptance {:.3}, epochs {}",
             s.acceptance,
             post.history.val.len()
         );
@@ -370,8 +406,15 @@ fn simulation_based_calibration_and_coverage_of_the_linear_gaussian_posterior() 
 
 #[test]
 fn training_does_not_depend_on_the_thread_count_and_the_file_round_trips() {
+    for estimator in [Estimator::Maf, Estimator::Nsf] {
+        threads_and_file(estimator);
+    }
+}
+
+fn threads_and_file(estimator: Estimator) {
     let (theta, x) = simulate_linear(600, 3);
     let s = Settings {
+        estimator,
         hidden: 8,
         transforms: 2,
         max_epochs: 5,
@@ -386,7 +429,7 @@ fn training_does_not_depend_on_the_thread_count_and_the_file_round_trips() {
             .install(|| train(theta.view(), x.view(), &linear_prior(), &s, &Silent).unwrap())
     };
     let (one, three) = (run(1), run(3));
-    assert_eq!(one.maf.params(), three.maf.params());
+    assert_eq!(one.flow.params(), three.flow.params());
     assert_eq!(one.history.val, three.history.val);
     let a = one.sample(&[0.1, 0.2, 0.3], 3000, 8).unwrap();
     let b = rayon::ThreadPoolBuilder::new()
@@ -400,7 +443,9 @@ fn training_does_not_depend_on_the_thread_count_and_the_file_round_trips() {
     let p = dir.path().join("post.nmmp");
     one.write(&p).unwrap();
     let back = Posterior::read(&p).unwrap();
-    assert_eq!(back.maf.params(), one.maf.params());
+    assert_eq!(back.flow.params(), one.flow.params());
+    assert_eq!(back.flow.estimator(), estimator);
+    assert_eq!(back.settings, one.settings);
     assert_eq!(back.prior, one.prior);
     assert_eq!(back.history, one.history);
     assert_eq!(

@@ -299,6 +299,23 @@ pub fn write_npy_2d(path: &Path, a: &Array2<f64>) -> Result<()> {
     })
 }
 
+/// Writes a 1-D float64 `.npy` array atomically.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("a.npy");
+/// nmm::io::write_npy_1d(&p, &ndarray::arr1(&[1.0, 2.0]))?;
+/// assert_eq!(nmm::io::read_npy_f64(&p)?.shape(), &[2]);
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn write_npy_1d(path: &Path, a: &ndarray::Array1<f64>) -> Result<()> {
+    use ndarray_npy::WriteNpyExt;
+    atomic_write(path, |w| {
+        a.write_npy(w)
+            .map_err(|e| Error::input(format!("writing .npy: {e}")))
+    })
+}
+
 /// Writes a CSV table (header plus rows) atomically.
 ///
 /// ```

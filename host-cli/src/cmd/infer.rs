@@ -5,7 +5,7 @@ use crate::progress::Bar;
 use crate::say;
 use anyhow::{Context, Result, bail};
 use clap::{Arg, ArgMatches, Command, value_parser};
-use nmm::infer::{Posterior, Prior, Settings};
+use nmm::infer::{Estimator, Posterior, Prior, Settings, Spline};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -29,14 +29,18 @@ fn num(id: &'static str, name: &'static str, default: &'static str, help: &'stat
 /// The `infer` command and its subcommands.
 pub fn command() -> Command {
     let train = Command::new("train")
-        .about("Train a neural posterior estimator q(theta | x) (masked autoregressive flow, sbi's defaults) on simulated pairs")
+        .about("Train a neural posterior estimator q(theta | x) (masked autoregressive or neural spline flow, sbi's defaults) on simulated pairs")
         .arg(path_arg("theta", "THETA.npy", "Parameters, (n, d) float32/float64, columns in the prior's order"))
         .arg(path_arg("x", "X.npy", "Features, (n, k); rows with a NaN or inf are left out and counted"))
         .arg(path_arg("prior", "PRIOR.toml", "One [[param]] table per parameter, in order: name and uniform = [low, high] or normal = [mean, std]"))
         .arg(path_arg("out", "POSTERIOR", "Posterior file to write (NMMP: versioned, CRC-checked; records the prior, the z-scoring, the settings, the seed and the loss history)"))
         .arg(num("seed", "S", "0", "Seed of the initial weights, the permutations, the validation split and the shuffling").value_parser(value_parser!(u64)))
-        .arg(num("hidden", "H", "50", "Width of the MADE's hidden layers").value_parser(value_parser!(usize)))
-        .arg(num("transforms", "T", "5", "Autoregressive transforms (each a MADE and a random permutation)").value_parser(value_parser!(usize)))
+        .arg(num("estimator", "FLOW", "maf", "The flow: maf (masked autoregressive, sbi's default) or nsf (rational-quadratic coupling splines with LU layers, sbi's nsf)").value_parser(["maf", "nsf"]))
+        .arg(num("hidden", "H", "50", "Width of the hidden layers (the MADE's, or the spline conditioner's residual net's)").value_parser(value_parser!(usize)))
+        .arg(num("transforms", "T", "5", "Transforms: MADE blocks each with a random permutation (maf), or spline couplings each with an LU layer (nsf)").value_parser(value_parser!(usize)))
+        .arg(num("bins", "K", "10", "nsf: bins of each rational-quadratic spline (2 to 64)").value_parser(value_parser!(usize)))
+        .arg(num("blocks", "N", "2", "nsf: residual blocks of each spline conditioner").value_parser(value_parser!(usize)))
+        .arg(num("tail-bound", "B", "3", "nsf: the splines act on [-B, B] in z-scored units (theta standardised with the training pairs' mean and sd); identity outside").value_parser(value_parser!(f64)))
         .arg(num("batch", "B", "200", "Pairs per Adam step").value_parser(value_parser!(usize)))
         .arg(num("lr", "LR", "0.0005", "Adam learning rate").value_parser(value_parser!(f64)))
         .arg(num("val-fraction", "F", "0.1", "Fraction of pairs held out for validation and early stopping").value_parser(value_parser!(f64)))
@@ -55,6 +59,14 @@ pub fn command() -> Command {
         .arg(num("min-acceptance", "A", "0.001", "Refuse when fewer than this fraction of the flow's proposals fall inside the prior's support").value_parser(value_parser!(f64)))
         .arg(Arg::new("plot").long("plot").value_name("PAIRS.svg").value_parser(value_parser!(PathBuf)).help("Also draw a pair plot (corner plot) of the draws"))
         .arg(Arg::new("truth").long("truth").value_name("THETA.npy").value_parser(value_parser!(PathBuf)).help("True parameters, (d,) or (1, d), marked on the pair plot"))
+        .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)));
+    let log_prob = Command::new("log-prob")
+        .about("Posterior log-density of given parameters at an observation (sbi's posterior.log_prob)")
+        .arg(path_arg("posterior", "POSTERIOR", "Posterior file from `nmm infer train`"))
+        .arg(path_arg("observed", "XO.npy", "The observation's features, (k,) or (1, k), in training order"))
+        .arg(path_arg("theta", "THETA.npy", "Parameters to evaluate, (m, d) (or (d,) for one), columns in the prior's order"))
+        .arg(path_arg("out", "LOGPROB.npy", "log q(theta | x_o) in nats per unit of each parameter, (m,) float64; -inf outside the prior's support"))
+        .arg(Arg::new("flow-only").long("flow-only").action(clap::ArgAction::SetTrue).help("The flow's density on all of R^d, not renormalised to the prior's support (sbi's norm_posterior=False)"))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)));
     let check = Command::new("check")
         .about("Calibration on held-out simulations: SBC rank histograms, expected coverage, posterior z-score against shrinkage, and a pair plot")
@@ -94,6 +106,7 @@ pub fn command() -> Command {
         .subcommand_required(true)
         .subcommand(train)
         .subcommand(sample)
+        .subcommand(log_prob)
         .subcommand(check)
         .subcommand(compare)
         .subcommand(c2st)
@@ -106,6 +119,7 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     match m.subcommand() {
         Some(("train", t)) => train(t),
         Some(("sample", s)) => sample(s),
+        Some(("log-prob", l)) => log_prob(l),
         Some(("check", c)) => check(c),
         Some(("compare", c)) => compare(c),
         Some(("c2st", c)) => {
@@ -149,9 +163,19 @@ fn train(m: &ArgMatches) -> Result<()> {
     let getf = |id: &str| *m.get_one::<f64>(id).expect("default");
     let out = path("out");
     nmm::io::check_output(&out)?;
+    let estimator = match m.get_one::<String>("estimator").map(String::as_str) {
+        Some("nsf") => Estimator::Nsf,
+        _ => Estimator::Maf,
+    };
     let settings = Settings {
+        estimator,
         hidden: get("hidden"),
         transforms: get("transforms"),
+        spline: Spline {
+            bins: get("bins"),
+            blocks: get("blocks"),
+            tail_bound: getf("tail-bound"),
+        },
         batch: get("batch"),
         lr: getf("lr"),
         val_fraction: getf("val-fraction"),
@@ -169,13 +193,21 @@ fn train(m: &ArgMatches) -> Result<()> {
     let theta = nmm::infer::read_rows(&tp)?;
     let x = nmm::infer::read_rows(&xp)?;
     say!(
-        "infer train: {} pairs, {} parameters ({}), {} features; MAF of {} transforms, {} hidden; batch {}, lr {}, {} % validation, stop after {} epochs without improvement; {:?} steps",
+        "infer train: {} pairs, {} parameters ({}), {} features; {} of {} transforms, {} hidden{}; batch {}, lr {}, {} % validation, stop after {} epochs without improvement; {:?} steps",
         theta.nrows(),
         prior.dim(),
         prior.names().join(", "),
         x.ncols(),
+        settings.estimator.name().to_uppercase(),
         settings.transforms,
         settings.hidden,
+        match estimator {
+            Estimator::Nsf => format!(
+                ", {} bins, {} residual blocks, tail bound {}",
+                settings.spline.bins, settings.spline.blocks, settings.spline.tail_bound
+            ),
+            Estimator::Maf => String::new(),
+        },
         settings.batch,
         settings.lr,
         100.0 * settings.val_fraction,
@@ -226,6 +258,63 @@ fn train(m: &ArgMatches) -> Result<()> {
 /// `SAMPLES.json` beside `SAMPLES.npy`.
 fn record_path(out: &Path) -> PathBuf {
     out.with_extension("json")
+}
+
+fn log_prob(m: &ArgMatches) -> Result<()> {
+    let path = |id: &str| m.get_one::<PathBuf>(id).expect("required").clone();
+    let out = path("out");
+    nmm::io::check_output(&out)?;
+    let pp = path("posterior");
+    let post = Posterior::read(&pp)?;
+    let op = path("observed");
+    let xo = nmm::infer::read_observation(&op)?;
+    let tp = path("theta");
+    let mut theta = nmm::infer::read_rows(&tp)?;
+    if theta.ncols() == 1 && post.dim() > 1 && theta.nrows() == post.dim() {
+        // A (d,) array read as one column: one parameter vector.
+        theta = theta.t().to_owned();
+    }
+    if theta.ncols() != post.dim() {
+        bail!(
+            "--theta {}: {} columns, but the posterior has {} parameters ({})",
+            tp.display(),
+            theta.ncols(),
+            post.dim(),
+            post.prior.names().join(", ")
+        );
+    }
+    let flow_only = m.get_flag("flow-only");
+    let lp = pool(m)?
+        .install(|| {
+            if flow_only {
+                post.flow_log_prob(theta.view(), &xo)
+            } else {
+                post.log_prob(theta.view(), &xo)
+            }
+        })
+        .with_context(|| format!("log-density of {} at {}", pp.display(), op.display()))?;
+    nmm::io::write_npy_1d(&out, &lp)?;
+    let finite: Vec<f64> = lp.iter().copied().filter(|v| v.is_finite()).collect();
+    say!(
+        "infer log-prob: {} values{} ({} outside the prior's support){}",
+        lp.len(),
+        if flow_only {
+            ", the flow's density"
+        } else {
+            ""
+        },
+        lp.len() - finite.len(),
+        if finite.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; range {:.4} to {:.4} nats",
+                finite.iter().fold(f64::INFINITY, |a, &b| a.min(b)),
+                finite.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b))
+            )
+        }
+    );
+    Ok(())
 }
 
 fn sample(m: &ArgMatches) -> Result<()> {

@@ -8,9 +8,18 @@
 //! | 4             | 2    | `u16` version = 1                                              |
 //! | 6             | 2    | `u16` flags = 0 (reserved)                                     |
 //! | 8             | 4    | `u32` header length `L` in bytes                               |
-//! | 12            | L    | header, UTF-8 JSON: `estimator` ("maf"), `prior`, `shape` (`dim`, `context`, `hidden`, `transforms`), `perms`, `theta_z` and `x_z` (`mean`, `std`), `settings`, `history`, `n_weights`, `nmm_version`, `command` |
-//! | 12 + L        | 8 F  | `f64` weights, `F = n_weights`, transform by transform: `W0` (`H x D`, row-major), `Wc` (`H x C`), `b0`, `W1` (`H x H`), `b1`, `W2`, `b2`, `Wf` (`2D x H`, rows `a_0, m_0, a_1, m_1, ...`), `bf` |
+//! | 12            | L    | header, UTF-8 JSON: `estimator` (`"maf"` or `"nsf"`), `prior`, `shape` (`dim`, `context`, `hidden`, `transforms`), `spline` (`bins`, `blocks`, `tail_bound`; `"nsf"` only), `perms` (`"maf"`; empty for `"nsf"`), `theta_z` and `x_z` (`mean`, `std`), `settings`, `history`, `n_weights`, `nmm_version`, `command` |
+//! | 12 + L        | 8 F  | `f64` weights, `F = n_weights`, transform by transform (below)  |
 //! | 12 + L + 8F   | 4    | `u32` CRC-32 (ISO-HDLC, as zlib's `crc32`) of every preceding byte |
+//!
+//! The weights of each transform, row-major matrices with one row per output unit:
+//! - `"maf"`: `W0` (`H x D`), `Wc` (`H x C`), `b0`, `W1` (`H x H`), `b1`, `W2`, `b2`, `Wf`
+//!   (`2D x H`, rows `a_0, m_0, a_1, m_1, ...`), `bf` ([`super::maf`]);
+//! - `"nsf"`: `Wx` (`H x |id|`), `Wc` (`H x C`), `b`, then per residual block `Wa` (`H x H`),
+//!   `ba`, `Wb` (`H x H`), `bb`, `Wg` (`H x C`), `bg`; `Wf` (`|tf| (3K - 1) x H`: per
+//!   transformed feature `K` width, `K` height and `K - 1` slope outputs), `bf`; and when
+//!   `D > 1` the LU matrix (`D x D`) and its bias (`D`) ([`super::nsf`], which gives the
+//!   feature split `id`/`tf`).
 //!
 //! Reading it from Python:
 //!
@@ -24,10 +33,14 @@
 //!
 //! Readers reject another magic, version or flags, lengths that do not add up, a wrong
 //! checksum, weights that are not finite or break the autoregressive masks, permutations
-//! that are not, standardisations that do not fit, and an invalid prior.
+//! that are not, spline sizes that are not valid, standardisations that do not fit, and an
+//! invalid prior. Files written before neural spline flows existed (no `spline`, settings
+//! without `estimator`) read as MAFs.
 
+use super::flow::Flow;
 use super::maf::{Maf, Shape};
 use super::npe::{History, Posterior, Settings, Standardise};
+use super::nsf::{Nsf, Spline};
 use super::prior::Prior;
 use crate::error::{Context, Result, bail};
 use crate::io::atomic_write;
@@ -48,6 +61,8 @@ struct Header {
     estimator: String,
     prior: Prior,
     shape: Shape,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spline: Option<Spline>,
     perms: Vec<Vec<usize>>,
     theta_z: Standardise,
     x_z: Standardise,
@@ -62,15 +77,19 @@ impl Posterior {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let h = Header {
-            estimator: "maf".into(),
+            estimator: self.flow.estimator().name().into(),
             prior: self.prior.clone(),
-            shape: self.maf.shape(),
-            perms: self.maf.perms().to_vec(),
+            shape: self.flow.shape(),
+            spline: self.flow.spline(),
+            perms: match &self.flow {
+                Flow::Maf(f) => f.perms().to_vec(),
+                Flow::Nsf(_) => Vec::new(),
+            },
             theta_z: self.theta_z.clone(),
             x_z: self.x_z.clone(),
             settings: self.settings.clone(),
             history: self.history.clone(),
-            n_weights: self.maf.params().len(),
+            n_weights: self.flow.params().len(),
             nmm_version: self.version.clone(),
             command: self.command.clone(),
         };
@@ -83,7 +102,7 @@ impl Posterior {
             .map_err(|_| crate::Error::input("posterior header longer than 4 GiB"))?;
         b.extend_from_slice(&len.to_le_bytes());
         b.extend_from_slice(&json);
-        for w in self.maf.params() {
+        for w in self.flow.params() {
             b.extend_from_slice(&w.to_le_bytes());
         }
         let crc = CRC.checksum(&b);
@@ -113,8 +132,11 @@ impl Posterior {
             bail!("header length {l} runs past the end of the file");
         }
         let h: Header = serde_json::from_slice(&b[12..12 + l]).context("reading the header")?;
-        if h.estimator != "maf" {
-            bail!("unknown estimator {:?}", h.estimator);
+        if h.estimator != "maf" && h.estimator != "nsf" {
+            bail!(
+                "unknown estimator {:?} (this nmm reads \"maf\" and \"nsf\")",
+                h.estimator
+            );
         }
         if h.n_weights.checked_mul(8) != Some(body - 12 - l) {
             bail!(
@@ -137,16 +159,27 @@ impl Posterior {
         }
         h.theta_z.check_len("theta standardisation", h.shape.dim)?;
         h.x_z.check_len("x standardisation", h.shape.context)?;
-        let Some(maf) = Maf::from_parts(h.shape, params, h.perms) else {
-            bail!(
-                "the weights or permutations do not fit the flow's shape, or a weight is not finite or breaks the autoregressive mask"
-            );
+        let flow = match (h.estimator.as_str(), h.spline) {
+            ("maf", None) => match Maf::from_parts(h.shape, params, h.perms) {
+                Some(f) => Flow::Maf(f),
+                None => bail!(
+                    "the weights or permutations do not fit the flow's shape, or a weight is not finite or breaks the autoregressive mask"
+                ),
+            },
+            ("nsf", Some(spline)) => match Nsf::from_parts(h.shape, spline, params) {
+                Some(f) if h.perms.is_empty() => Flow::Nsf(f),
+                _ => bail!(
+                    "the spline flow's sizes are invalid (bins 2 to 64, tail bound > 0), or the weights do not fit them, or a weight is not finite, or it lists permutations"
+                ),
+            },
+            ("maf", Some(_)) => bail!("a \"maf\" header with spline sizes"),
+            _ => bail!("an \"nsf\" header without spline sizes"),
         };
         Ok(Posterior {
             prior,
             theta_z: h.theta_z,
             x_z: h.x_z,
-            maf,
+            flow,
             settings: h.settings,
             history: h.history,
             version: h.nmm_version,

@@ -32,7 +32,7 @@ use nmm_core::rng::{Rng, Xoshiro256PlusPlus, uniform_open0};
 /// Added to softplus so that a scale never reaches 0 (nflows' `_epsilon`).
 const SCALE_EPS: f64 = 1e-3;
 /// `0.5 ln(2 pi)`.
-const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+pub(super) const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// The precision a flow computes in: `f64` (the default, and what sampling uses) or `f32`
 /// (training, as sbi trains: twice the matrix-product throughput).
@@ -229,18 +229,23 @@ pub(crate) fn permutation(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<usize> 
     p
 }
 
-fn view<T: Float>(p: &[T], off: usize, rows: usize, cols: usize) -> ArrayView2<'_, T> {
+pub(super) fn view<T: Float>(p: &[T], off: usize, rows: usize, cols: usize) -> ArrayView2<'_, T> {
     ArrayView2::from_shape((rows, cols), &p[off..off + rows * cols])
         .expect("the offsets of Shape::off lie inside the parameter vector")
 }
 
-fn view_mut<T: Float>(p: &mut [T], off: usize, rows: usize, cols: usize) -> ArrayViewMut2<'_, T> {
+pub(super) fn view_mut<T: Float>(
+    p: &mut [T],
+    off: usize,
+    rows: usize,
+    cols: usize,
+) -> ArrayViewMut2<'_, T> {
     ArrayViewMut2::from_shape((rows, cols), &mut p[off..off + rows * cols])
         .expect("the offsets of Shape::off lie inside the parameter vector")
 }
 
 /// `x W^T + b` (rows of `x` are samples).
-fn affine<T: Float>(x: ArrayView2<T>, w: ArrayView2<T>, b: ArrayView1<T>) -> Array2<T> {
+pub(super) fn affine<T: Float>(x: ArrayView2<T>, w: ArrayView2<T>, b: ArrayView1<T>) -> Array2<T> {
     let mut y = Array2::from_shape_fn((x.nrows(), w.nrows()), |(_, j)| b[j]);
     general_mat_mul(T::one(), &x, &w.t(), T::one(), &mut y);
     y
@@ -254,12 +259,12 @@ fn tanh_inplace<T: Float>(a: &mut Array2<T>) {
     );
 }
 
-fn softplus<T: Float>(a: T) -> T {
+pub(super) fn softplus<T: Float>(a: T) -> T {
     // log(1 + e^a) without overflow or loss for large |a|.
     a.max(T::zero()) + (-a.abs()).exp().ln_1p()
 }
 
-fn sigmoid<T: Float>(a: T) -> T {
+pub(super) fn sigmoid<T: Float>(a: T) -> T {
     if a >= T::zero() {
         T::one() / (T::one() + (-a).exp())
     } else {
@@ -605,7 +610,7 @@ impl<T: Float> Maf<T> {
     }
 }
 
-fn add_col_sums<T: Float>(a: &Array2<T>, out: &mut [T]) {
+pub(super) fn add_col_sums<T: Float>(a: &Array2<T>, out: &mut [T]) {
     for row in a.rows() {
         for (o, &v) in out.iter_mut().zip(row) {
             *o += v;

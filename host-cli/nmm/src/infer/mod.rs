@@ -20,15 +20,19 @@ pub mod c2st;
 pub mod check;
 pub mod features;
 pub mod file;
+pub mod flow;
 pub mod maf;
 pub mod npe;
+pub mod nsf;
 pub mod prior;
 pub mod simulate;
 
 pub use c2st::c2st;
 pub use check::{Check, check};
+pub use flow::{Estimator, Flow};
 pub use maf::{Maf, Shape};
 pub use npe::{History, Posterior, Precision, Samples, Settings, Standardise, train};
+pub use nsf::{Nsf, Spline};
 pub use prior::{Marginal, Param, Prior};
 
 /// A standard normal draw from `rng` (Box-Muller; two uniforms per draw), as the samplers

@@ -1,7 +1,9 @@
 //! Neural posterior estimation: training a conditional flow `q(theta | x)` on simulated pairs
 //! with sbi's rules, and sampling it with the prior's bounds enforced.
 
+use super::flow::{Estimator, Flow};
 use super::maf::{Float, Maf, Shape, permutation};
+use super::nsf::{Nsf, Spline};
 use super::prior::{Prior, standard_normal};
 use crate::error::{Error, Result, bail};
 use crate::progress::Progress;
@@ -22,13 +24,22 @@ const STREAM_INIT: u64 = 0;
 const STREAM_SPLIT: u64 = 1;
 const STREAM_SHUFFLE: u64 = 2;
 
-/// Training settings; the defaults are sbi's (`SNPE_C.train` with `density_estimator="maf"`).
+/// Training settings; the defaults are sbi's (`SNPE_C.train` with `density_estimator="maf"`,
+/// and for `"nsf"` sbi's spline settings). Fields missing from a stored file take these
+/// defaults (files written before neural spline flows have no `estimator` or `spline`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Settings {
-    /// Width of the MADE's hidden layers (sbi: 50).
+    /// The flow (sbi's default: MAF).
+    pub estimator: Estimator,
+    /// Width of the hidden layers: the MADE's, or the spline conditioner's residual net's
+    /// (sbi: 50).
     pub hidden: usize,
-    /// Autoregressive transforms (sbi: 5).
+    /// Transforms: MADE blocks, or spline couplings each followed by an LU layer (sbi: 5).
     pub transforms: usize,
+    /// Bins, residual blocks and tail bound of the splines (neural spline flows only; sbi:
+    /// 10, 2 and 3).
+    pub spline: Spline,
     /// Pairs per Adam step (sbi: 200).
     pub batch: usize,
     /// Adam learning rate (sbi: 5e-4).
@@ -61,8 +72,10 @@ pub enum Precision {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            estimator: Estimator::Maf,
             hidden: 50,
             transforms: 5,
+            spline: Spline::default(),
             batch: 200,
             lr: 5e-4,
             val_fraction: 0.1,
@@ -186,7 +199,7 @@ pub struct Posterior {
     /// Standardisation of x (the embedding).
     pub x_z: Standardise,
     /// The flow on standardised theta, conditioned on standardised x.
-    pub maf: Maf,
+    pub flow: Flow,
     /// Settings used.
     pub settings: Settings,
     /// What training did.
@@ -324,7 +337,11 @@ pub fn train(
         hidden: settings.hidden,
         transforms: settings.transforms,
     };
-    let mut maf = Maf::new(shape, &mut stream(settings.seed, STREAM_INIT));
+    let mut init = stream(settings.seed, STREAM_INIT);
+    let mut flow = match settings.estimator {
+        Estimator::Maf => Flow::Maf(Maf::new(shape, &mut init)),
+        Estimator::Nsf => Flow::Nsf(Nsf::new(shape, settings.spline, &mut init)),
+    };
     let mut hist = History {
         train: Vec::new(),
         val: Vec::new(),
@@ -346,17 +363,17 @@ pub fn train(
         progress,
     };
     let best = match settings.precision {
-        Precision::F32 => ctx.run::<f32>(&mut maf, data, &mut hist)?,
-        Precision::F64 => ctx.run::<f64>(&mut maf, data, &mut hist)?,
+        Precision::F32 => ctx.run::<f32>(&mut flow, data, &mut hist)?,
+        Precision::F64 => ctx.run::<f64>(&mut flow, data, &mut hist)?,
     };
-    maf.params = best.1;
+    *flow.params_mut() = best.1;
     hist.best_epoch = best.2;
     hist.seconds = started.elapsed().as_secs_f64();
     Ok(Posterior {
         prior: prior.clone(),
         theta_z,
         x_z,
-        maf,
+        flow,
         settings: settings.clone(),
         history: hist,
         version: crate::VERSION.into(),
@@ -377,11 +394,11 @@ struct Fit<'a> {
 type Best = (f64, Vec<f64>, usize);
 
 impl Fit<'_> {
-    /// The epochs, computing in `T`; the weights and Adam's state stay in f64 (`maf`), and the
-    /// working copy in `T` takes them before every step (a cast of a few thousand values).
+    /// The epochs, computing in `T`; the weights and Adam's state stay in f64 (`flow`), and
+    /// the working copy in `T` takes them before every step (a cast of a few thousand values).
     fn run<T: Float>(
         &self,
-        maf: &mut Maf<f64>,
+        flow: &mut Flow<f64>,
         [t_train, x_train, t_val, x_val]: [&Array2<f64>; 4],
         hist: &mut History,
     ) -> Result<Best> {
@@ -389,10 +406,10 @@ impl Fit<'_> {
         let (t_train, x_train) = (t_train.mapv(T::cast), x_train.mapv(T::cast));
         let (t_val, x_val) = (t_val.mapv(T::cast), x_val.mapv(T::cast));
         let (n_train, n_val) = (t_train.nrows(), t_val.nrows());
-        let mut work: Maf<T> = maf.cast();
-        let mut adam = Adam::new(maf.params.len());
+        let mut work: Flow<T> = flow.cast();
+        let mut adam = Adam::new(flow.params().len());
         let mut shuffle = stream(s.seed, STREAM_SHUFFLE);
-        let mut best = (f64::INFINITY, maf.params.clone(), 0usize);
+        let mut best = (f64::INFINITY, flow.params().to_vec(), 0usize);
         let mut since = 0;
         for epoch in 1..=s.max_epochs {
             let idx = permutation(&mut shuffle, n_train);
@@ -401,7 +418,7 @@ impl Fit<'_> {
             for b in idx.chunks(s.batch) {
                 let tb = t_train.select(Axis(0), b);
                 let xb = x_train.select(Axis(0), b);
-                work.set_params(&maf.params);
+                work.set_params(flow.params());
                 let (nll, mut g) = gradient(&work, tb.view(), xb.view());
                 let inv = 1.0 / b.len() as f64;
                 g.iter_mut().for_each(|v| *v *= inv);
@@ -410,7 +427,7 @@ impl Fit<'_> {
                     continue;
                 }
                 clip(&mut g, s.clip);
-                adam.step_weights(maf.params.iter_mut(), g.iter().copied(), s.lr);
+                adam.step_weights(flow.params_mut().iter_mut(), g.iter().copied(), s.lr);
                 sum += nll;
                 counted += b.len();
             }
@@ -419,7 +436,7 @@ impl Fit<'_> {
             } else {
                 f64::NAN
             };
-            work.set_params(&maf.params);
+            work.set_params(flow.params());
             let val_loss = if n_val > 0 {
                 mean_nll(&work, t_val.view(), x_val.view()) - self.jac
             } else {
@@ -439,7 +456,7 @@ impl Fit<'_> {
             hist.val.push(val_loss);
             hist.elapsed.push(self.started.elapsed().as_secs_f64());
             if val_loss < best.0 {
-                best = (val_loss, maf.params.clone(), epoch);
+                best = (val_loss, flow.params().to_vec(), epoch);
                 since = 0;
             } else {
                 since += 1;
@@ -479,19 +496,25 @@ fn check_settings(s: &Settings) -> Result<()> {
     if !(s.clip.is_finite() && s.clip > 0.0) {
         return bad("the gradient clip norm must be finite and > 0");
     }
+    if !(2..=64).contains(&s.spline.bins) {
+        return bad("the spline bins must be between 2 and 64");
+    }
+    if !(s.spline.tail_bound.is_finite() && s.spline.tail_bound > 0.0) {
+        return bad("the spline tail bound must be finite and > 0 (standardised units)");
+    }
     Ok(())
 }
 
 /// `sum -log q` over the rows and its gradient, in fixed chunks added in order.
-fn gradient<T: Float>(maf: &Maf<T>, t: ArrayView2<T>, x: ArrayView2<T>) -> (f64, Vec<f64>) {
+fn gradient<T: Float>(flow: &Flow<T>, t: ArrayView2<T>, x: ArrayView2<T>) -> (f64, Vec<f64>) {
     let n = t.nrows();
     let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
     let parts: Vec<(f64, Vec<T>)> = starts
         .par_iter()
         .map(|&s| {
             let e = (s + CHUNK).min(n);
-            let mut g = vec![T::zero(); maf.params.len()];
-            let nll = maf.nll_grad(
+            let mut g = vec![T::zero(); flow.params().len()];
+            let nll = flow.nll_grad(
                 t.slice(ndarray::s![s..e, ..]),
                 x.slice(ndarray::s![s..e, ..]),
                 &mut g,
@@ -500,7 +523,7 @@ fn gradient<T: Float>(maf: &Maf<T>, t: ArrayView2<T>, x: ArrayView2<T>) -> (f64,
         })
         .collect();
     let mut total = 0.0;
-    let mut g = vec![0.0; maf.params.len()];
+    let mut g = vec![0.0; flow.params().len()];
     for (nll, gp) in parts {
         total += nll;
         g.iter_mut().zip(gp).for_each(|(a, b)| *a += b.wide());
@@ -509,18 +532,19 @@ fn gradient<T: Float>(maf: &Maf<T>, t: ArrayView2<T>, x: ArrayView2<T>) -> (f64,
 }
 
 /// Mean `-log q` (standardised units) over the rows.
-fn mean_nll<T: Float>(maf: &Maf<T>, t: ArrayView2<T>, x: ArrayView2<T>) -> f64 {
+fn mean_nll<T: Float>(flow: &Flow<T>, t: ArrayView2<T>, x: ArrayView2<T>) -> f64 {
     let n = t.nrows();
     let starts: Vec<usize> = (0..n).step_by(EVAL_CHUNK).collect();
     let sums: Vec<f64> = starts
         .par_iter()
         .map(|&s| {
             let e = (s + EVAL_CHUNK).min(n);
-            -maf.log_prob(
-                t.slice(ndarray::s![s..e, ..]),
-                x.slice(ndarray::s![s..e, ..]),
-            )
-            .sum()
+            -flow
+                .log_prob(
+                    t.slice(ndarray::s![s..e, ..]),
+                    x.slice(ndarray::s![s..e, ..]),
+                )
+                .sum()
         })
         .collect();
     sums.iter().sum::<f64>() / n as f64
@@ -577,7 +601,7 @@ impl Posterior {
             .par_iter()
             .map(|&s| {
                 let e = (s + EVAL_CHUNK).min(m);
-                self.maf
+                self.flow
                     .inverse(y.slice(ndarray::s![s..e, ..]).to_owned(), ctx)
             })
             .collect();
@@ -662,7 +686,9 @@ impl Posterior {
         }
         let ctx = self.context(xo)?;
         let z = self.theta_z.apply(theta);
-        Ok(self.maf.log_prob(z.view(), ctx.view().insert_axis(Axis(0)))
+        Ok(self
+            .flow
+            .log_prob(z.view(), ctx.view().insert_axis(Axis(0)))
             + self.theta_z.log_jacobian())
     }
 
