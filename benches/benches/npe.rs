@@ -17,7 +17,7 @@
 //! fixed draws (seed 17) and `eps` standard normal.
 
 use ndarray::Array2;
-use nmm::infer::{Precision, Prior, Settings, standard_normal, train};
+use nmm::infer::{Estimator, Precision, Prior, Settings, standard_normal, train};
 use nmm::progress::Silent;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -90,7 +90,12 @@ fn main() {
         .num_threads(1)
         .build()
         .expect("a thread pool");
+    let estimator = match arg("estimator").as_deref() {
+        Some("nsf") => Estimator::Nsf,
+        _ => Estimator::Maf,
+    };
     let settings = Settings {
+        estimator,
         max_epochs: if quick { 5 } else { 100_000 },
         seed: arg("seed").and_then(|v| v.parse().ok()).unwrap_or(0),
         precision: match arg("precision").as_deref() {
@@ -109,7 +114,8 @@ fn main() {
     }
     std::fs::write(dir.join("nmm_curve.csv"), csv).expect("nmm_curve.csv");
     println!(
-        "nmm NPE, {n} pairs x {FEATURES} features, 3 parameters, MAF 5 x 50, {:?} steps, one thread: {} epochs in {:.2} s ({:.4} s/epoch); best validation loss {:.4} at epoch {} ({:.2} s)",
+        "nmm NPE, {n} pairs x {FEATURES} features, 3 parameters, {} 5 x 50, {:?} steps, one thread: {} epochs in {:.2} s ({:.4} s/epoch); best validation loss {:.4} at epoch {} ({:.2} s)",
+        estimator.name().to_uppercase(),
         settings.precision,
         h.val.len(),
         h.seconds,

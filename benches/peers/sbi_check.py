@@ -2,14 +2,15 @@
 """sbi's NPE trained and checked on the same pairs as `nmm infer train` / `nmm infer check`:
 a second implementation of the calibration numbers (validation/infer/paper/README.md).
 
-Trains sbi's default NPE (MAF, 5 transforms, 50 hidden, its training rules) on THETA/X with a
+Trains sbi's NPE (default MAF, or NSF with --estimator nsf; 5 transforms, 50 hidden, its
+training rules) on THETA/X with a
 box-uniform prior, draws L samples for each held-out row (sbi rejects draws outside the
 prior), and prints per parameter the SBC rank chi-square (10 bins), the coverage of the
 central 50 / 90 / 95 % intervals, mean z-score and shrinkage, as `nmm infer check` defines
 them; with --out, writes the ranks as CSV.
 
 usage: sbi_check.py THETA.npy X.npy HELD_THETA.npy HELD_X.npy LOW,LOW,.. HIGH,HIGH,..
-           [--draws L] [--seed S] [--out RANKS.csv]
+           [--draws L] [--seed S] [--estimator maf|nsf] [--out RANKS.csv]
 """
 import argparse
 import numpy as np
@@ -24,6 +25,7 @@ def main():
         ap.add_argument(a)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--estimator", default="maf", choices=["maf", "nsf"])
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -35,7 +37,7 @@ def main():
     theta = torch.tensor(np.load(a.theta), dtype=torch.float32)
     x = torch.tensor(np.load(a.x), dtype=torch.float32)
     ok = torch.isfinite(x).all(1)
-    inf = NPE(prior=prior, density_estimator="maf")
+    inf = NPE(prior=prior, density_estimator=a.estimator)
     est = inf.append_simulations(theta[ok], x[ok]).train(show_train_summary=True)
     post = inf.build_posterior(est)
     ht, hx = np.load(a.held_theta), np.load(a.held_x)

@@ -1,10 +1,11 @@
 """The peer of benches/benches/npe.rs: sbi (PyTorch) neural posterior estimation on the same
-files, with the same settings (MAF, 5 transforms, 50 hidden; batch 200, Adam lr 5e-4, 10 %
-validation, stop after 20 epochs without improvement, gradient norm clipped at 5), on one
-thread.
+files, with the same settings (MAF, or NSF with --estimator nsf; 5 transforms, 50 hidden;
+batch 200, Adam lr 5e-4, 10 % validation, stop after 20 epochs without improvement, gradient
+norm clipped at 5), on one thread.
 
     pip install sbi    # from PyPI; measured with sbi 0.27.0, torch 2.15.0
     python3 benches/peers/sbi_train.py --dir target/npe-bench [--seed 0] [--threads 1]
+        [--estimator maf|nsf]
 
 Reads theta.npy, x.npy, xo.npy and prior.toml (uniform marginals) from --dir; writes
 sbi_curve.csv (epoch, seconds since the start of training, validation loss) there and prints
@@ -24,6 +25,7 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--estimator", default="maf", choices=["maf", "nsf"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -39,7 +41,7 @@ def main():
     theta = torch.tensor(np.load(f"{a.dir}/theta.npy"), dtype=torch.float32)
     x = torch.tensor(np.load(f"{a.dir}/x.npy"), dtype=torch.float32)
     xo = torch.tensor(np.load(f"{a.dir}/xo.npy"), dtype=torch.float32).reshape(1, -1)
-    net = posterior_nn(model="maf", hidden_features=50, num_transforms=5)
+    net = posterior_nn(model=a.estimator, hidden_features=50, num_transforms=5)
     inf = NPE(prior=prior, density_estimator=net, show_progress_bars=False)
     inf.append_simulations(theta, x)
     t0 = time.perf_counter()
@@ -62,7 +64,7 @@ def main():
     best = int(np.argmin(val))
     print(
         f"sbi {__import__('sbi').__version__} NPE, {theta.shape[0]} pairs x {x.shape[1]} features, "
-        f"{theta.shape[1]} parameters, MAF 5 x 50, {a.threads} thread(s): {len(val)} epochs in "
+        f"{theta.shape[1]} parameters, {a.estimator.upper()} 5 x 50, {a.threads} thread(s): {len(val)} epochs in "
         f"{wall:.2f} s ({cum[-1] / len(val):.4f} s/epoch by its epoch timer); best validation "
         f"loss {val[best]:.4f} at epoch {best + 1} ({cum[best]:.2f} s)"
     )

@@ -1,12 +1,13 @@
 //! Simulation-based inference: neural posterior estimation (NPE) with a conditional masked
-//! autoregressive flow, trained on `(theta, x)` pairs from any simulator, with sbi's defaults
-//! (REFERENCE section 8), and sampled with the prior's bounds enforced.
+//! autoregressive flow or neural spline flow, trained on `(theta, x)` pairs from any simulator,
+//! with sbi's defaults (REFERENCE section 8), and sampled with the prior's bounds enforced.
 //!
 //! - [`Prior`]: independent uniform or normal marginals, from a TOML file.
 //! - [`train`]: `q(theta | x)` from pairs: theta and x z-scored with the training pairs'
-//!   statistics, a MAF of `transforms` MADE blocks (`hidden` wide, tanh) with random
-//!   permutations, Adam, gradient clipping, early stopping on a validation split; the weights
-//!   with the lowest validation loss are kept.
+//!   statistics, a [`Maf`] of `transforms` MADE blocks (`hidden` wide, tanh) with random
+//!   permutations (the default) or an [`Nsf`] of `transforms` rational-quadratic spline
+//!   couplings with LU layers ([`Settings::estimator`]), Adam, gradient clipping, early
+//!   stopping on a validation split; the weights with the lowest validation loss are kept.
 //! - [`Posterior`]: draws for an observation ([`Posterior::sample`]), log-densities
 //!   ([`Posterior::log_prob`]), and the NMMP file ([`mod@file`]).
 //! - [`check()`]: simulation-based calibration, expected coverage, and posterior z-scores
