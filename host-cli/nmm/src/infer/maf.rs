@@ -327,7 +327,14 @@ impl<T: Float> Maf<T> {
         if shape.dim == 0 || shape.hidden == 0 || shape.transforms == 0 {
             return None;
         }
-        // Sizes from a file: refuse any whose weight count overflows (or is absurd).
+        // Sizes from a file: refuse any whose weight count overflows (or is absurd); each
+        // size under 2^32 first, so that the products below fit in u128.
+        if [shape.dim, shape.context, shape.hidden, shape.transforms]
+            .iter()
+            .any(|&v| v as u128 >= 1 << 32)
+        {
+            return None;
+        }
         let (d, c, h) = (
             shape.dim as u128,
             shape.context as u128,

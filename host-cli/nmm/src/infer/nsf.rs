@@ -488,6 +488,18 @@ impl<T: Float> Nsf<T> {
 
     /// Weights a flow of these sizes has (`None` when the count overflows or exceeds 2^32).
     pub fn len_for(shape: &Shape, spline: &Spline) -> Option<usize> {
+        // Each size under 2^32 first, so that the products below fit in u128.
+        let sizes = [
+            shape.dim,
+            shape.context,
+            shape.hidden,
+            shape.transforms,
+            spline.bins,
+            spline.blocks,
+        ];
+        if sizes.iter().any(|&v| v as u128 >= 1 << 32) {
+            return None;
+        }
         let (d, c, h, k) = (
             shape.dim as u128,
             shape.context as u128,
@@ -1166,5 +1178,16 @@ mod tests {
             ..f.spline
         };
         assert!(Nsf::from_parts(f.shape, one_bin, f.params.clone()).is_none());
+        // Sizes from a damaged header: refused, not overflowed.
+        let huge = Shape {
+            hidden: usize::MAX,
+            ..f.shape
+        };
+        assert!(Nsf::from_parts(huge, f.spline, f.params.clone()).is_none());
+        let many = Spline {
+            blocks: usize::MAX / 2,
+            ..f.spline
+        };
+        assert!(Nsf::from_parts(f.shape, many, f.params.clone()).is_none());
     }
 }
