@@ -20,6 +20,7 @@ pub fn cli() -> Command {
         .subcommand(cmd::bifurcation::command())
         .subcommand(cmd::train::command())
         .subcommand(cmd::infer::command())
+        .subcommand(cmd::fit::command())
 }
 
 /// Parses `args` (including the program name) and runs the chosen command.
@@ -41,6 +42,7 @@ where
         Some(("bifurcation", m)) => cmd::bifurcation::run(m),
         Some(("train", m)) => cmd::train::run(m),
         Some(("infer", m)) => cmd::infer::run(m),
+        Some(("fit", m)) => cmd::fit::run(m),
         _ => unreachable!("clap requires a subcommand"),
     }
 }

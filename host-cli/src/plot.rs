@@ -566,3 +566,234 @@ fn feature_panel(
         .map_err(|x| e(&x))?;
     Ok(())
 }
+
+/// Line colours of the fit figure's parameters (colour-blind safe, Okabe-Ito).
+const FIT_COLOURS: [RGBColor; 4] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+];
+
+/// The fit figure (`nmm fit --plot`): fitted values relative to their start, loss and FC
+/// correlation per epoch, the last epoch's simulated FC against the empirical one, and both
+/// FC matrices (empirical below the diagonal, simulated above).
+pub fn fit_figure(
+    path: &Path,
+    title: &str,
+    names: &[String],
+    start: &[f64],
+    epochs: &[nmm::fit::Epoch],
+    emp: &ndarray::Array2<f64>,
+    sim: &ndarray::Array2<f64>,
+) -> Result<()> {
+    let e = |x: &dyn std::fmt::Debug| anyhow!("plot: {x:?}");
+    if epochs.is_empty() {
+        anyhow::bail!("{}: nothing to plot (no epochs)", path.display());
+    }
+    let n_ep = epochs.len() as f64;
+    let xs: Vec<f64> = (1..=epochs.len()).map(|i| i as f64).collect();
+    // The values from epoch 0 (the start); the losses from epoch 1.
+    let xs0: Vec<f64> = (0..=epochs.len()).map(|i| i as f64).collect();
+    let x_range = if epochs.len() > 1 {
+        1.0..n_ep
+    } else {
+        0.5..1.5
+    };
+    let padded = |lo: f64, hi: f64| {
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        (lo - pad)..(hi + pad)
+    };
+    // Room above the lines for the legend.
+    let legend_room = |lo: f64, hi: f64| {
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        (lo - pad)..(hi + 0.45 * (hi - lo).max(1e-3))
+    };
+    let whole = |v: &f64| {
+        if (v - v.round()).abs() < 1e-9 {
+            format!("{v:.0}")
+        } else {
+            String::new()
+        }
+    };
+    let ticks = (epochs.len() + 1).min(11);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1300, 1000)).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let root = root.titled(title, ("sans-serif", 22)).map_err(|x| e(&x))?;
+        let panels = root.split_evenly((2, 2));
+        // Fitted values relative to their start.
+        let rel: Vec<Vec<f64>> = (0..names.len())
+            .map(|j| {
+                std::iter::once(1.0)
+                    .chain(epochs.iter().map(|ep| ep.values[j] / start[j]))
+                    .collect()
+            })
+            .collect();
+        let (lo, hi) = rel
+            .iter()
+            .flatten()
+            .fold((1.0f64, 1.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        let mut c = ChartBuilder::on(&panels[0])
+            .caption("fitted values / starting values", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..n_ep, legend_room(lo, hi))
+            .map_err(|x| e(&x))?;
+        c.configure_mesh()
+            .x_desc("epoch (0: start)")
+            .y_desc("value / start [1]")
+            .x_labels(ticks)
+            .x_label_formatter(&whole)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(|x| e(&x))?;
+        for (j, (name, r)) in names.iter().zip(&rel).enumerate() {
+            let colour = FIT_COLOURS[j % FIT_COLOURS.len()];
+            c.draw_series(LineSeries::new(
+                xs0.iter().copied().zip(r.iter().copied()),
+                colour.stroke_width(2),
+            ))
+            .map_err(|x| e(&x))?
+            .label(format!("{name} (start {})", start[j]))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+            c.draw_series(
+                xs0.iter()
+                    .zip(r)
+                    .map(|(&x, &y)| Circle::new((x, y), 3, colour.filled())),
+            )
+            .map_err(|x| e(&x))?;
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|x| e(&x))?;
+        // Loss and FC correlation per epoch.
+        let loss: Vec<f64> = epochs.iter().map(|ep| ep.loss).collect();
+        let fcr: Vec<f64> = epochs.iter().map(|ep| ep.fc_r).collect();
+        let wr: Vec<f64> = epochs.iter().map(|ep| ep.window_r).collect();
+        let (lo, hi) = loss
+            .iter()
+            .chain(&fcr)
+            .chain(&wr)
+            .fold((0.0f64, 1.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        let mut c = ChartBuilder::on(&panels[1])
+            .caption("loss and FC correlation per epoch", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_range, legend_room(lo, hi))
+            .map_err(|x| e(&x))?;
+        c.configure_mesh()
+            .x_desc("epoch")
+            .y_desc("[1]")
+            .x_labels(ticks)
+            .x_label_formatter(&whole)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(|x| e(&x))?;
+        let lines: [(&str, &Vec<f64>, RGBColor); 3] = [
+            (
+                "loss -ln(0.5 + 0.5 r), mean over windows [nats]",
+                &loss,
+                BLACK,
+            ),
+            ("FC r, mean over windows", &wr, FIT_COLOURS[0]),
+            ("FC r, whole epoch", &fcr, FIT_COLOURS[1]),
+        ];
+        for (label, v, colour) in lines {
+            c.draw_series(LineSeries::new(
+                xs.iter().copied().zip(v.iter().copied()),
+                colour.stroke_width(2),
+            ))
+            .map_err(|x| e(&x))?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+            c.draw_series(
+                xs.iter()
+                    .zip(v.iter())
+                    .map(|(&x, &y)| Circle::new((x, y), 3, colour.filled())),
+            )
+            .map_err(|x| e(&x))?;
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|x| e(&x))?;
+        // Simulated against empirical FC, off the diagonal.
+        let n = emp.nrows();
+        let pairs: Vec<(f64, f64)> = (0..n)
+            .flat_map(|i| (0..i).map(move |j| (i, j)))
+            .map(|(i, j)| (emp[[i, j]], sim[[i, j]]))
+            .collect();
+        let (lo, hi) = pairs.iter().fold((0.0f64, 0.0f64), |(a, b), &(x, y)| {
+            (a.min(x.min(y)), b.max(x.max(y)))
+        });
+        let last = &epochs[epochs.len() - 1];
+        let mut c = ChartBuilder::on(&panels[2])
+            .caption(
+                format!("FC, last epoch: r = {:.3}", last.fc_r),
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d(padded(lo, hi), padded(lo, hi))
+            .map_err(|x| e(&x))?;
+        c.configure_mesh()
+            .x_desc("empirical FC [Pearson r]")
+            .y_desc("simulated FC [Pearson r]")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(|x| e(&x))?;
+        c.draw_series(std::iter::once(PathElement::new(
+            vec![(lo, lo), (hi, hi)],
+            BLACK.mix(0.5).stroke_width(1),
+        )))
+        .map_err(|x| e(&x))?;
+        c.draw_series(
+            pairs
+                .iter()
+                .map(|&(x, y)| Circle::new((x, y), 2, FIT_COLOURS[0].mix(0.5).filled())),
+        )
+        .map_err(|x| e(&x))?;
+        // Both matrices in one: empirical below the diagonal, simulated above.
+        let both = ndarray::Array2::from_shape_fn((n, n), |(i, j)| match i.cmp(&j) {
+            std::cmp::Ordering::Greater => emp[[i, j]],
+            std::cmp::Ordering::Less => sim[[i, j]],
+            std::cmp::Ordering::Equal => 1.0,
+        });
+        heatmap(
+            &panels[3],
+            &Heat {
+                caption: "FC: empirical below the diagonal, simulated above",
+                xlabel: "region",
+                ylabel: "region",
+                x_range: (0.0, n as f64),
+                y_range: (0.0, n as f64),
+                half: 1.0,
+                bar_label: "Pearson r [1]",
+                integer_ticks: true,
+                marker: None,
+            },
+            &both,
+        )?;
+        root.present().map_err(|x| e(&x))?;
+    }
+    Ok(atomic_write(path, |w| Ok(w.write_all(svg.as_bytes())?))?)
+}

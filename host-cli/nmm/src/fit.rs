@@ -390,6 +390,47 @@ pub fn lower_triangle(fc: &[f64], n: usize) -> Result<Vec<f64>> {
         .collect())
 }
 
+/// The lower triangle (`i > j`, row by row) of the Pearson FC of empirical BOLD (time x
+/// regions), the target [`fit`] takes.
+///
+/// # Errors
+/// [`Error::Input`] for fewer than 3 samples, rows of different lengths, a value that is not
+/// finite, or a region whose BOLD does not vary (naming the region, 0-based).
+///
+/// ```
+/// let bold = vec![vec![1.0, 2.0, 0.0], vec![2.0, 4.0, 1.0], vec![3.0, 5.0, 0.0]];
+/// let fc = nmm::fit::fc_of_bold(&bold)?;
+/// assert_eq!(fc.len(), 3);
+/// assert!((fc[0] - 0.9820).abs() < 1e-4); // regions 1 and 0
+/// assert!(nmm::fit::fc_of_bold(&[vec![1.0, 1.0], vec![1.0, 2.0], vec![1.0, 3.0]]).is_err());
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn fc_of_bold(bold: &[Vec<f64>]) -> Result<Vec<f64>> {
+    let n = bold.first().map_or(0, Vec::len);
+    if bold.len() < 3 || n < 2 {
+        bail!(
+            "BOLD of {} samples x {n} regions: an FC needs at least 3 samples of 2 regions",
+            bold.len()
+        );
+    }
+    if let Some(t) = bold.iter().position(|row| row.len() != n) {
+        bail!(
+            "BOLD sample {t} has {} regions, the first {n}",
+            bold[t].len()
+        );
+    }
+    if let Some(t) = bold
+        .iter()
+        .position(|row| row.iter().any(|v| !v.is_finite()))
+    {
+        bail!("BOLD sample {t} has a value that is not finite");
+    }
+    if let Some(i) = (0..n).find(|&i| bold.iter().all(|row| row[i] == bold[0][i])) {
+        bail!("region {i}'s BOLD is constant: its correlations are undefined");
+    }
+    Ok(fc_lower(bold))
+}
+
 /// Checks an empirical FC's lower triangle against the setup: one value per pair, finite, not
 /// all equal (a correlation with it must exist).
 fn check_empirical(s: &Setup, emp_lower: &[f64]) -> Result<()> {
