@@ -269,9 +269,10 @@ fn log_prob(m: &ArgMatches) -> Result<()> {
     let op = path("observed");
     let xo = nmm::infer::read_observation(&op)?;
     let tp = path("theta");
+    let one_d = nmm::io::read_npy_f64(&tp)?.ndim() == 1;
     let mut theta = nmm::infer::read_rows(&tp)?;
-    if theta.ncols() == 1 && post.dim() > 1 && theta.nrows() == post.dim() {
-        // A (d,) array read as one column: one parameter vector.
+    if one_d {
+        // A (d,) array: one parameter vector.
         theta = theta.t().to_owned();
     }
     if theta.ncols() != post.dim() {
@@ -281,6 +282,16 @@ fn log_prob(m: &ArgMatches) -> Result<()> {
             theta.ncols(),
             post.dim(),
             post.prior.names().join(", ")
+        );
+    }
+    if let Some((r, c)) = theta
+        .indexed_iter()
+        .find_map(|(i, v)| (!v.is_finite()).then_some(i))
+    {
+        bail!(
+            "--theta {}: row {r}, column {c} is not finite ({})",
+            tp.display(),
+            theta[[r, c]]
         );
     }
     let flow_only = m.get_flag("flow-only");
@@ -296,14 +307,13 @@ fn log_prob(m: &ArgMatches) -> Result<()> {
     nmm::io::write_npy_1d(&out, &lp)?;
     let finite: Vec<f64> = lp.iter().copied().filter(|v| v.is_finite()).collect();
     say!(
-        "infer log-prob: {} values{} ({} outside the prior's support){}",
+        "infer log-prob: {} values{}{}",
         lp.len(),
         if flow_only {
-            ", the flow's density"
+            ", the flow's density".to_string()
         } else {
-            ""
+            format!(" ({} outside the prior's support)", lp.len() - finite.len())
         },
-        lp.len() - finite.len(),
         if finite.is_empty() {
             String::new()
         } else {

@@ -159,6 +159,13 @@ impl Posterior {
         }
         h.theta_z.check_len("theta standardisation", h.shape.dim)?;
         h.x_z.check_len("x standardisation", h.shape.context)?;
+        if h.settings.estimator.name() != h.estimator {
+            bail!(
+                "the header's estimator {:?} is not its settings' {:?}",
+                h.estimator,
+                h.settings.estimator.name()
+            );
+        }
         let flow = match (h.estimator.as_str(), h.spline) {
             ("maf", None) => match Maf::from_parts(h.shape, params, h.perms) {
                 Some(f) => Flow::Maf(f),
@@ -199,5 +206,57 @@ impl Posterior {
             .map_err(|e| crate::Error::io(path, e))
             .with_context(|| format!("reading the posterior {}", path.display()))?;
         Self::from_bytes(&b).with_context(|| format!("posterior {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infer::{Estimator, Settings, train};
+    use ndarray::Array2;
+
+    /// The file with its header JSON edited by `f` (lengths and checksum redone).
+    fn with_header(b: &[u8], f: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+        let l = u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize;
+        let mut h: serde_json::Value = serde_json::from_slice(&b[12..12 + l]).unwrap();
+        f(&mut h);
+        let json = serde_json::to_vec(&h).unwrap();
+        let mut out = b[..8].to_vec();
+        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&b[12 + l..b.len() - 4]);
+        let crc = CRC.checksum(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn files_from_before_spline_flows_read_as_mafs_and_a_mismatch_is_refused() {
+        let prior = Prior::from_toml_str("[[param]]\nname = \"a\"\nnormal = [0, 1]\n").unwrap();
+        let theta = Array2::from_shape_fn((60, 1), |(i, _)| (i as f64 / 30.0) - 1.0);
+        let x = theta.mapv(|t| 2.0 * t + 0.1);
+        let s = Settings {
+            hidden: 4,
+            transforms: 1,
+            max_epochs: 2,
+            ..Settings::default()
+        };
+        let post = train(theta.view(), x.view(), &prior, &s, &crate::progress::Silent).unwrap();
+        let b = post.to_bytes().unwrap();
+        // As written before: no estimator or spline in the settings (nor spline in the header).
+        let old = with_header(&b, |h| {
+            let s = h["settings"].as_object_mut().unwrap();
+            s.remove("estimator");
+            s.remove("spline");
+            assert!(h.get("spline").is_none());
+        });
+        let back = Posterior::from_bytes(&old).unwrap();
+        assert_eq!(back.flow.estimator(), Estimator::Maf);
+        assert_eq!(back.flow.params(), post.flow.params());
+        assert_eq!(back.settings, post.settings);
+        // A header that says "nsf" over MAF settings and weights is refused.
+        let bad = with_header(&b, |h| h["estimator"] = "nsf".into());
+        let e = Posterior::from_bytes(&bad).unwrap_err().to_string();
+        assert!(e.contains("estimator"), "{e}");
     }
 }

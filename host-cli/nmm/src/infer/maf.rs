@@ -130,6 +130,22 @@ impl Shape {
         self.per_transform() * self.transforms
     }
 
+    /// All weights, or `None` when there would be more than 2^32 (sizes from a file or a
+    /// command line: refused rather than overflowed).
+    pub fn len_checked(&self) -> Option<usize> {
+        let sizes = [self.dim, self.context, self.hidden, self.transforms];
+        if sizes.iter().any(|&v| v as u128 >= 1 << 32) {
+            return None;
+        }
+        let (d, c, h) = (self.dim as u128, self.context as u128, self.hidden as u128);
+        // Under 2^32 each, the products stay below 2^70.
+        let per = h * d + h * c + h + 2 * (h * h + h) + 2 * d * h + 2 * d;
+        if per * self.transforms as u128 > 1 << 32 {
+            return None;
+        }
+        Some(self.len())
+    }
+
     /// Whether the flow has no weights (never, for a valid shape).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -231,7 +247,7 @@ pub(crate) fn permutation(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<usize> 
 
 pub(super) fn view<T: Float>(p: &[T], off: usize, rows: usize, cols: usize) -> ArrayView2<'_, T> {
     ArrayView2::from_shape((rows, cols), &p[off..off + rows * cols])
-        .expect("the offsets of Shape::off lie inside the parameter vector")
+        .expect("the layouts' offsets (Shape::off, nsf's layout) lie inside the weights")
 }
 
 pub(super) fn view_mut<T: Float>(
@@ -241,7 +257,7 @@ pub(super) fn view_mut<T: Float>(
     cols: usize,
 ) -> ArrayViewMut2<'_, T> {
     ArrayViewMut2::from_shape((rows, cols), &mut p[off..off + rows * cols])
-        .expect("the offsets of Shape::off lie inside the parameter vector")
+        .expect("the layouts' offsets (Shape::off, nsf's layout) lie inside the weights")
 }
 
 /// `x W^T + b` (rows of `x` are samples).
@@ -327,24 +343,9 @@ impl<T: Float> Maf<T> {
         if shape.dim == 0 || shape.hidden == 0 || shape.transforms == 0 {
             return None;
         }
-        // Sizes from a file: refuse any whose weight count overflows (or is absurd); each
-        // size under 2^32 first, so that the products below fit in u128.
-        if [shape.dim, shape.context, shape.hidden, shape.transforms]
-            .iter()
-            .any(|&v| v as u128 >= 1 << 32)
-        {
-            return None;
-        }
-        let (d, c, h) = (
-            shape.dim as u128,
-            shape.context as u128,
-            shape.hidden as u128,
-        );
-        let per = h * d + h * c + h + 2 * (h * h + h) + 2 * d * h + 2 * d;
-        if per * shape.transforms as u128 > 1 << 32 {
-            return None;
-        }
-        if params.len() != shape.len() || perms.len() != shape.transforms {
+        // Sizes from a file: refuse any whose weight count overflows (or is absurd).
+        let len = shape.len_checked()?;
+        if params.len() != len || perms.len() != shape.transforms {
             return None;
         }
         for p in &perms {

@@ -25,12 +25,12 @@ const STREAM_SPLIT: u64 = 1;
 const STREAM_SHUFFLE: u64 = 2;
 
 /// Training settings; the defaults are sbi's (`SNPE_C.train` with `density_estimator="maf"`,
-/// and for `"nsf"` sbi's spline settings). Fields missing from a stored file take these
-/// defaults (files written before neural spline flows have no `estimator` or `spline`).
+/// and for `"nsf"` sbi's spline settings). A stored file without `estimator` or `spline`
+/// (written before neural spline flows) reads as a MAF with these spline defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Settings {
     /// The flow (sbi's default: MAF).
+    #[serde(default)]
     pub estimator: Estimator,
     /// Width of the hidden layers: the MADE's, or the spline conditioner's residual net's
     /// (sbi: 50).
@@ -39,6 +39,7 @@ pub struct Settings {
     pub transforms: usize,
     /// Bins, residual blocks and tail bound of the splines (neural spline flows only; sbi:
     /// 10, 2 and 3).
+    #[serde(default)]
     pub spline: Spline,
     /// Pairs per Adam step (sbi: 200).
     pub batch: usize,
@@ -337,6 +338,18 @@ pub fn train(
         hidden: settings.hidden,
         transforms: settings.transforms,
     };
+    let too_large = match settings.estimator {
+        Estimator::Maf => shape.len_checked().is_none(),
+        Estimator::Nsf => Nsf::<f64>::len_for(&shape, &settings.spline).is_none(),
+    };
+    if too_large {
+        bail!(
+            "training settings: a flow of {} transforms, {} hidden and {} features has more than 2^32 weights",
+            shape.transforms,
+            shape.hidden,
+            shape.context
+        );
+    }
     let mut init = stream(settings.seed, STREAM_INIT);
     let mut flow = match settings.estimator {
         Estimator::Maf => Flow::Maf(Maf::new(shape, &mut init)),
@@ -499,8 +512,11 @@ fn check_settings(s: &Settings) -> Result<()> {
     if !(2..=64).contains(&s.spline.bins) {
         return bad("the spline bins must be between 2 and 64");
     }
-    if !(s.spline.tail_bound.is_finite() && s.spline.tail_bound > 0.0) {
-        return bad("the spline tail bound must be finite and > 0 (standardised units)");
+    let (lo, hi) = super::nsf::TAIL_BOUNDS;
+    if !(lo..=hi).contains(&s.spline.tail_bound) {
+        return bad(&format!(
+            "the spline tail bound must be in [{lo:e}, {hi:e}] (standardised units; sbi: 3)"
+        ));
     }
     Ok(())
 }
