@@ -575,6 +575,72 @@ const FIT_COLOURS: [RGBColor; 4] = [
     RGBColor(204, 121, 167),
 ];
 
+/// One line of an epoch panel of the fit figure.
+struct EpochLine {
+    label: String,
+    points: Vec<(f64, f64)>,
+    colour: RGBColor,
+}
+
+/// An epoch panel of the fit figure: lines with dots at the epochs, whole-number epoch
+/// labels, the legend at the upper left. `text` is the caption and the axes' descriptions.
+fn epoch_lines<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    text: [&str; 3],
+    (x_range, y_range): (std::ops::Range<f64>, std::ops::Range<f64>),
+    ticks: usize,
+    lines: &[EpochLine],
+) -> Result<()> {
+    let e = |x: &dyn std::fmt::Debug| anyhow!("plot: {x:?}");
+    let whole = |v: &f64| {
+        if (v - v.round()).abs() < 1e-9 {
+            format!("{v:.0}")
+        } else {
+            String::new()
+        }
+    };
+    let mut c = ChartBuilder::on(area)
+        .caption(text[0], ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_range, y_range)
+        .map_err(|x| e(&x))?;
+    c.configure_mesh()
+        .x_desc(text[1])
+        .y_desc(text[2])
+        .x_labels(ticks)
+        .x_label_formatter(&whole)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(|x| e(&x))?;
+    for l in lines {
+        let colour = l.colour;
+        c.draw_series(LineSeries::new(
+            l.points.iter().copied(),
+            colour.stroke_width(2),
+        ))
+        .map_err(|x| e(&x))?
+        .label(l.label.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        c.draw_series(
+            l.points
+                .iter()
+                .map(|&(x, y)| Circle::new((x, y), 3, colour.filled())),
+        )
+        .map_err(|x| e(&x))?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|x| e(&x))?;
+    Ok(())
+}
+
 /// The fit figure (`nmm fit --plot`): fitted values relative to their start, loss and FC
 /// correlation per epoch, the last epoch's simulated FC against the empirical one, and both
 /// FC matrices (empirical below the diagonal, simulated above).
@@ -609,13 +675,6 @@ pub fn fit_figure(
         let pad = ((hi - lo) * 0.08).max(1e-3);
         (lo - pad)..(hi + 0.45 * (hi - lo).max(1e-3))
     };
-    let whole = |v: &f64| {
-        if (v - v.round()).abs() < 1e-9 {
-            format!("{v:.0}")
-        } else {
-            String::new()
-        }
-    };
     let ticks = (epochs.len() + 1).min(11);
     let mut svg = String::new();
     {
@@ -635,47 +694,27 @@ pub fn fit_figure(
             .iter()
             .flatten()
             .fold((1.0f64, 1.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-        let mut c = ChartBuilder::on(&panels[0])
-            .caption("fitted values / starting values", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..n_ep, legend_room(lo, hi))
-            .map_err(|x| e(&x))?;
-        c.configure_mesh()
-            .x_desc("epoch (0: start)")
-            .y_desc("value / start [1]")
-            .x_labels(ticks)
-            .x_label_formatter(&whole)
-            .label_style(("sans-serif", 14))
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(|x| e(&x))?;
-        for (j, (name, r)) in names.iter().zip(&rel).enumerate() {
-            let colour = FIT_COLOURS[j % FIT_COLOURS.len()];
-            c.draw_series(LineSeries::new(
-                xs0.iter().copied().zip(r.iter().copied()),
-                colour.stroke_width(2),
-            ))
-            .map_err(|x| e(&x))?
-            .label(format!("{name} (start {})", start[j]))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-            });
-            c.draw_series(
-                xs0.iter()
-                    .zip(r)
-                    .map(|(&x, &y)| Circle::new((x, y), 3, colour.filled())),
-            )
-            .map_err(|x| e(&x))?;
-        }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|x| e(&x))?;
+        let lines: Vec<EpochLine> = names
+            .iter()
+            .zip(&rel)
+            .enumerate()
+            .map(|(j, (name, r))| EpochLine {
+                label: format!("{name} (start {})", start[j]),
+                points: xs0.iter().copied().zip(r.iter().copied()).collect(),
+                colour: FIT_COLOURS[j % FIT_COLOURS.len()],
+            })
+            .collect();
+        epoch_lines(
+            &panels[0],
+            [
+                "fitted values / starting values",
+                "epoch (0: start)",
+                "value / start [1]",
+            ],
+            (0.0..n_ep, legend_room(lo, hi)),
+            ticks,
+            &lines,
+        )?;
         // Loss and FC correlation per epoch.
         let loss: Vec<f64> = epochs.iter().map(|ep| ep.loss).collect();
         let fcr: Vec<f64> = epochs.iter().map(|ep| ep.fc_r).collect();
@@ -685,55 +724,26 @@ pub fn fit_figure(
             .chain(&fcr)
             .chain(&wr)
             .fold((0.0f64, 1.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-        let mut c = ChartBuilder::on(&panels[1])
-            .caption("loss and FC correlation per epoch", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x_range, legend_room(lo, hi))
-            .map_err(|x| e(&x))?;
-        c.configure_mesh()
-            .x_desc("epoch")
-            .y_desc("[1]")
-            .x_labels(ticks)
-            .x_label_formatter(&whole)
-            .label_style(("sans-serif", 14))
-            .axis_desc_style(("sans-serif", 15))
-            .draw()
-            .map_err(|x| e(&x))?;
-        let lines: [(&str, &Vec<f64>, RGBColor); 3] = [
-            (
-                "loss -ln(0.5 + 0.5 r), mean over windows [nats]",
-                &loss,
-                BLACK,
-            ),
-            ("FC r, mean over windows", &wr, FIT_COLOURS[0]),
-            ("FC r, whole epoch", &fcr, FIT_COLOURS[1]),
-        ];
-        for (label, v, colour) in lines {
-            c.draw_series(LineSeries::new(
-                xs.iter().copied().zip(v.iter().copied()),
-                colour.stroke_width(2),
-            ))
-            .map_err(|x| e(&x))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-            });
-            c.draw_series(
-                xs.iter()
-                    .zip(v.iter())
-                    .map(|(&x, &y)| Circle::new((x, y), 3, colour.filled())),
-            )
-            .map_err(|x| e(&x))?;
-        }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|x| e(&x))?;
+        let line = |label: &str, v: &[f64], colour| EpochLine {
+            label: label.to_string(),
+            points: xs.iter().copied().zip(v.iter().copied()).collect(),
+            colour,
+        };
+        epoch_lines(
+            &panels[1],
+            ["loss and FC correlation per epoch", "epoch", "[1]"],
+            (x_range, legend_room(lo, hi)),
+            ticks,
+            &[
+                line(
+                    "loss -ln(0.5 + 0.5 r), mean over windows [nats]",
+                    &loss,
+                    BLACK,
+                ),
+                line("FC r, mean over windows", &wr, FIT_COLOURS[0]),
+                line("FC r, whole epoch", &fcr, FIT_COLOURS[1]),
+            ],
+        )?;
         // Simulated against empirical FC, off the diagonal.
         let n = emp.nrows();
         let pairs: Vec<(f64, f64)> = (0..n)

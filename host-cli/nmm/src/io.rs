@@ -316,6 +316,22 @@ pub fn write_npy_1d(path: &Path, a: &ndarray::Array1<f64>) -> Result<()> {
     })
 }
 
+/// Writes `value` as pretty-printed JSON atomically (the records beside outputs).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("r.json");
+/// nmm::io::write_json(&p, &serde_json::json!({"seed": 3}))?;
+/// assert!(std::fs::read_to_string(&p).unwrap().contains("\"seed\": 3"));
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    atomic_write(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value)?;
+        Ok(())
+    })
+}
+
 /// Writes a CSV table (header plus rows) atomically.
 ///
 /// ```

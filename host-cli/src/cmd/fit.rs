@@ -130,10 +130,7 @@ fn synthetic(m: &ArgMatches, trs: usize) -> Result<()> {
         "nmm_version": nmm::VERSION,
         "command": nmm::command_line(),
     });
-    nmm::io::atomic_write(&record, |w| {
-        serde_json::to_writer_pretty(&mut *w, &json)?;
-        Ok(())
-    })?;
+    nmm::io::write_json(&record, &json)?;
     say!(
         "fit --synthetic: {trs} BOLD samples x {} regions (TR {} ms) with {}; seed {}; wrote {} and {} in {:.1} s",
         s.n,
@@ -254,10 +251,7 @@ fn fit_to(
         "nmm_version": nmm::VERSION,
         "command": nmm::command_line(),
     });
-    nmm::io::atomic_write(&record, |w| {
-        serde_json::to_writer_pretty(&mut *w, &json)?;
-        Ok(())
-    })?;
+    nmm::io::write_json(&record, &json)?;
     if let Some(p) = &plot_path {
         plot::fit_figure(
             p,

@@ -374,10 +374,7 @@ fn sample(m: &ArgMatches) -> Result<()> {
         "command": nmm::command_line(),
     });
     nmm::io::write_npy_2d(&out, &s.theta)?;
-    nmm::io::atomic_write(&record, |w| {
-        serde_json::to_writer_pretty(&mut *w, &json)?;
-        Ok(())
-    })?;
+    nmm::io::write_json(&record, &json)?;
     say!(
         "infer sample: {n} draws ({} proposed, acceptance {:.4}) in {:.2} s",
         s.proposed,

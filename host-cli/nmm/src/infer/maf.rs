@@ -289,6 +289,16 @@ pub(super) fn sigmoid<T: Float>(a: T) -> T {
     }
 }
 
+/// `log N(y_r; 0, I) + logdet_r` for each row `r` of the base variable `y`: a flow's
+/// log-density from the end of its forward pass (shared by [`Maf`] and the spline flow).
+pub(super) fn base_log_prob<T: Float>(y: &Array2<T>, logdet: &Array1<f64>) -> Array1<f64> {
+    let d = y.ncols() as f64;
+    Array1::from_shape_fn(y.nrows(), |r| {
+        let q: f64 = y.row(r).iter().map(|v| v.wide() * v.wide()).sum();
+        -0.5 * q - d * HALF_LN_2PI + logdet[r]
+    })
+}
+
 /// What the backward pass needs from one transform.
 struct Layer<T> {
     x: Array2<T>,
@@ -495,11 +505,7 @@ impl<T: Float> Maf<T> {
     /// `log q(x | c)` for each row of `x` (`n x D`), with `ctx` `n x C` or `1 x C`.
     pub fn log_prob(&self, x: ArrayView2<T>, ctx: ArrayView2<T>) -> Array1<f64> {
         let (y, logdet) = self.forward(x, ctx, None);
-        let d = self.shape.dim as f64;
-        Array1::from_shape_fn(y.nrows(), |r| {
-            let q: f64 = y.row(r).iter().map(|v| v.wide() * v.wide()).sum();
-            -0.5 * q - d * HALF_LN_2PI + logdet[r]
-        })
+        base_log_prob(&y, &logdet)
     }
 
     /// Adds the gradient of `sum_rows -log q(x | c)` to `grad` (same layout as the weights)
@@ -513,11 +519,7 @@ impl<T: Float> Maf<T> {
         );
         let mut layers = Vec::with_capacity(self.shape.transforms);
         let (y, logdet) = self.forward(x, ctx, Some(&mut layers));
-        let mut nll = 0.0;
-        for r in 0..n {
-            let q: f64 = y.row(r).iter().map(|v| v.wide() * v.wide()).sum();
-            nll += 0.5 * q + d as f64 * HALF_LN_2PI - logdet[r];
-        }
+        let nll = -base_log_prob(&y, &logdet).sum();
         // d(-log N(y))/dy = y.
         let mut g = y;
         let p = &self.params;

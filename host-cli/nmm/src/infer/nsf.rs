@@ -36,7 +36,7 @@
 //! parameters, and each spline is inverted in closed form (a quadratic per bin).
 
 use super::maf::{
-    Float, HALF_LN_2PI, Shape, add_col_sums, affine, sigmoid, softplus, view, view_mut,
+    Float, Shape, add_col_sums, affine, base_log_prob, sigmoid, softplus, view, view_mut,
 };
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
@@ -723,11 +723,7 @@ impl<T: Float> Nsf<T> {
     /// `log q(x | c)` for each row of `x` (`n x D`), with `ctx` `n x C` or `1 x C`.
     pub fn log_prob(&self, x: ArrayView2<T>, ctx: ArrayView2<T>) -> Array1<f64> {
         let (y, logdet) = self.forward(x, ctx, None);
-        let d = self.shape.dim as f64;
-        Array1::from_shape_fn(y.nrows(), |r| {
-            let q: f64 = y.row(r).iter().map(|v| v.wide() * v.wide()).sum();
-            -0.5 * q - d * HALF_LN_2PI + logdet[r]
-        })
+        base_log_prob(&y, &logdet)
     }
 
     /// Adds the gradient of `sum_rows -log q(x | c)` to `grad` (same layout as the weights)
@@ -745,11 +741,7 @@ impl<T: Float> Nsf<T> {
         let mut kn = Knots::new(self.spline.bins);
         let mut layers = Vec::with_capacity(self.shape.transforms);
         let (y, logdet) = self.forward(x, ctx, Some(&mut layers));
-        let mut nll = 0.0;
-        for r in 0..n {
-            let q: f64 = y.row(r).iter().map(|v| v.wide() * v.wide()).sum();
-            nll += 0.5 * q + d as f64 * HALF_LN_2PI - logdet[r];
-        }
+        let nll = -base_log_prob(&y, &logdet).sum();
         // d(-log N(y))/dy = y.
         let mut g = y;
         let p = &self.params;
