@@ -3,6 +3,12 @@
 //! in `f64`, and in dual numbers with 1 and 4 tangents (the gradient in 1 or 4 parameters,
 //! e.g. G, g_EE, g_EI, g_IE of a fit).
 //!
+//! A second group times one window of `nmm fit` itself (`nmm::fit`: the 66-region TVB
+//! connectome, griffiths2022 weights, dt = 1 ms, BOLD every 5 ms, 20 TRs of 750 ms = 15 s, the
+//! FC and the loss): the plain BOLD of the window (`simulate_bold`, f64) against the window's
+//! loss with its gradient in G, g_EE, g_EI and g_IE (`window_loss`, 4 tangents), and with its
+//! gradient in G and every link of the coupling matrix (`window_loss_reverse`, reverse mode).
+//!
 //! Run: `cargo bench -p nmm-benches --bench dual`. Each iteration simulates 200 ms (2000
 //! steps, 40 BOLD steps). Finite differences need 5 runs for 4 parameters (central: 8), so
 //! forward mode pays off while `dual-4` costs less than 5 times `f64`.
@@ -96,6 +102,35 @@ fn bench(c: &mut Criterion) {
                 &delays,
                 black_box(Dual::<f64, 4>::new(0.5, [1.0, 0.0, 0.0, 0.0])),
             )
+        })
+    });
+    g.finish();
+    fit_window(c);
+}
+
+fn fit_window(c: &mut Criterion) {
+    let mut cfg = nmm::fit::FitConfig::default();
+    cfg.connectome.path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/tvb/connectivity_66.zip"
+    )
+    .into();
+    cfg.transient_ms = 0.0;
+    cfg.params.insert("G".into(), 4.0);
+    let s = nmm::fit::Setup::new(cfg).expect("setup");
+    let bold = nmm::fit::simulate_bold(&s, &s.values, 40).expect("bold");
+    let emp = nmm::fit::Target::from_bold(&bold, 20).expect("target");
+    let mut g = c.benchmark_group("fit/rww-66-tvb-window-15s");
+    g.sample_size(10);
+    g.bench_function("f64-bold", |b| {
+        b.iter(|| nmm::fit::simulate_bold(&s, black_box(&s.values), 20).expect("bold"))
+    });
+    g.bench_function("dual-4-loss-and-gradient", |b| {
+        b.iter(|| nmm::fit::window_loss(&s, black_box(&s.values), &s.weights, &emp).expect("loss"))
+    });
+    g.bench_function("reverse-loss-and-link-gradient", |b| {
+        b.iter(|| {
+            nmm::fit::window_loss_reverse(&s, black_box(&s.values), &s.weights, &emp).expect("loss")
         })
     });
     g.finish();

@@ -641,18 +641,40 @@ fn epoch_lines<DB: DrawingBackend>(
     Ok(())
 }
 
+/// What [`fit_figure`] draws.
+pub struct FitFigure<'a> {
+    /// The figure's title.
+    pub title: &'a str,
+    /// The fitted parameters' names.
+    pub names: &'a [String],
+    /// Their starting values.
+    pub start: &'a [f64],
+    /// The fit's epochs.
+    pub epochs: &'a [nmm::fit::Epoch],
+    /// The empirical FC.
+    pub emp: &'a ndarray::Array2<f64>,
+    /// The last epoch's simulated FC.
+    pub sim: &'a ndarray::Array2<f64>,
+    /// What the loss is, for the legend.
+    pub loss_label: &'a str,
+    /// The connectome gains, if fitted.
+    pub gains: Option<&'a ndarray::Array2<f64>>,
+}
+
 /// The fit figure (`nmm fit --plot`): fitted values relative to their start, loss and FC
 /// correlation per epoch, the last epoch's simulated FC against the empirical one, and both
 /// FC matrices (empirical below the diagonal, simulated above).
-pub fn fit_figure(
-    path: &Path,
-    title: &str,
-    names: &[String],
-    start: &[f64],
-    epochs: &[nmm::fit::Epoch],
-    emp: &ndarray::Array2<f64>,
-    sim: &ndarray::Array2<f64>,
-) -> Result<()> {
+pub fn fit_figure(path: &Path, f: &FitFigure) -> Result<()> {
+    let FitFigure {
+        title,
+        names,
+        start,
+        epochs,
+        emp,
+        sim,
+        loss_label,
+        gains,
+    } = *f;
     let e = |x: &dyn std::fmt::Debug| anyhow!("plot: {x:?}");
     if epochs.is_empty() {
         anyhow::bail!("{}: nothing to plot (no epochs)", path.display());
@@ -678,10 +700,14 @@ pub fn fit_figure(
     let ticks = (epochs.len() + 1).min(11);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (1300, 1000)).into_drawing_area();
+        // With connectome gains, a third column: the fitted gains.
+        let cols = if gains.is_some() { 3 } else { 2 };
+        let root = SVGBackend::with_string(&mut svg, (650 * cols as u32, 1000)).into_drawing_area();
         root.fill(&WHITE).map_err(|x| e(&x))?;
         let root = root.titled(title, ("sans-serif", 22)).map_err(|x| e(&x))?;
-        let panels = root.split_evenly((2, 2));
+        let grid = root.split_evenly((2, cols));
+        // Panels in reading order of the 2 x 2 layout, then the gains.
+        let quad = [&grid[0], &grid[1], &grid[cols], &grid[cols + 1]];
         // Fitted values relative to their start.
         let rel: Vec<Vec<f64>> = (0..names.len())
             .map(|j| {
@@ -705,7 +731,7 @@ pub fn fit_figure(
             })
             .collect();
         epoch_lines(
-            &panels[0],
+            quad[0],
             [
                 "fitted values / starting values",
                 "epoch (0: start)",
@@ -730,16 +756,12 @@ pub fn fit_figure(
             colour,
         };
         epoch_lines(
-            &panels[1],
+            quad[1],
             ["loss and FC correlation per epoch", "epoch", "[1]"],
             (x_range, legend_room(lo, hi)),
             ticks,
             &[
-                line(
-                    "loss -ln(0.5 + 0.5 r), mean over windows [nats]",
-                    &loss,
-                    BLACK,
-                ),
+                line(loss_label, &loss, BLACK),
                 line("FC r, mean over windows", &wr, FIT_COLOURS[0]),
                 line("FC r, whole epoch", &fcr, FIT_COLOURS[1]),
             ],
@@ -754,7 +776,7 @@ pub fn fit_figure(
             (a.min(x.min(y)), b.max(x.max(y)))
         });
         let last = &epochs[epochs.len() - 1];
-        let mut c = ChartBuilder::on(&panels[2])
+        let mut c = ChartBuilder::on(quad[2])
             .caption(
                 format!("FC, last epoch: r = {:.3}", last.fc_r),
                 ("sans-serif", 18),
@@ -789,7 +811,7 @@ pub fn fit_figure(
             std::cmp::Ordering::Equal => 1.0,
         });
         heatmap(
-            &panels[3],
+            quad[3],
             &Heat {
                 caption: "FC: empirical below the diagonal, simulated above",
                 xlabel: "region",
@@ -803,6 +825,26 @@ pub fn fit_figure(
             },
             &both,
         )?;
+        if let Some(g) = gains {
+            // Gains 1 + tanh b in (0, 2): shown as gain - 1, zero where there is no link.
+            let dev = g.mapv(|x| if x == 0.0 { 0.0 } else { x - 1.0 });
+            let half = dev.iter().fold(1e-3f64, |m, x| m.max(x.abs()));
+            heatmap(
+                &grid[2],
+                &Heat {
+                    caption: "connectome gains - 1 (0: the connectome as given, or no link)",
+                    xlabel: "region",
+                    ylabel: "region",
+                    x_range: (0.0, n as f64),
+                    y_range: (0.0, n as f64),
+                    half,
+                    bar_label: "gain - 1 [1]",
+                    integer_ticks: true,
+                    marker: None,
+                },
+                &dev,
+            )?;
+        }
         root.present().map_err(|x| e(&x))?;
     }
     Ok(atomic_write(path, |w| Ok(w.write_all(svg.as_bytes())?))?)

@@ -2,7 +2,7 @@
 //! differences of the same run (noise included: the same seed gives the same draws, so the
 //! difference quotient sees only the parameter's effect).
 
-use nmm::fit::{FitConfig, Setup, lower_triangle, simulate_bold, window_loss};
+use nmm::fit::{FitConfig, Setup, Target, lower_triangle, simulate_bold, window_loss};
 use std::collections::BTreeMap;
 
 fn fc_of(bold: &[Vec<f64>]) -> Vec<f64> {
@@ -36,17 +36,39 @@ fn small() -> FitConfig {
 /// The four gains of the paper, each off its synthetic truth, on an 8-region connectome: the
 /// dual gradient of a 20-TR window's loss equals the central difference with a step of 1e-6
 /// relative (truncation ~1e-12 relative, rounding ~1e-10 / 1e-6 of a loss of order 0.1), to
-/// 1e-5; measured agreement is 8e-10 (G) to 3e-6 (g_IE) relative.
+/// 1e-5; measured agreement is 8e-10 (G) to 3e-6 (g_IE) relative. With the paper's loss and
+/// with the squared difference from the FC over 20-TR windows added.
 #[test]
 fn window_gradient_matches_finite_differences() {
-    let s = Setup::new(small()).unwrap();
+    for mse_weight in [0.0, 5.0] {
+        window_gradient_at(mse_weight);
+    }
+}
+
+fn window_gradient_at(mse_weight: f64) {
+    let mut cfg = small();
+    cfg.mse_weight = mse_weight;
+    let s = Setup::new(cfg).unwrap();
     let bold = simulate_bold(&s, &s.values, 60).unwrap();
-    let emp = lower_triangle(&fc_of(&bold), s.n).unwrap();
+    let fc = lower_triangle(&fc_of(&bold), s.n).unwrap();
+    let windows: Vec<Vec<f64>> = bold
+        .chunks(20)
+        .map(|w| lower_triangle(&fc_of(w), s.n).unwrap())
+        .collect();
+    let window_fc = (0..fc.len())
+        .map(|k| windows.iter().map(|w| w[k]).sum::<f64>() / 3.0)
+        .collect();
+    let emp = Target { fc, window_fc };
+    // The library's target from the same BOLD: the same numbers, computed independently.
+    let lib = Target::from_bold(&bold, 20).unwrap();
+    for (a, b) in lib.window_fc.iter().zip(&emp.window_fc) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
     let mut start = s.values.clone();
     for (k, f) in [("G", 1.2), ("g_EE", 0.9), ("g_EI", 1.1), ("g_IE", 0.95)] {
         *start.get_mut(k).unwrap() *= f;
     }
-    let (l, grad) = window_loss(&s, &start, &emp).unwrap();
+    let (l, grad) = window_loss(&s, &start, &s.weights, &emp).unwrap();
     assert!(l.is_finite() && l > 0.0, "loss {l}");
     for (i, name) in s.cfg.fit.iter().enumerate() {
         let x = start[name];
@@ -54,12 +76,12 @@ fn window_gradient_matches_finite_differences() {
         let at = |v: f64| {
             let mut p: BTreeMap<String, f64> = start.clone();
             p.insert(name.clone(), v);
-            window_loss(&s, &p, &emp).unwrap().0
+            window_loss(&s, &p, &s.weights, &emp).unwrap().0
         };
         let fd = (at(x + h) - at(x - h)) / (2.0 * h);
         assert!(
             (grad[i] - fd).abs() <= 1e-5 * (1e-3 + grad[i].abs()),
-            "{name}: dual {:e}, finite difference {fd:e}",
+            "mse_weight {mse_weight}, {name}: dual {:e}, finite difference {fd:e}",
             grad[i]
         );
     }

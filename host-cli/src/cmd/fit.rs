@@ -24,9 +24,9 @@ pub fn command() -> Command {
     Command::new("fit")
         .about("Fit a whole-brain model's gains (reduced Wong-Wang, gain form) to the FC of empirical BOLD by gradient descent through the simulation (Griffiths et al. 2022)")
         .arg(path("bold", "EMPIRICAL.npy", "Empirical BOLD, (time, regions) float32/float64, sampled at the configuration's TR (bold.tr_ms, default 750 ms); its length sets the windows per epoch (time / window_tr)").required(true))
-        .arg(out_arg("Results (.npz): per-epoch loss, window and whole-run FC correlation and fitted values, the final simulated and the empirical FC; a JSON record beside it (FIT.json)").required_unless_present("synthetic"))
+        .arg(out_arg("Results (.npz): per-epoch loss, window and whole-run FC correlation, whole-run FC mean squared difference and fitted values, the final simulated and the empirical FC (with connectome_gains: the fitted connectome fitted_sc and its gains); a JSON record beside it (FIT.json)").required_unless_present("synthetic"))
         .arg(Arg::new("synthetic").long("synthetic").value_name("TRS").value_parser(value_parser!(usize)).conflicts_with_all(["out", "fc", "plot", "epochs"]).help("Instead of fitting, write TRS samples of BOLD simulated with the configuration's parameter values (params, after transient_ms) to --bold: a synthetic subject with known gains"))
-        .arg(path("config", "FIT.toml", "Model and training (nmm::fit::FitConfig: connectome, dt_ms, bold, transient_ms, window_tr, epochs, lr, seed, fit = [names], [params]); default: the built-in connectome, fitting G, g_EE, g_EI, g_IE"))
+        .arg(path("config", "FIT.toml", "Model and training (nmm::fit::FitConfig: connectome, dt_ms, bold, transient_ms, window_tr, epochs, lr, mse_weight, connectome_gains, seed, [priors.NAME] mean/precision/learn, fit = [names], [params]); default: the built-in connectome, fitting G, g_EE, g_EI, g_IE"))
         .arg(path("connectome", "SC", "Connectome (overrides the configuration's): a TVB .zip, a weights .txt/.npy, or builtin:N"))
         .arg(path("fc", "FC.npy", "Empirical FC to fit, (regions, regions); default: the Pearson FC of --bold"))
         .arg(Arg::new("epochs").long("epochs").value_name("N").value_parser(value_parser!(usize)).help("Passes over the windows (overrides the configuration's)"))
@@ -193,8 +193,14 @@ fn fit_to(
         }
         None => nmm::fit::fc_of_bold(&rows).with_context(|| format!("--bold {}", bp.display()))?,
     };
+    // The squared difference's target: the BOLD's FC over windows of the fit's length.
+    let target = nmm::fit::Target {
+        fc: emp_lower.clone(),
+        ..nmm::fit::Target::from_bold(&rows, s.cfg.window_tr)
+            .with_context(|| format!("--bold {}", bp.display()))?
+    };
     say!(
-        "fit: {} regions, {t} BOLD samples = {windows} windows of {} TRs ({:.1} s each) per epoch, {} epochs; fitting {} from {}; Adam lr {} on their logarithms; seed {}",
+        "fit: {} regions, {t} BOLD samples = {windows} windows of {} TRs ({:.1} s each) per epoch, {} epochs; fitting {} from {}{}; Adam lr {} on their logarithms; loss -ln(0.5 + 0.5 r) + {} x FC mean squared difference; seed {}",
         s.n,
         s.cfg.window_tr,
         s.cfg.window_tr as f64 * s.cfg.bold.tr_ms / 1000.0,
@@ -206,7 +212,13 @@ fn fit_to(
             .map(|f| format!("{f} = {}", s.values[f]))
             .collect::<Vec<_>>()
             .join(", "),
+        if s.cfg.connectome_gains {
+            " and one gain per connectome link (reverse mode)"
+        } else {
+            ""
+        },
         s.cfg.lr,
+        s.cfg.mse_weight,
         s.cfg.seed
     );
     let bar = Bar::new(
@@ -214,8 +226,10 @@ fn fit_to(
         "fit",
         "windows",
     );
-    let res = nmm::fit::fit(s, &emp_lower, windows, &bar)
+    let fit_started = Instant::now();
+    let res = nmm::fit::fit(s, &target, windows, &bar)
         .with_context(|| format!("fitting to {}", bp.display()))?;
+    let fit_seconds = fit_started.elapsed().as_secs_f64();
     bar.finish();
     let k = s.cfg.fit.len();
     let e = res.epochs.len();
@@ -224,20 +238,25 @@ fn fit_to(
     let sim_fc = from_lower(&res.sim_fc_lower, s.n);
     let emp_fc = from_lower(&emp_lower, s.n);
     let start: Vec<f64> = s.cfg.fit.iter().map(|f| s.values[f]).collect();
-    write_npz(
-        &out,
-        &[
-            ("names".into(), NpzEntry::Text(s.cfg.fit.join(","))),
-            ("start".into(), NpzEntry::F1(Array1::from(start.clone()))),
-            ("values".into(), NpzEntry::F2(values.clone())),
-            ("loss".into(), NpzEntry::F1(col(&|x| x.loss))),
-            ("window_r".into(), NpzEntry::F1(col(&|x| x.window_r))),
-            ("fc_r".into(), NpzEntry::F1(col(&|x| x.fc_r))),
-            ("sim_fc".into(), NpzEntry::F2(sim_fc.clone())),
-            ("emp_fc".into(), NpzEntry::F2(emp_fc.clone())),
-            ("seed".into(), NpzEntry::U64(s.cfg.seed)),
-        ],
-    )?;
+    let mut entries = vec![
+        ("names".into(), NpzEntry::Text(s.cfg.fit.join(","))),
+        ("start".into(), NpzEntry::F1(Array1::from(start.clone()))),
+        ("values".into(), NpzEntry::F2(values.clone())),
+        ("loss".into(), NpzEntry::F1(col(&|x| x.loss))),
+        ("window_r".into(), NpzEntry::F1(col(&|x| x.window_r))),
+        ("fc_r".into(), NpzEntry::F1(col(&|x| x.fc_r))),
+        ("fc_mse".into(), NpzEntry::F1(col(&|x| x.fc_mse))),
+        ("sim_fc".into(), NpzEntry::F2(sim_fc.clone())),
+        ("emp_fc".into(), NpzEntry::F2(emp_fc.clone())),
+        ("seed".into(), NpzEntry::U64(s.cfg.seed)),
+    ];
+    let square = |v: &[f64]| Array2::from_shape_fn((s.n, s.n), |(i, j)| v[i * s.n + j]);
+    let gains_matrix = res.gains.as_ref().map(|(_, g)| square(g));
+    if let (Some((sc, _)), Some(g)) = (&res.gains, &gains_matrix) {
+        entries.push(("fitted_sc".into(), NpzEntry::F2(square(sc))));
+        entries.push(("gains".into(), NpzEntry::F2(g.clone())));
+    }
+    write_npz(&out, &entries)?;
     let json = serde_json::json!({
         "results": out.display().to_string(),
         "bold": bp.display().to_string(),
@@ -247,31 +266,53 @@ fn fit_to(
         "fitted": s.cfg.fit,
         "start": start,
         "final": res.values,
+        "per_epoch": res.epochs.iter().map(|e| serde_json::json!({
+            "loss": e.loss, "window_r": e.window_r, "fc_r": e.fc_r, "fc_mse": e.fc_mse,
+            "values": s.cfg.fit.iter().zip(&e.values).map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
+        "priors_final": res.priors.iter().map(|(k, (m, v))| (k.clone(), serde_json::json!({"mean": m, "precision": v}))).collect::<serde_json::Map<_, _>>(),
+        "final_fc_r": res.epochs.last().map(|e| e.fc_r),
+        "final_fc_mse": res.epochs.last().map(|e| e.fc_mse),
+        "fit_seconds": fit_seconds,
         "seed": s.cfg.seed,
         "nmm_version": nmm::VERSION,
         "command": nmm::command_line(),
     });
     nmm::io::write_json(&record, &json)?;
     if let Some(p) = &plot_path {
+        let title = format!(
+            "nmm fit: {} regions, {windows} windows x {} epochs",
+            s.n, s.cfg.epochs
+        );
+        let loss_label = if s.cfg.mse_weight > 0.0 {
+            format!(
+                "loss -ln(0.5 + 0.5 r) + {} x FC mean sq. difference, mean over windows",
+                s.cfg.mse_weight
+            )
+        } else {
+            "loss -ln(0.5 + 0.5 r), mean over windows [nats]".into()
+        };
         plot::fit_figure(
             p,
-            &format!(
-                "nmm fit: {} regions, {windows} windows x {} epochs",
-                s.n, s.cfg.epochs
-            ),
-            &s.cfg.fit,
-            &start,
-            &res.epochs,
-            &emp_fc,
-            &sim_fc,
+            &plot::FitFigure {
+                title: &title,
+                names: &s.cfg.fit,
+                start: &start,
+                epochs: &res.epochs,
+                emp: &emp_fc,
+                sim: &sim_fc,
+                loss_label: &loss_label,
+                gains: gains_matrix.as_ref(),
+            },
         )?;
     }
     say!(
-        "{:>6} {:>9} {:>9} {:>9}  {}",
+        "{:>6} {:>9} {:>9} {:>9} {:>9}  {}",
         "epoch",
         "loss",
         "window r",
         "FC r",
+        "FC mse",
         s.cfg
             .fit
             .iter()
@@ -280,11 +321,12 @@ fn fit_to(
     );
     for (i, ep) in res.epochs.iter().enumerate() {
         say!(
-            "{:>6} {:>9.4} {:>9.3} {:>9.3}  {}",
+            "{:>6} {:>9.4} {:>9.3} {:>9.3} {:>9.5}  {}",
             i + 1,
             ep.loss,
             ep.window_r,
             ep.fc_r,
+            ep.fc_mse,
             ep.values
                 .iter()
                 .map(|v| format!("{v:>9.4}"))

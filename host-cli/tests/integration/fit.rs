@@ -186,3 +186,90 @@ fn fits_a_synthetic_subject_and_writes_results_record_and_figure() {
     assert!(e.contains("bad.toml") && e.contains("window"), "{e}");
     assert!(!d.path().join("x.npz").exists());
 }
+
+#[test]
+fn fits_connectome_gains_by_reverse_mode() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |f: &str| d.path().join(f).to_string_lossy().into_owned();
+    std::fs::write(
+        d.path().join("truth.toml"),
+        format!("{CONFIG}[params]\nG = 2.0\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("gains.toml"),
+        format!("connectome_gains = true\nmse_weight = 5.0\n{CONFIG}"),
+    )
+    .unwrap();
+    ok(nmm(&[
+        "fit",
+        "--config",
+        &p("truth.toml"),
+        "--bold",
+        &p("emp.npy"),
+        "--synthetic",
+        "30",
+    ]));
+    let o = ok(nmm(&[
+        "fit",
+        "--config",
+        &p("gains.toml"),
+        "--bold",
+        &p("emp.npy"),
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        &p("fit.npz"),
+    ]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("one gain per connectome link"), "{out}");
+    let mut z = NpzReader::new(File::open(d.path().join("fit.npz")).unwrap()).unwrap();
+    let gains: Array2<f64> = z.by_name("gains").unwrap();
+    let sc: Array2<f64> = z.by_name("fitted_sc").unwrap();
+    let fc_mse: Array1<f64> = z.by_name("fc_mse").unwrap();
+    assert_eq!((gains.dim(), sc.dim(), fc_mse.len()), ((4, 4), (4, 4), 2));
+    // Symmetric gains in (0, 2), moved from 1 by 6 Adam steps of lr 0.05 (each moves b by
+    // about lr), zero on the diagonal and where the connectome has no link.
+    let mut moved = 0;
+    for i in 0..4 {
+        assert_eq!(gains[[i, i]], 0.0);
+        for j in 0..4 {
+            assert_eq!(gains[[i, j]], gains[[j, i]]);
+            if i != j && sc[[i, j]] != 0.0 {
+                assert!(gains[[i, j]] > 0.0 && gains[[i, j]] < 2.0);
+                moved += usize::from((gains[[i, j]] - 1.0).abs() > 0.01);
+            } else {
+                assert_eq!(gains[[i, j]], 0.0);
+            }
+        }
+    }
+    assert!(moved > 0, "{gains}");
+    // The fitted connectome keeps the Frobenius norm of the one it started from: 1, after
+    // griffiths2022's log1p and Frobenius steps.
+    let norm = sc.iter().map(|w| w * w).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-12, "{norm}");
+    assert!(fc_mse.iter().all(|v| v.is_finite()));
+
+    // Gains need Laplacian coupling: a configuration without it is refused, naming the key.
+    std::fs::write(
+        d.path().join("max.toml"),
+        "connectome_gains = true\n[connectome]\npath = \"builtin:4\"\ndelays = false\nnormalise = [\"max\"]\n",
+    )
+    .unwrap();
+    let e = stderr(&nmm(&[
+        "fit",
+        "--config",
+        &p("max.toml"),
+        "--bold",
+        &p("emp.npy"),
+        "--out",
+        &p("x.npz"),
+    ]));
+    assert!(
+        e.contains("connectome_gains") && e.contains("laplacian"),
+        "{e}"
+    );
+    assert!(!d.path().join("x.npz").exists());
+}
