@@ -61,6 +61,10 @@ else
   echo "skipped: Slurm is not installed (slurmctld, slurmd, slurm-client, munge; .ci/run installs them)"
 fi
 
+step "nmm fit: synthetic recovery, small version (validation/fit/recovery.sh SMALL=1)"
+# The binary the integration tests above built; the full run's table is validation/fit/.
+NMM=target/debug/nmm SMALL=1 OUT=target/fit-recovery-small validation/fit/recovery.sh
+
 step "core tests with fast-math (f32 accuracy under micromath)"
 cargo test -p nmm-core --locked --features fast-math --lib --test models 2>&1 | tee -a "$log"
 
