@@ -4,9 +4,10 @@
 //! link: 2,145 for 66 regions).
 //!
 //! The adjoint is written by hand over the discrete scheme the forward run uses (stochastic
-//! Heun with the projection onto `[0, 1]`, the 5 ms means of `S_E` into Heun steps of the
-//! Balloon model, the Pearson FC of the window's BOLD samples, the loss), so it is the exact
-//! gradient of the computed loss, not of a continuous-time approximation:
+//! Heun with the projection onto `[0, 1]`, the means of `S_E` over each BOLD step (`bold.dt_ms`) into Heun steps of the
+//! Balloon model, the Pearson FC of the window's BOLD samples, the loss), so it is the gradient
+//! of the computed loss (to rounding: the couplings are summed again in another order), not of
+//! a continuous-time approximation:
 //!
 //! 1. The window is run forward in `f64` by the same [`super::advance`] as the fit, recording
 //!    the state after every step; the noise is drawn again from copies of the streams (each
@@ -16,7 +17,7 @@
 //!    evaluation of the model's own step in [`Dual`] numbers, so the Balloon equations are not
 //!    written twice.
 //! 4. Backwards over the node steps: the adjoint of the corrector, the predictor, both
-//!    couplings (`c_i = G sum_j W_ij S_E,j`), with the local Jacobians of the node model again
+//!    couplings (`c_i = G k sum_j W_ij S_E,j`, `k` the model's coupling gain), with the local Jacobians of the node model again
 //!    from [`Dual`] numbers (seeds `S_E`, `S_I` and the input); the coupling matrix's gradient
 //!    accumulates `G lambda_c,i S_E,j` over both stages of every step.
 //!
@@ -168,6 +169,14 @@ pub(super) fn backward(
     target: &Target,
 ) -> Result<Reverse> {
     let n = s.n;
+    // The states and noise kept: 2 x (steps + 1) x n of [f64; 2]; refuse what cannot be
+    // held (2^27 states = 2 GiB each) rather than abort on allocation.
+    if (steps + 1).checked_mul(n).is_none_or(|x| x > 1 << 27) {
+        return Err(crate::error::input!(
+            "a window of {steps} steps x {n} regions is too long for reverse mode (at most \
+             2^27 states); use a shorter window_tr"
+        ));
+    }
     // 1. Forward, recording every state (xs[t] before step t, xs[steps] at the end).
     let mut carry = start.clone();
     let mut xs: Vec<[f64; 2]> = Vec::with_capacity((steps + 1) * n);
@@ -177,6 +186,7 @@ pub(super) fn backward(
     })?;
     let (model, g) = model_of(vals)?;
     let sigma = model.diffusion();
+    let cg = model.coupling_gain();
     let dt = s.cfg.dt_ms;
     let sq = dt.sqrt();
     let mut streams: Vec<Gaussian<f64>> = start
@@ -321,7 +331,7 @@ pub(super) fn backward(
         // Recompute the step: couplings, stages and the predictor.
         for i in 0..n {
             s1[i] = (0..n).map(|j| w[i * n + j] * x[j][0]).sum::<f64>();
-            c1[i] = g * s1[i];
+            c1[i] = g * cg * s1[i];
             k1[i] = model.deriv(&x[i], c1[i]);
             let pre = [
                 x[i][0] + dt * k1[i][0] + dw[i][0],
@@ -333,7 +343,7 @@ pub(super) fn backward(
         }
         for i in 0..n {
             s2[i] = (0..n).map(|j| w[i * n + j] * p[j][0]).sum::<f64>();
-            c2[i] = g * s2[i];
+            c2[i] = g * cg * s2[i];
             k2[i] = model.deriv(&p[i], c2[i]);
         }
         // Corrector: x' = proj(x + h (k1 + k2) + dw).
@@ -359,11 +369,11 @@ pub(super) fn backward(
                 }
             }
             lc2[i] = lk2[i][0] * j2[0][2] + lk2[i][1] * j2[1][2];
-            d_g += lc2[i] * s2[i];
+            d_g += lc2[i] * cg * s2[i];
         }
         for i in 0..n {
             if lc2[i] != 0.0 {
-                let a = g * lc2[i];
+                let a = g * cg * lc2[i];
                 for j in 0..n {
                     lam_p[j][0] += a * w[i * n + j];
                     d_w[i * n + j] += a * p[j][0];
@@ -387,11 +397,11 @@ pub(super) fn backward(
                 }
             }
             lc1[i] = lk1[i][0] * j1[0][2] + lk1[i][1] * j1[1][2];
-            d_g += lc1[i] * s1[i];
+            d_g += lc1[i] * cg * s1[i];
         }
         for i in 0..n {
             if lc1[i] != 0.0 {
-                let a = g * lc1[i];
+                let a = g * cg * lc1[i];
                 for j in 0..n {
                     lam_x[j][0] += a * w[i * n + j];
                     d_w[i * n + j] += a * x[j][0];

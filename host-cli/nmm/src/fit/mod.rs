@@ -11,16 +11,18 @@
 //!   any structured target the stronger its own structure: with the correlation alone the fit
 //!   drifts to stronger coupling than the truth (validation/fit/landscape.txt: for a synthetic
 //!   subject with G = 4 on the 66-region connectome, the expected r still rises at G = 6, while
-//!   the mean squared difference is least at G = 4.5). The squared difference pins the level.
-//! - **Gradients** by forward mode: the run is written once over [`nmm_core::Real`] and
-//!   evaluated in [`Dual`] numbers carrying the derivatives in up to [`MAX_PARAMS`] fitted
-//!   parameters; the state is carried from one window to the next with its derivatives dropped
-//!   (gradients truncated at window boundaries, as in the paper's code).
+//!   the mean squared difference is least at G = 4.5). The squared difference pins the level,
+//!   though not well enough for the paper's recovery (README, validation/fit/recovery-*.txt).
+//!   Optional Gaussian priors ([`Prior`]) add their terms.
+//! - **Gradients** by forward mode for the named parameters: the run is written once over
+//!   [`nmm_core::Real`] and evaluated in [`Dual`] numbers carrying the derivatives in up to
+//!   [`MAX_PARAMS`] fitted parameters; by reverse mode ([`window_loss_reverse`], a hand-written
+//!   adjoint) for one gain per connectome link (`connectome_gains`). The state is carried from
+//!   one window to the next with its derivatives dropped (gradients truncated at window
+//!   boundaries, as in the paper's code).
 //! - **Updates**: Adam on the logarithms of the parameters (they stay positive, and a step is
-//!   relative to the value: the gains span 0.15 to 1.4).
-//!
-//! Not yet here (issue 18): reverse mode for one gain per connectome link, the Gaussian priors
-//! of the paper's code.
+//!   relative to the value: the gains span 0.15 to 1.4), on `b` for the links' gains
+//!   `1 + tanh b` (which stay in (0, 2)).
 
 mod adjoint;
 
@@ -71,7 +73,7 @@ pub struct FitConfig {
     /// triangles (correlation units squared) added to the correlation loss; 0 is the paper's
     /// objective.
     pub mse_weight: f64,
-    /// Also fit one gain per connectome link (`W_ij = (1 + tanh b_ij) sc_ij`, symmetric,
+    /// Also fit one gain per connectome link (`W_ij = (1 + tanh b_ij) sc_ij`, `b` symmetric,
     /// renormalised, Laplacian coupling: the connectome's normalisation must end with
     /// `laplacian`, as `griffiths2022` does), by reverse mode.
     pub connectome_gains: bool,
@@ -90,7 +92,11 @@ pub struct FitConfig {
 /// `(theta - mean)^2 precision - ln precision` is added to every window's loss (theta in the
 /// parameter's own units; precision in 1/units^2). With `learn = true` the mean and the
 /// precision are fitted too, by the same Adam (the precision on its logarithm, so it stays
-/// positive); otherwise they are fixed and the prior is a plain penalty.
+/// positive); otherwise they are fixed and the prior is a plain penalty. As in the paper's
+/// code, the learnt prior has no optimum of its own (the term falls without bound as the mean
+/// reaches the value and the precision grows): only the finite number of Adam steps keeps the
+/// precision finite, and the mean moves by about `lr` per window in the parameter's own units
+/// (large for a parameter of order 0.1).
 ///
 /// ```
 /// let c: nmm::fit::FitConfig =
@@ -173,6 +179,12 @@ impl Setup {
         }
         let conn = load(&cfg.connectome.path, None).context("connectome")?;
         let weights = normalised_weights(&cfg.connectome, &conn)?;
+        if cfg.connectome_gains {
+            let n = conn.n;
+            if !(0..n * n).any(|k| k / n != k % n && weights[k] != 0.0) {
+                bail!("connectome_gains: the connectome has no links to give gains to");
+            }
+        }
         let whole = |what: &str, a: f64, b: f64| {
             crate::stats::whole_multiple(a, b)
                 .ok_or_else(|| input!("{what} = {a} must be a whole multiple (>= 1) of {b}"))
@@ -271,8 +283,12 @@ impl Setup {
                 );
             }
         }
-        (per_tr * bold_every)
-            .checked_mul(cfg.window_tr)
+        if cfg.connectome_gains && values["G"] == 0.0 {
+            bail!("connectome_gains with G = 0: the links' gains would have no effect");
+        }
+        per_tr
+            .checked_mul(bold_every)
+            .and_then(|x| x.checked_mul(cfg.window_tr))
             .ok_or_else(|| input!("window_tr = {}: a window of that many steps", cfg.window_tr))?;
         Ok(Self {
             n: conn.n,
@@ -713,7 +729,12 @@ pub fn window_loss_reverse(
     check_target(s, target)?;
     check_weights(s, weights)?;
     let carry = after_transient::<f64>(s)?;
-    adjoint::backward(s, values, weights, &carry, window_steps(s), target)
+    let rev = adjoint::backward(s, values, weights, &carry, window_steps(s), target)?;
+    let finite = rev.loss.is_finite() && rev.d_g.is_finite();
+    if !finite || rev.d_weights.iter().any(|d| !d.is_finite()) {
+        bail!("the window's loss or its gradient is not finite (a region without BOLD variance?)");
+    }
+    Ok(rev)
 }
 
 /// Node steps per window.
@@ -1253,5 +1274,20 @@ mod tests {
         // The mean moves towards G (it started at G's start, 2.0, and G moved).
         assert!(m != 2.0 && v != 1.0, "{m} {v}");
         assert!((m - out.values["G"]).abs() < (2.0 - out.values["G"]).abs() + 1e-12);
+    }
+
+    /// Connectome gains need coupling to act through, and a window the reverse mode can hold.
+    #[test]
+    fn connectome_gains_refuse_what_cannot_work() {
+        let mut cfg = small(0.0).0.cfg;
+        cfg.connectome_gains = true;
+        cfg.params.insert("G".into(), 0.0);
+        cfg.fit = vec!["g_EE".into()];
+        let e = Setup::new(cfg.clone()).unwrap_err().to_string();
+        assert!(e.contains("connectome_gains") && e.contains("G = 0"), "{e}");
+        cfg.params.insert("G".into(), 2.0);
+        cfg.connectome.normalise = vec!["max".into()];
+        let e = Setup::new(cfg).unwrap_err().to_string();
+        assert!(e.contains("laplacian"), "{e}");
     }
 }
