@@ -133,15 +133,18 @@ fn batched_chen_campbell_and_mlp_runs_equal_runs_alone() {
         })
         .collect();
     assert_eq!(check("cc", cc), 0);
-    let mlp: Vec<Config> = (0..3)
+    // f64 rows (a batch of 8 lanes, 3 used) and f32 rows (16 lanes): the lanes' network
+    // evaluation has its own code (`MlpScalar::mean_field` on lanes).
+    let mlp: Vec<Config> = (0..6)
         .map(|k| {
             let mut c = Config {
-                coupling: 0.05 * k as f64,
+                coupling: 0.05 * (k % 3) as f64,
                 seed: k,
+                precision: if k < 3 { "f64" } else { "f32" }.into(),
                 ..base("mlp")
             };
             c.params
-                .insert("p".into(), ParamValue::Global(0.6 + 0.2 * k as f64));
+                .insert("p".into(), ParamValue::Global(0.6 + 0.2 * (k % 3) as f64));
             c
         })
         .collect();

@@ -86,17 +86,20 @@ pub trait MlpScalar: Copy + Debug + PartialEq {
     fn tanh_lanes<const L: usize>(x: [Self; L]) -> [Self; L] {
         x.map(Self::tanh)
     }
-    /// `(u[k] - sub[k]) / div[k]` for every `k` (the input normalisation).
+    /// The mean field's network on physical inputs `u = (r, v, eta, p, J, I)`:
+    /// `denormalise(net(normalise(u)))`, [`MlpMeanField::deriv_with`]'s whole evaluation.
+    /// [`Lanes`](crate::lanes::Lanes) override it with the same operations in one
+    /// out-of-line, lane-major function (see there).
     #[inline(always)]
-    fn affine<const N: usize>(u: &[Self; N], sub: &[Self; N], div: &[Self; N]) -> [Self; N]
+    fn mean_field<const H1: usize, const H2: usize>(
+        net: &Mlp<Self, 6, H1, H2, 2>,
+        norm: &Normalisation<Self>,
+        u: &[Self; 6],
+    ) -> [Self; 2]
     where
         Self: Real,
     {
-        let mut z = *u;
-        for (k, v) in z.iter_mut().enumerate() {
-            *v = (u[k] - sub[k]) / div[k];
-        }
-        z
+        norm.denormalise(&net.forward(&norm.normalise(u)))
     }
     /// `bias + sum_i w[i] x[i]`, accumulated from the bias in index order. Fixed point
     /// overrides this with an exact 64-bit accumulation and a single rounding.
@@ -509,10 +512,7 @@ impl<T: Real + MlpScalar, const H1: usize, const H2: usize> MlpMeanField<T, H1, 
     /// [`MlpMeanField::params`] aside (for sweeps and bifurcation analysis).
     #[inline(always)]
     pub fn deriv_with(&self, x: &[T; 2], eta: T, p: T, j: T, input: T) -> [T; 2] {
-        // As `self.norm.normalise`, through `MlpScalar::affine` (out of line for lanes).
-        let n = &self.norm;
-        let z = T::affine(&[x[0], x[1], eta, p, j, input], &n.in_mean, &n.in_scale);
-        self.norm.denormalise(&self.net.forward(&z))
+        T::mean_field(&self.net, &self.norm, &[x[0], x[1], eta, p, j, input])
     }
 }
 
