@@ -220,6 +220,17 @@ impl<T: Real, const N: usize> Real for Dual<T, N> {
     fn ln(self) -> Self {
         self.chain(self.v.ln(), T::ONE / self.v)
     }
+    /// The value part as `T`'s (so a dual run's values are its `T` run's, bit for bit).
+    #[inline]
+    fn exp_branch_free(self) -> Self {
+        let e = self.v.exp_branch_free();
+        self.chain(e, e)
+    }
+    /// The value part as `T`'s.
+    #[inline]
+    fn ln_branch_free(self) -> Self {
+        self.chain(self.v.ln_branch_free(), T::ONE / self.v)
+    }
     #[inline]
     fn tanh(self) -> Self {
         let t = self.v.tanh();

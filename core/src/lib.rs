@@ -56,6 +56,7 @@ pub mod rng;
 pub mod sim;
 pub mod spiking;
 pub mod stim;
+pub mod vecmath;
 mod ziggurat;
 
 pub use models::{Model, ParamError, ParamSpec};

@@ -112,6 +112,20 @@ pub trait Real:
     fn sq(self) -> Self {
         self * self
     }
+    /// e^self by a method without branches on the value, which vectorises when applied in a
+    /// loop (`f64`: [`crate::vecmath::exp`], within 2 units in the last place of libm's);
+    /// [`Real::exp`] for the other types. For loops over many values (the BOLD of every
+    /// region); a type's two exponentials may differ in the last bit.
+    #[inline(always)]
+    fn exp_branch_free(self) -> Self {
+        self.exp()
+    }
+    /// The natural logarithm as [`Real::exp_branch_free`] is e^x (`f64`:
+    /// [`crate::vecmath::ln`]).
+    #[inline(always)]
+    fn ln_branch_free(self) -> Self {
+        self.ln()
+    }
 }
 
 macro_rules! impl_real_common {
@@ -182,6 +196,14 @@ impl Real for f64 {
     #[inline]
     fn floor(self) -> Self {
         libm::floor(self)
+    }
+    #[inline(always)]
+    fn exp_branch_free(self) -> Self {
+        crate::vecmath::exp(self)
+    }
+    #[inline(always)]
+    fn ln_branch_free(self) -> Self {
+        crate::vecmath::ln(self)
     }
 }
 
