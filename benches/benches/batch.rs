@@ -133,7 +133,8 @@ fn main() {
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for _ in 0..reps {
                 a.push(per_min(time(&ps, threads, false)));
-                if threads == 1 {
+                // NMM_BENCH_BATCHED_ONLY=1 skips the one-at-a-time runs (for profiling).
+                if threads == 1 && std::env::var("NMM_BENCH_BATCHED_ONLY").is_err() {
                     b.push(per_min(time(&ps, threads, true)));
                 }
             }
