@@ -15,6 +15,8 @@
 //!
 //! Printed per case: one thread, batched (lanes) against one run at a time; then all threads.
 //! Medians of `reps` paired repetitions (batched and unbatched alternate), with min and max.
+//! `NMM_BENCH_BATCHED_ONLY=1` skips the one-at-a-time runs (for profiling the batched path,
+//! and for comparing with the peer in less time).
 
 use nmm::brain::{BoldCfg, Config, ConnectomeCfg, FcCfg, ParamValue, Prepared, run_many_in_lanes};
 use nmm::progress::Silent;

@@ -278,8 +278,9 @@ impl<T: Real> BoldParams<T> {
     }
 
     /// [`BoldParams::deriv`] with `ln(1 - E_0)` computed by the caller (once per step of many
-    /// regions instead of twice per region: libm's logarithm and exponential are the cost of
-    /// BOLD).
+    /// regions instead of twice per region). The other logarithm and exponentials are the
+    /// branch-free ones ([`Real::exp_branch_free`]), which vectorise across regions in
+    /// [`BoldMonitor::step`].
     #[inline]
     fn deriv_with(&self, x: &[T; 4], z: T, ln_1m_e0: T) -> [T; 4] {
         let [s, f, v, q] = *x;

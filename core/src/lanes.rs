@@ -7,7 +7,9 @@
 //! batched run computes exactly what a run on `T` would, bit for bit, and the per-lane work
 //! compiles to vector instructions (four `f64` or eight `f32` lanes per AVX2 instruction, eight
 //! and sixteen with AVX-512). Transcendental functions call the scalar `libm` function per lane
-//! (the same numbers as a scalar run; they are not vectorised).
+//! (the same numbers as a scalar run; they are not vectorised), except the branch-free ones,
+//! which vectorise: [`Real::exp_branch_free`] and [`Real::ln_branch_free`] in `f64` (BOLD)
+//! and the MLP's `tanh` ([`crate::mlp::tanh`]).
 //!
 //! Lanes do not share anything but the code path: a lane that overflows or turns NaN leaves
 //! the others as they would be alone. What has no lane-wise meaning:

@@ -34,7 +34,7 @@ pub fn exp(x: f64) -> f64 {
         * rr
         + 2.0;
     let er = 1.0 + 2.0 * (pr / (qr - pr));
-    // n from t's low 51 bits (|n| <= 1077), split in halves so that each power of two is
+    // n from t's low 51 bits (|n| <= 1076), split in halves so that each power of two is
     // normal.
     let ni = ((t.to_bits() << 13) as i64) >> 13;
     let n1 = ni >> 1;
@@ -42,7 +42,7 @@ pub fn exp(x: f64) -> f64 {
     let p1 = f64::from_bits(((n1 + 1023) as u64) << 52);
     let p2 = f64::from_bits(((n2 + 1023) as u64) << 52);
     let e = er * p1 * p2;
-    // NaN in, NaN out (the clamp turned it into a number): all ones where x is NaN.
+    // NaN in, NaN out, by a mask rather than through the arithmetic: all ones where x is NaN.
     let nan = (x.is_nan() as u64).wrapping_neg();
     f64::from_bits((e.to_bits() & !nan) | (x.to_bits() & nan))
 }

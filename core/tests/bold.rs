@@ -147,8 +147,10 @@ fn set_get_and_validate() {
 }
 
 /// At rest every derivative vanishes: ds, df, dv exactly; dq up to the rounding of
-/// `1 - (1 - E_0)` against `E_0` (one ulp of 1, so <= 2.3e-16 / tau_0 in f64, 1.2e-7 / tau_0
-/// in f32). The BOLD signal at rest is exactly 0 (every bracket is 1 - 1).
+/// `1 - exp(ln(1 - E_0))` against `E_0`. For the presets' `E_0` that is one ulp of 1, so
+/// <= 2.3e-16 / tau_0 in f64, 1.2e-7 / tau_0 in f32, which this test checks (the f64
+/// exponential's bound, 2 ulp, would allow twice that for another `E_0`). The BOLD signal at
+/// rest is exactly 0 (every bracket is 1 - 1).
 #[test]
 fn rest_is_a_fixed_point_for_every_preset() {
     for preset in BoldPreset::ALL {
