@@ -23,13 +23,17 @@ samples of the dt = bin run). Two measures, for r and for v:
 
 Prints a table per group and the means per p, and writes a CSV.
 
-Usage: python3 models/evaluate.py NMM MODEL.nmmw HELDOUT_DIR OUT.csv
+With a fifth argument, a discovered model (`nmm discover`), also
+  - the closed form      (`nmm mf corrected --model C --eta --J --p`).
+
+Usage: python3 models/evaluate.py NMM MODEL.nmmw HELDOUT_DIR OUT.csv [CLOSED.toml]
 Needs numpy.
 """
 import csv, json, subprocess, sys, tempfile, os
 import numpy as np
 
 nmm, model, heldout, out = sys.argv[1:5]
+closed = sys.argv[5] if len(sys.argv) > 5 else None
 groups = {}
 for row in csv.DictReader(open(os.path.join(heldout, "manifest.csv"))):
     path = os.path.join(heldout, row["file"])
@@ -54,6 +58,9 @@ with tempfile.TemporaryDirectory() as tmp:
             "mlp": ["mf", "mlp", "--model", model, "--eta", str(eta), "--J", str(J), "--p", str(p)],
             "mpr_Jp": ["mf", "mpr", "--eta", str(eta), "--J", str(J * p)],
         }
+        if closed:
+            runs["closed"] = ["mf", "corrected", "--model", closed, "--eta", str(eta), "--J", str(J),
+                              "--p", str(p)]
         k = len(members)
         res = {"file": members[0][0], "runs": k, "J": J, "eta": eta, "p": p}
         for name, args in runs.items():
@@ -80,6 +87,8 @@ with tempfile.TemporaryDirectory() as tmp:
         line = "%-16s K=%d J=%5.1f eta=%5.1f p=%.1f  MLP r %.4f v %.4f | MPR(Jp) r %.4f v %.4f" % (
             res["file"], k, J, eta, p, res["mlp_rmse_r"], res["mlp_rmse_v"],
             res["mpr_Jp_rmse_r"], res["mpr_Jp_rmse_v"])
+        if closed:
+            line += " | closed r %.4f v %.4f" % (res["closed_rmse_r"], res["closed_rmse_v"])
         if k >= 2:
             line += "  || systematic MLP r %.4f v %.4f | MPR(Jp) r %.4f v %.4f (noise of the mean %.4f %.4f)" % (
                 res["mlp_sys_r"], res["mlp_sys_v"], res["mpr_Jp_sys_r"], res["mpr_Jp_sys_v"],
@@ -97,7 +106,8 @@ for p in sorted({r["p"] for r in results}):
     sel = [r for r in results if r["p"] == p]
     mean = lambda k: np.mean([r[k] for r in sel])
     print("p = %.1f (%d groups): mean single-run RMSE  MLP r %.4f v %.4f | MPR(J p) r %.4f v %.4f" % (
-        p, len(sel), mean("mlp_rmse_r"), mean("mlp_rmse_v"), mean("mpr_Jp_rmse_r"), mean("mpr_Jp_rmse_v")))
+        p, len(sel), mean("mlp_rmse_r"), mean("mlp_rmse_v"), mean("mpr_Jp_rmse_r"), mean("mpr_Jp_rmse_v"))
+        + (" | closed form r %.4f v %.4f" % (mean("closed_rmse_r"), mean("closed_rmse_v")) if closed else ""))
     ens = [r for r in sel if r["runs"] >= 2]
     if ens:
         m2 = lambda k: np.mean([r[k] for r in ens])

@@ -19,6 +19,7 @@ pub fn cli() -> Command {
         .subcommand(cmd::brain::command())
         .subcommand(cmd::bifurcation::command())
         .subcommand(cmd::train::command())
+        .subcommand(cmd::discover::command())
         .subcommand(cmd::infer::command())
         .subcommand(cmd::fit::command())
 }
@@ -41,6 +42,7 @@ where
         Some(("brain", m)) => cmd::brain::run(m),
         Some(("bifurcation", m)) => cmd::bifurcation::run(m),
         Some(("train", m)) => cmd::train::run(m),
+        Some(("discover", m)) => cmd::discover::run(m),
         Some(("infer", m)) => cmd::infer::run(m),
         Some(("fit", m)) => cmd::fit::run(m),
         _ => unreachable!("clap requires a subcommand"),

@@ -6,7 +6,8 @@ use crate::args::get_f64;
 use anyhow::{Context, Result, anyhow};
 use clap::{ArgMatches, Command};
 use nmm_core::Model;
-use nmm_core::models::{ChenCampbell, Mpr, Rww, RwwGriffiths};
+use nmm_core::models::corrected::Library;
+use nmm_core::models::{ChenCampbell, Corrected, Mpr, Rww, RwwGriffiths};
 
 /// Defaults of a single-node run that depend on the model (its time unit and dynamics).
 pub trait RunDefaults {
@@ -100,6 +101,102 @@ pub fn param_label<M: Model<f64, N>, const N: usize>(name: &str) -> String {
         None => name.to_string(),
     }
 }
+
+impl<M: RunDefaults + Library<f64, N>, const N: usize> RunDefaults for Corrected<f64, M, N> {
+    const T_END: f64 = M::T_END;
+    const DT: f64 = M::DT;
+    const STIM: &'static str = M::STIM;
+    const TIME_UNIT: &'static str = M::TIME_UNIT;
+    const STATE_UNITS: &'static [&'static str] = M::STATE_UNITS;
+    const INPUT_UNIT: &'static str = M::INPUT_UNIT;
+    const ABOUT: &'static str = "An exact mean field plus a closed-form correction for sparse networks (a model file from nmm discover)";
+}
+
+/// The flags of the `corrected` model: the model file, and a `--NAME` flag for every parameter
+/// of either corrected base (MPR's and Chen-Campbell's, plus `p` and `N`); a flag the file's
+/// base lacks is refused when the file is loaded.
+pub fn corrected_args(c: Command) -> Command {
+    let mut c = c.arg(
+        clap::Arg::new("model")
+            .long("model")
+            .value_name("MODEL.toml")
+            .required(true)
+            .value_parser(clap::value_parser!(std::path::PathBuf))
+            .help("Discovered model (nmm discover)"),
+    );
+    let mut seen: Vec<&str> = Vec::new();
+    let specs = <Corrected<f64, Mpr<f64>, 2> as Model<f64, 2>>::PARAMS
+        .iter()
+        .chain(<Corrected<f64, ChenCampbell<f64>, 4> as Model<f64, 4>>::PARAMS);
+    for p in specs {
+        if seen.contains(&p.name) {
+            continue;
+        }
+        seen.push(p.name);
+        c = c.arg(float_arg(
+            p.name,
+            format!(
+                "{} [{}] (default: the file's training value, else {})",
+                p.doc, p.unit, p.default
+            ),
+        ));
+    }
+    c
+}
+
+/// The model of a discovered file on base `M`: the base's defaults, then the parameters the
+/// training networks shared, then the `--NAME` flags present in `m` (`p` and `N` included).
+///
+/// # Errors
+/// A bad file (naming it), a flag out of range, or a flag the base lacks.
+pub fn corrected_from<M: Library<f64, N> + Default, const N: usize>(
+    file: &nmm::discover::ModelFile,
+    m: &ArgMatches,
+) -> Result<Corrected<f64, M, N>> {
+    let mut base = M::default();
+    file.apply_base_params(&mut base)?;
+    let mut c = file.corrected(base)?;
+    let own = <Corrected<f64, M, N> as Model<f64, N>>::PARAMS;
+    let all = <Corrected<f64, Mpr<f64>, 2> as Model<f64, 2>>::PARAMS
+        .iter()
+        .chain(<Corrected<f64, ChenCampbell<f64>, 4> as Model<f64, 4>>::PARAMS);
+    for p in all {
+        if let Some(v) = get_f64(m, p.name) {
+            if !own.iter().any(|q| q.name == p.name) {
+                anyhow::bail!(
+                    "--{}: not a parameter of {} (the file's base)",
+                    p.name,
+                    <Corrected<f64, M, N> as Model<f64, N>>::NAME
+                );
+            }
+            c.set(p.name, v).with_context(|| format!("--{}", p.name))?;
+        }
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+/// Reads the discovered model file `$path` and calls `$body` with `$model` bound to its
+/// [`Corrected`] model (parameters from the flags in `$m`) and `$N` to its state size.
+macro_rules! with_corrected {
+    ($path:expr, $m:expr, |$model:ident, $N:ident| $body:expr) => {{
+        let file = nmm::discover::ModelFile::read($path)?;
+        match file.base {
+            nmm::discover::Base::Mpr => {
+                const $N: usize = 2;
+                let $model = crate::models::corrected_from::<nmm_core::models::Mpr<f64>, 2>(&file, $m)?;
+                $body
+            }
+            nmm::discover::Base::Cc => {
+                const $N: usize = 4;
+                let $model =
+                    crate::models::corrected_from::<nmm_core::models::ChenCampbell<f64>, 4>(&file, $m)?;
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_corrected;
 
 /// One subcommand per model, with a `--NAME` flag for each of its parameters (help shows unit,
 /// default and valid range), plus the arguments `common` adds.

@@ -8,6 +8,7 @@
 //! ([`Model::set`]) and record them ([`Model::get`]) without knowing the model.
 
 pub mod cc;
+pub mod corrected;
 pub mod mpr;
 pub mod rww;
 
@@ -15,6 +16,7 @@ use crate::real::Real;
 use core::fmt;
 
 pub use cc::ChenCampbell;
+pub use corrected::Corrected;
 pub use mpr::Mpr;
 pub use rww::{Rww, RwwGriffiths};
 

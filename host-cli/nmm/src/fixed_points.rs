@@ -47,6 +47,13 @@ impl DefaultBox<2> for nmm_core::models::RwwGriffiths<f64> {
     const BOX: ([f64; 2], [f64; 2]) = ([0.0, 0.0], [1.0, 1.0]);
     const GRID: usize = 30;
 }
+impl<M: DefaultBox<N> + nmm_core::models::corrected::Library<f64, N>, const N: usize> DefaultBox<N>
+    for nmm_core::models::Corrected<f64, M, N>
+{
+    // The base's: a correction for sparseness keeps the variables' ranges.
+    const BOX: ([f64; N], [f64; N]) = M::BOX;
+    const GRID: usize = M::GRID;
+}
 impl<const H1: usize, const H2: usize> DefaultBox<2> for nmm_core::mlp::MlpMeanField<f64, H1, H2> {
     // As MPR: the MLP is trained on (r, v) of QIF networks.
     const BOX: ([f64; 2], [f64; 2]) = ([1e-4, -20.0], [10.0, 10.0]);

@@ -6,7 +6,8 @@
 //! ([`mf`]), equilibria and continuation drivers ([`fixed_points`], [`bifurcation`]),
 //! whole-brain runs with BOLD, FC, FCD and their features ([`brain`]), gradient fits of
 //! whole-brain parameters to an empirical FC ([`fit`]), BOLD of any series ([`bold`]),
-//! connectomes ([`connectome`]), neural posterior estimation ([`infer`]) and the file formats
+//! connectomes ([`connectome`]), neural posterior estimation ([`infer`]), closed-form
+//! corrections discovered from sparse networks ([`discover`]) and the file formats
 //! ([`io`]).
 //!
 //! Every numerical kernel lives in the `no_std` core ([`nmm_core`]); this crate holds what
@@ -36,6 +37,7 @@ pub mod bifurcation;
 pub mod bold;
 pub mod brain;
 pub mod connectome;
+pub mod discover;
 pub mod error;
 pub mod fit;
 pub mod fixed_points;

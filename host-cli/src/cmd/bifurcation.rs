@@ -82,6 +82,11 @@ pub fn command() -> Command {
     subs.push(common(crate::models::mlp_args(Command::new("mlp").about(
         "The trained MLP mean field (a .nmmw file from nmm train)",
     ))));
+    subs.push(common(crate::models::corrected_args(
+        Command::new("corrected").about(
+            "An exact mean field plus a discovered correction (a model file from nmm discover)",
+        ),
+    )));
     Command::new("bifurcation")
         .about("Continuation of equilibria: folds and Hopf points in one parameter, cusps in two")
         .subcommand_required(true)
@@ -98,6 +103,10 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             set_mlp_flags(&mut model, sub)?;
             run_model::<_, 2>(model, sub)
         });
+    }
+    if name == "corrected" {
+        let path = sub.get_one::<PathBuf>("model").expect("required");
+        return crate::models::with_corrected!(path, sub, |model, N| run_model::<_, N>(model, sub));
     }
     with_model!(name, |M, N| run_model::<M, N>(
         model_from_args::<M, N>(sub)?,

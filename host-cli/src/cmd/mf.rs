@@ -27,6 +27,11 @@ pub fn command() -> Command {
         .subcommand(mf_args(crate::models::mlp_args(
             Command::new("mlp").about(<MlpMeanField<f64> as RunDefaults>::ABOUT),
         )))
+        .subcommand(mf_args(crate::models::corrected_args(
+            Command::new("corrected").about(
+                "An exact mean field plus a closed-form correction for sparse networks (a model file from nmm discover; --p, --N and the base's parameters by flag)",
+            ),
+        )))
 }
 
 /// The options every `mf` model takes.
@@ -78,6 +83,10 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             crate::models::set_mlp_flags(&mut model, sub)?;
             run_model::<_, 2>(model, sub)
         });
+    }
+    if name == "corrected" {
+        let path = sub.get_one::<PathBuf>("model").expect("required");
+        return crate::models::with_corrected!(path, sub, |model, N| run_model::<_, N>(model, sub));
     }
     with_model!(name, |M, N| run_model::<M, N>(
         model_from_args::<M, N>(sub)?,

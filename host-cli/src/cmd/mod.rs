@@ -3,6 +3,7 @@
 pub mod bifurcation;
 pub mod bold;
 pub mod brain;
+pub mod discover;
 pub mod fit;
 pub mod fixed_points;
 pub mod infer;

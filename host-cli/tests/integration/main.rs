@@ -6,6 +6,7 @@ mod bifurcation;
 mod brain;
 mod cli;
 mod cli_vs_core;
+mod discover;
 mod fit;
 mod infer;
 mod train;

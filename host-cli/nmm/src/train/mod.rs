@@ -1130,7 +1130,8 @@ mod tests {
     /// weight: K = 6 data intervals, 6 windows from two MPR runs (one with a transient); the
     /// default 6 -> 6 -> 6 -> 2 network with one Heun step per interval (98 weights) and a
     /// 6 -> 16 -> 16 -> 2 one with 3 substeps (418 weights), each with uniform weights and
-    /// with the low-rate emphasis of --rate-floor. Step h = 1e-5 (the loss is O(1) and smooth):
+    /// with the low-rate emphasis of --rate-floor, and as the network term of a universal
+    /// differential equation (MPR + network). Step h = 1e-5 (the loss is O(1) and smooth):
     /// truncation ~h^2 |L'''| ~ 1e-10 and rounding ~1e-16/h ~ 1e-11, so the relative error
     /// should be ~1e-8 or below where the gradient is not tiny; relative errors are taken
     /// against max(|g|, 1e-3 max|g|).
@@ -1148,8 +1149,13 @@ mod tests {
         let norm = normalisation(&data);
         let plain = Objective::new(0.1, 6, [norm.in_scale[0], norm.in_scale[1]], 0.25)
             .with_substeps(substeps);
-        // Uniform weights, and the low-rate emphasis of --rate-floor.
-        for obj in [plain, plain.with_rate_floor(0.05, norm.in_mean[0])] {
+        // Uniform weights, the low-rate emphasis of --rate-floor, and a universal differential
+        // equation (the known MPR field plus the network; its Jacobian enters the adjoint).
+        let ude = plain.with_base(rollout::Known {
+            delta: 1.0,
+            tau: 1.0,
+        });
+        for obj in [plain, plain.with_rate_floor(0.05, norm.in_mean[0]), ude] {
             let ws: Vec<Window> = windows(&data, 6, 5)
                 .into_iter()
                 .step_by(2)

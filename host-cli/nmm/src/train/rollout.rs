@@ -54,6 +54,80 @@ pub struct Eval<const H: usize = 6> {
     h2: [f64; H],
     /// `(dr/dt, dv/dt)` (1/time unit^2, 1/time unit).
     pub f: [f64; 2],
+    /// Jacobian `d(known field)/d(r, v)` of the known part of a universal differential
+    /// equation ([`Objective::with_base`]); zero without one.
+    jac: [[f64; 2]; 2],
+}
+
+/// The known, exact part of a universal differential equation: the all-to-all MPR field
+/// (the nominal `J`, no `p`) with heterogeneity `delta` and time constant `tau` (time unit),
+/// at inputs `u = (r, v, eta, p, J, I)`. The network is trained to learn only the rest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Known {
+    /// Half-width of the Lorentzian excitabilities.
+    pub delta: f64,
+    /// Membrane time constant (time unit).
+    pub tau: f64,
+}
+
+impl Known {
+    /// The MPR field and its Jacobian in `(r, v)` at `u`.
+    #[inline]
+    pub fn field(&self, u: &[f64; 6]) -> ([f64; 2], [[f64; 2]; 2]) {
+        use nmm_core::Model;
+        let m = nmm_core::models::Mpr {
+            tau: self.tau,
+            delta: self.delta,
+            eta: u[2],
+            j: u[4],
+        };
+        let f = m.deriv(&[u[0], u[1]], u[5]);
+        let (r, v, t) = (u[0], u[1], self.tau);
+        let pi2 = std::f64::consts::PI * std::f64::consts::PI;
+        // tau dr/dt = Delta/(pi tau) + 2 r v; tau dv/dt = v^2 + eta + J tau r - (pi tau r)^2 + I.
+        let jac = [
+            [2.0 * v / t, 2.0 * r / t],
+            [u[4] - 2.0 * pi2 * t * r, 2.0 * v / t],
+        ];
+        (f, jac)
+    }
+}
+
+/// [`eval`] plus the known field when there is one.
+#[inline]
+pub fn eval_with<const H: usize>(
+    net: &Net<H>,
+    norm: &Normalisation<f64>,
+    base: Option<&Known>,
+    u: &[f64; 6],
+) -> Eval<H> {
+    let mut e = eval(net, norm, u);
+    if let Some(k) = base {
+        let (f, jac) = k.field(u);
+        e.f = [e.f[0] + f[0], e.f[1] + f[1]];
+        e.jac = jac;
+    }
+    e
+}
+
+/// [`backward`] plus the known field's contribution `jac^T gf` to `dL/d(r, v)`.
+#[inline]
+pub fn backward_with<const H: usize>(
+    net: &Net<H>,
+    norm: &Normalisation<f64>,
+    base: Option<&Known>,
+    e: &Eval<H>,
+    gf: &[f64; 2],
+    grad: &mut Net<H>,
+) -> [f64; 2] {
+    let g = backward(net, norm, e, gf, grad);
+    match base {
+        None => g,
+        Some(_) => [
+            g[0] + e.jac[0][0] * gf[0] + e.jac[1][0] * gf[1],
+            g[1] + e.jac[0][1] * gf[0] + e.jac[1][1] * gf[1],
+        ],
+    }
 }
 
 /// The vector field at physical inputs `u = (r, v, eta, p, J, I)`, computed exactly as
@@ -65,7 +139,13 @@ pub fn eval<const H: usize>(net: &Net<H>, norm: &Normalisation<f64>, u: &[f64; 6
     let h1 = net.l1.forward(&z).map(<f64 as MlpScalar>::tanh);
     let h2 = net.l2.forward(&h1).map(<f64 as MlpScalar>::tanh);
     let f = norm.denormalise(&net.l3.forward(&h2));
-    Eval { z, h1, h2, f }
+    Eval {
+        z,
+        h1,
+        h2,
+        f,
+        jac: [[0.0; 2]; 2],
+    }
 }
 
 /// Backward pass of [`eval`]: given `gf = dL/df`, adds `dL/dweights` into `grad` and returns
@@ -129,6 +209,9 @@ pub struct Objective {
     /// weighted by `(r_mean + r0) / (max(r, 0) + r0)` (1 at the mean rate, up to
     /// `1 + r_mean / r0` at rest). `None`: uniform.
     rate_floor: Option<(f64, f64)>,
+    /// The known part of a universal differential equation (`None`: the network is the whole
+    /// field).
+    pub base: Option<Known>,
 }
 
 impl Objective {
@@ -147,7 +230,15 @@ impl Objective {
                 v_weight / (sd[1] * sd[1] * denom),
             ],
             rate_floor: None,
+            base: None,
         }
+    }
+
+    /// Trains a universal differential equation: the field is `known + network`, and the
+    /// network learns only the difference.
+    pub fn with_base(mut self, known: Known) -> Self {
+        self.base = Some(known);
+        self
     }
 
     /// Takes `s >= 1` Heun steps of `dt / s` per data interval (the loss is still taken at the
@@ -279,7 +370,7 @@ pub fn window_loss<const H: usize>(
                 (ia, ib),
                 (j, sub),
                 h,
-                |u| eval(net, norm, u),
+                |u| eval_with(net, norm, obj.base.as_ref(), u),
                 |e| e.f,
             );
             x = next;
@@ -300,9 +391,10 @@ pub fn window_loss<const H: usize>(
             for st in scratch[n * sub..(n + 1) * sub].iter().rev() {
                 // x' = x + half (k1 + k2), k2 = f(x + h k1), k1 = f(x).
                 let gk = [half * g[0], half * g[1]];
-                let gxp = backward(net, norm, &st.k2, &gk, grad);
+                let base = obj.base.as_ref();
+                let gxp = backward_with(net, norm, base, &st.k2, &gk, grad);
                 let gk1 = [gk[0] + h * gxp[0], gk[1] + h * gxp[1]];
-                let gx1 = backward(net, norm, &st.k1, &gk1, grad);
+                let gx1 = backward_with(net, norm, base, &st.k1, &gk1, grad);
                 g = [g[0] + gxp[0] + gx1[0], g[1] + gxp[1] + gx1[1]];
             }
         }

@@ -1,0 +1,112 @@
+//! End-to-end tests of `nmm discover` and of the discovered model in `nmm mf` and
+//! `nmm bifurcation`: a small QIF sweep at two connection probabilities, a UDE of a few epochs,
+//! the equations printed, the model file loaded by name, and clear errors.
+
+use crate::util::{nmm, ok, read1, stderr};
+
+#[test]
+fn discovers_and_runs_a_corrected_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("grid.toml");
+    std::fs::write(
+        &grid,
+        "network = \"qif\"\nN = 300\ndt = 1e-3\nt_end = 4.0\nstim = \"noise:1:1.1\"\n[params]\ndelta = 1.0\n[grid]\nJ = [10.0, 15.0]\neta = [-5.0]\np = [0.5, 1.0]\n",
+    )
+    .unwrap();
+    let sweep = dir.path().join("sweep");
+    let s = sweep.to_str().unwrap();
+    ok(nmm(&[
+        "spiking",
+        "sweep",
+        "--grid",
+        grid.to_str().unwrap(),
+        "--out",
+        s,
+    ]));
+    let model = dir.path().join("m.toml");
+    let m = model.to_str().unwrap();
+    let o = ok(nmm(&[
+        "discover",
+        "--data",
+        s,
+        "--out",
+        m,
+        "--epochs",
+        "2",
+        "--dt",
+        "0.1",
+        "--rollout",
+        "5",
+        "--folds",
+        "2",
+        "--seed",
+        "3",
+    ]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("dv/dt = MPR_v"), "{text}");
+    assert!(
+        text.contains("closed form of the UDE's learned term"),
+        "{text}"
+    );
+    let file = std::fs::read_to_string(&model).unwrap();
+    assert!(
+        file.contains("format = \"nmm-discovered\"") && file.contains("seed = 3"),
+        "{file}"
+    );
+
+    // The model runs by name, with p and N by flag, and its trajectory is written.
+    let out = dir.path().join("x.npz");
+    ok(nmm(&[
+        "mf",
+        "corrected",
+        "--model",
+        m,
+        "--p",
+        "0.6",
+        "--N",
+        "300",
+        "--t-end",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(read1(&out, "r").iter().all(|x| x.is_finite()));
+    ok(nmm(&[
+        "bifurcation",
+        "corrected",
+        "--model",
+        m,
+        "--param",
+        "eta",
+        "--range",
+        "-8,-2",
+    ]));
+
+    // A Chen-Campbell parameter for an MPR model, p out of range, a damaged file.
+    let o = nmm(&["mf", "corrected", "--model", m, "--alpha", "0.5"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--alpha"),
+        "{}",
+        stderr(&o)
+    );
+    let o = nmm(&["mf", "corrected", "--model", m, "--p", "1.5"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("p"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&model, file.replace("base = \"mpr\"", "base = \"hh\"")).unwrap();
+    let o = nmm(&["mf", "corrected", "--model", m]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("m.toml"),
+        "{}",
+        stderr(&o)
+    );
+    // An Izhikevich base given QIF runs: the file is named.
+    let o = nmm(&["discover", "--data", s, "--out", m, "--base", "cc"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("run_000000.npz"),
+        "{}",
+        stderr(&o)
+    );
+}
