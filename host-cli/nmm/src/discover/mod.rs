@@ -355,7 +355,8 @@ fn load_run(file: &Path, base: Base, dt: f64) -> Result<Run> {
         );
     }
     let bin = (t[t.len() - 1] - t[0]) / (t.len() - 1) as f64;
-    if bin.is_nan() || bin <= 0.0
+    if bin.is_nan()
+        || bin <= 0.0
         || t.windows(2)
             .any(|w| ((w[1] - w[0]) - bin).abs() > 1e-6 * bin)
     {
