@@ -93,6 +93,8 @@ with tempfile.TemporaryDirectory() as tmp:
             line += "  || systematic MLP r %.4f v %.4f | MPR(Jp) r %.4f v %.4f (noise of the mean %.4f %.4f)" % (
                 res["mlp_sys_r"], res["mlp_sys_v"], res["mpr_Jp_sys_r"], res["mpr_Jp_sys_v"],
                 res["noise_r"], res["noise_v"])
+            if closed:
+                line += " | closed r %.4f v %.4f" % (res["closed_sys_r"], res["closed_sys_v"])
         print(line, flush=True)
 keys = []
 for r in results:
@@ -113,4 +115,5 @@ for p in sorted({r["p"] for r in results}):
         m2 = lambda k: np.mean([r[k] for r in ens])
         print("p = %.1f (%d groups of >= 2 runs): mean systematic error  MLP r %.4f v %.4f | MPR(J p) r %.4f v %.4f (noise of the mean r %.4f v %.4f)" % (
             p, len(ens), m2("mlp_sys_r"), m2("mlp_sys_v"), m2("mpr_Jp_sys_r"), m2("mpr_Jp_sys_v"),
-            m2("noise_r"), m2("noise_v")))
+            m2("noise_r"), m2("noise_v"))
+            + (" | closed form r %.4f v %.4f" % (m2("closed_sys_r"), m2("closed_sys_v")) if closed else ""))

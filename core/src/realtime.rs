@@ -29,7 +29,7 @@
 
 use crate::integrate::stochastic_heun_in;
 use crate::mlp::{MlpMeanField, MlpScalar};
-use crate::models::{ChenCampbell, Model, Mpr, ParamError};
+use crate::models::{ChenCampbell, Corrected, Model, Mpr, ParamError};
 use crate::real::Real;
 use crate::rng::Gaussian;
 
@@ -50,6 +50,8 @@ pub enum Node<T> {
     Cc(ChenCampbell<T>),
     /// The compact MLP mean field, state `(r, v)`.
     Mlp(MlpMeanField<T>),
+    /// MPR plus a closed-form correction for sparse networks (`nmm discover`), state `(r, v)`.
+    MprCorrected(Corrected<T, Mpr<T>, 2>),
 }
 
 /// Applies `$body` to the concrete model of a [`Node`] with its state length as const `$n`.
@@ -62,6 +64,10 @@ macro_rules! with_model {
             }
             Node::Cc($m) => {
                 const $n: usize = 4;
+                $body
+            }
+            Node::MprCorrected($m) => {
+                const $n: usize = 2;
                 $body
             }
             Node::Mlp($m) => {
@@ -79,6 +85,7 @@ impl<T: Real + MlpScalar> Node<T> {
             Node::Mpr(_) => <Mpr<T> as Model<T, 2>>::NAME,
             Node::Cc(_) => <ChenCampbell<T> as Model<T, 4>>::NAME,
             Node::Mlp(_) => <MlpMeanField<T> as Model<T, 2>>::NAME,
+            Node::MprCorrected(_) => <Corrected<T, Mpr<T>, 2> as Model<T, 2>>::NAME,
         }
     }
 
@@ -93,6 +100,7 @@ impl<T: Real + MlpScalar> Node<T> {
             Node::Mpr(_) => &<Mpr<T> as Model<T, 2>>::STATE,
             Node::Cc(_) => &<ChenCampbell<T> as Model<T, 4>>::STATE,
             Node::Mlp(_) => &<MlpMeanField<T> as Model<T, 2>>::STATE,
+            Node::MprCorrected(_) => &<Corrected<T, Mpr<T>, 2> as Model<T, 2>>::STATE,
         }
     }
 

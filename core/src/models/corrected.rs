@@ -238,16 +238,23 @@ impl<T: Real, M: Library<T, N>, const N: usize> Corrected<T, M, N> {
 
     /// The nonzero terms, in the order they were added.
     pub fn terms(&self) -> &[Active<T>] {
-        &self.terms[..self.len]
+        self.terms.get(..self.len).unwrap_or(&[])
     }
 
     /// The correction alone at state `x` and input `input`.
     #[inline]
     pub fn correction(&self, x: &[T; N], input: T) -> [T; N] {
+        // `push` keeps `eq < N` and `factor < 5`; the `get`s restate that without a panic path
+        // (the firmware's tick is checked to reach none).
         let mut d = [T::ZERO; N];
-        for a in self.terms() {
+        for a in self.terms.iter().take(self.len) {
             let m = self.base.monomial(a.monomial as usize, x, input);
-            d[a.eq as usize] += a.coef * self.factors[a.factor as usize] * m;
+            if let (Some(di), Some(&f)) = (
+                d.get_mut(a.eq as usize),
+                self.factors.get(a.factor as usize),
+            ) {
+                *di += a.coef * f * m;
+            }
         }
         d
     }

@@ -238,6 +238,50 @@ mod board {
             );
         }
 
+        // A discovered closed form (issue 19): MPR plus -1.014 (1-p) J r in dv/dt, the law
+        // `nmm discover` finds on QIF networks (models/discover_mpr), at p = 0.6; and, as an
+        // upper bound for larger corrections, MPR plus 24 library terms (the size of that
+        // file's whole model with its small r-equation terms). The cost depends on the number
+        // of terms, not on their values.
+        {
+            use nmm_core::models::Mpr;
+            use nmm_core::models::corrected::{Corrected, term_count, term_index};
+            let base = Mpr::<f32>::default();
+            let mut one = match Corrected::new(base, 0.6f32, 1e4f32) {
+                Ok(c) => c,
+                Err(_) => fail("corrected model rejected"),
+            };
+            let k = term_index::<f32, Mpr<f32>, 2>("(1-p)", "J r").unwrap_or(0);
+            let _ = one.push(1, k, -1.0142);
+            let mut many = one;
+            for t in 0..23 {
+                let _ = many.push(t % 2, t % term_count::<f32, Mpr<f32>, 2>(), 1e-3);
+            }
+            let dt = Scenario::ALL[0].dt;
+            let gain = Scenario::ALL[0].input_gain;
+            for (label, node) in [
+                ("mpr-corrected-1", Node::MprCorrected(one)),
+                ("mpr-corrected-24", Node::MprCorrected(many)),
+            ] {
+                let mut x = node.initial_state();
+                let zero = [0.0f32; MAX_STATE];
+                let t0 = clock.now();
+                for k in 0..STEPS {
+                    let input = core::hint::black_box(gain * nmm_core::realtime::scripted_input(k));
+                    x = node.step(core::hint::black_box(&x), input, dt, &zero, &zero);
+                }
+                let counts = clock.now().wrapping_sub(t0);
+                core::hint::black_box(x);
+                let per_step = (counts as u64 * INSTR_PER_COUNT as u64) / STEPS as u64;
+                hprintln!(
+                    "cost {} heun_step_instr={} steps={}",
+                    label,
+                    per_step,
+                    STEPS
+                );
+            }
+        }
+
         hprintln!(
             "memory stack_peak_bytes={} (whole program, semihosting output included)",
             stack_high_water()

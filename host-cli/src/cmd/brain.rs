@@ -26,15 +26,15 @@ pub fn command() -> Command {
         .arg(
             Arg::new("model")
                 .long("model")
-                .value_parser(["mpr", "cc", "rww", "rww-griffiths", "mlp"])
-                .help("Node model [default: mpr]; mlp needs --model-file"),
+                .value_parser(["mpr", "cc", "rww", "rww-griffiths", "mlp", "corrected"])
+                .help("Node model [default: mpr]; mlp and corrected need --model-file"),
         )
         .arg(
             Arg::new("model-file")
                 .long("model-file")
-                .value_name("MODEL.nmmw")
+                .value_name("MODEL")
                 .value_parser(value_parser!(PathBuf))
-                .help("Trained MLP mean field for --model mlp (nmm train)"),
+                .help("Trained MLP mean field (.nmmw, nmm train) for --model mlp; discovered model (.toml, nmm discover) for --model corrected"),
         )
         .arg(
             Arg::new("connectome")

@@ -187,9 +187,11 @@ impl Default for FcCfg {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Node model: `mpr`, `cc`, `rww`, `rww-griffiths`, `mlp`.
+    /// Node model: `mpr`, `cc`, `rww`, `rww-griffiths`, `mlp`, `corrected`.
     pub model: String,
-    /// The trained MLP mean field (`.nmmw` from `nmm train`) for `model = "mlp"`.
+    /// The trained MLP mean field (`.nmmw` from `nmm train`) for `model = "mlp"`, or the
+    /// discovered model (`.toml` from `nmm discover`; set its `p` and `N` in `params`) for
+    /// `model = "corrected"`.
     pub model_file: Option<PathBuf>,
     /// Seed of every random draw (noise per region, stream `i + 1` for region `i`).
     pub seed: u64,
@@ -639,8 +641,10 @@ fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
     progress: Option<&dyn Progress>,
 ) -> Result<Option<RunOutput>> {
     use nmm_core::models::{ChenCampbell, Mpr, Rww, RwwGriffiths};
-    if p.cfg.model != "mlp" && p.cfg.model_file.is_some() {
-        bail!("model_file (--model-file) is only for model = \"mlp\" (--model mlp)");
+    if p.cfg.model != "mlp" && p.cfg.model != "corrected" && p.cfg.model_file.is_some() {
+        bail!(
+            "model_file (--model-file) is only for model = \"mlp\" or \"corrected\" (--model mlp|corrected)"
+        );
     }
     match p.cfg.model.as_str() {
         "mpr" => simulate::<T, Mpr<T>, 2>(Mpr::default(), p, progress),
@@ -654,7 +658,31 @@ fn dispatch<T: Real + nmm_core::mlp::MlpScalar + Send + Sync>(
             (|| crate::with_mlp!(T, path, |m| simulate::<T, _, 2>(m, p, progress)))()
                 .context("model_file")
         }
-        other => bail!("model (--model) {other:?}: expected mpr, cc, rww, rww-griffiths or mlp"),
+        "corrected" => {
+            use crate::discover::{Base, ModelFile};
+            let path = p.cfg.model_file.as_ref().ok_or_else(|| {
+                input!("model = \"corrected\" needs model_file (a .toml from nmm discover)")
+            })?;
+            let file = ModelFile::read(path).context("model_file")?;
+            let bad = |e: crate::Error| input!("model_file {}: {e}", path.display());
+            match file.base {
+                Base::Mpr => {
+                    let mut b = Mpr::<T>::default();
+                    file.apply_base_params(&mut b).map_err(bad)?;
+                    let m = file.corrected::<T, Mpr<T>, 2>(b).map_err(bad)?;
+                    simulate::<T, _, 2>(m, p, progress)
+                }
+                Base::Cc => {
+                    let mut b = ChenCampbell::<T>::default();
+                    file.apply_base_params(&mut b).map_err(bad)?;
+                    let m = file.corrected::<T, ChenCampbell<T>, 4>(b).map_err(bad)?;
+                    simulate::<T, _, 4>(m, p, progress)
+                }
+            }
+        }
+        other => bail!(
+            "model (--model) {other:?}: expected mpr, cc, rww, rww-griffiths, mlp or corrected"
+        ),
     }
 }
 
@@ -708,7 +736,8 @@ fn region_models<T: Real, M: Model<T, N> + Clone, const N: usize>(
 /// ```
 pub fn default_dt_ms(model: &str) -> f64 {
     match model {
-        "mpr" | "mlp" => 0.01,
+        // A discovered model's base may be MPR: its step, to be safe for either base.
+        "mpr" | "mlp" | "corrected" => 0.01,
         _ => 0.1,
     }
 }
@@ -773,7 +802,7 @@ fn noise_amplitudes<T: Real, M: Model<T, N>, const N: usize>(
         }
         // The 2025 paper's MPR noise (REFERENCE section 8), nsig = (0.034, 0.068), i.e.
         // amplitudes sqrt(2 nsig); vbi's MPR default is close (0.037, 0.074).
-        (None, None) if M::NAME == "mpr" || M::NAME == "mlp" => {
+        (None, None) if matches!(M::NAME, "mpr" | "mlp" | "mpr-corrected") => {
             core::array::from_fn(|k| (2.0 * [0.034, 0.068][k]).sqrt())
         }
         (None, None) => model.diffusion().map(Real::to_f64),
