@@ -10,7 +10,7 @@
 //
 // Numbers are nmm-core's f32 arithmetic, the same bits as the native host and the firmware.
 
-const KINDS = { mpr: 0, cc: 1 };
+const KINDS = { mpr: 0, cc: 1, "mpr-corrected": 3 };
 
 /** Width of one state row in linear memory (the largest model state, Chen-Campbell's). */
 export const MAX_STATE = 4;
@@ -82,22 +82,25 @@ export class Nmm {
   }
 
   /**
-   * A model: kind "mpr", "cc", or "mlp" (then `weights`: the NMMW file's bytes).
+   * A model: kind "mpr", "cc", "mlp" (then `weights`: the NMMW file's bytes) or
+   * "mpr-corrected" (MPR plus a closed-form correction from `nmm discover`; then `terms`: the
+   * model file's [[model.terms]], [{equation, factor, monomial, coef}], and params p and N).
    * Options: dt (model time unit, default 0.01), params ({name: value}), input (default 0).
    */
-  create(kind, { dt = 0.01, params = {}, input = 0, weights } = {}) {
+  create(kind, { dt = 0.01, params = {}, input = 0, weights, terms = [] } = {}) {
     let h;
     if (kind === "mlp") {
       if (!weights) throw new Error('kind "mlp" needs the weight file: { weights: bytes }');
       const len = this.toScratch(new Uint8Array(weights.buffer ?? weights, weights.byteOffset ?? 0, weights.byteLength));
       h = this.check(this.x.nmm_create_mlp(len, dt));
     } else {
-      if (!Object.hasOwn(KINDS, kind)) throw new Error(`unknown model kind "${kind}" (mpr, cc, mlp)`);
+      if (!Object.hasOwn(KINDS, kind)) throw new Error(`unknown model kind "${kind}" (mpr, cc, mlp, mpr-corrected)`);
       h = this.check(this.x.nmm_create(KINDS[kind], dt));
     }
     const m = new Model(this, h, kind);
     try {
       for (const [name, value] of Object.entries(params)) m.set(name, value);
+      for (const t of terms) m.addTerm(t.equation, t.factor, t.monomial, t.coef);
       m.input = input;
     } catch (e) {
       m.destroy();
@@ -126,6 +129,13 @@ export class Model {
   set(name, value) {
     const len = this.nmm.toScratch(new TextEncoder().encode(name));
     this.nmm.check(this.nmm.x.nmm_set_param(this.handle, len, value));
+    return this;
+  }
+
+  /** Adds coef x factor x monomial to `equation` (names as in a model file of `nmm discover`). */
+  addTerm(equation, factor, monomial, coef) {
+    const len = this.nmm.toScratch(new TextEncoder().encode(`${equation}|${factor}|${monomial}`));
+    this.nmm.check(this.nmm.x.nmm_add_term(this.handle, len, coef));
     return this;
   }
 

@@ -81,10 +81,21 @@ pub extern "C" fn nmm_error_len() -> u32 {
     reg().error_bytes().len() as u32
 }
 
-/// A model of `kind` (0 MPR, 1 Chen-Campbell); returns a handle or an error code.
+/// A model of `kind` (0 MPR, 1 Chen-Campbell, 3 MPR plus a sparse-network correction); returns
+/// a handle or an error code.
 #[unsafe(no_mangle)]
 pub extern "C" fn nmm_create(kind: u32, dt: f32) -> i32 {
     reg().create(kind, dt)
+}
+
+/// Adds `coef` times the term `equation|factor|monomial` (the first `len` scratch bytes) to the
+/// correction of a kind-3 model.
+#[unsafe(no_mangle)]
+pub extern "C" fn nmm_add_term(h: i32, len: u32, coef: f32) -> i32 {
+    match scratch_bytes(len) {
+        Ok(term) => reg().add_term(h, term, coef),
+        Err(e) => e,
+    }
 }
 
 /// An MLP model from the NMMW file in the first `len` scratch bytes.

@@ -1,7 +1,9 @@
 //! The registry behind the C ABI, on the host: handles, errors with their messages, and runs
 //! that equal nmm-core's.
 
-use nmm_core::realtime::{MAX_STATE, Pi, Scenario};
+use nmm_core::models::corrected::term_index;
+use nmm_core::models::{Corrected, Mpr};
+use nmm_core::realtime::{MAX_STATE, Node, Pi, RealTime, Scenario};
 use nmm_wasm::{Error, Registry, SLOTS};
 
 fn weights() -> Vec<u8> {
@@ -84,4 +86,64 @@ fn a_recorded_run_equals_the_core_scenario() {
         rt.tick(0.0);
         assert_eq!(row, rt.state());
     }
+}
+
+#[test]
+fn a_corrected_model_takes_terms_by_name_and_runs_as_the_core() {
+    let mut reg = Box::new(Registry::new());
+    let h = reg.create(3, 0.01);
+    assert!(h >= 0, "{}", reg.error());
+    assert_eq!(reg.set_param(h, b"p", 0.6), 0);
+    // The leading effect of sparseness without 1/p: J r -> p J r in MPR's v equation.
+    assert_eq!(reg.add_term(h, b"v|(1-p)|J r", -1.0), 0, "{}", reg.error());
+    assert_eq!(reg.set_input(h, 1.0), 0);
+    let mut trace = vec![[0.0f32; MAX_STATE]; 2000];
+    assert_eq!(reg.step(h, 2000, Some(&mut trace)), 2000);
+    // Bit for bit the core's RealTime on the same node.
+    let mut c = Corrected::new(Mpr::default(), 0.6, 1e4).unwrap();
+    c.push(
+        1,
+        term_index::<f32, Mpr<f32>, 2>("(1-p)", "J r").unwrap(),
+        -1.0,
+    )
+    .unwrap();
+    let mut rt = RealTime::new(Node::MprCorrected(c), 0.01);
+    // And, independently, MPR with J -> J p: the same field up to f32 rounding of
+    // J r - (1-p) J r against (p J) r; 1e-4 relative bounds 2000 steps of a few ulp each.
+    let mut jp = RealTime::new(
+        Node::Mpr(Mpr {
+            j: 15.0 * 0.6,
+            ..Mpr::default()
+        }),
+        0.01,
+    );
+    jp.set_state(*rt.state());
+    for row in &trace {
+        rt.tick(1.0);
+        jp.tick(1.0);
+        assert_eq!(row, rt.state());
+        for i in 0..2 {
+            let (a, b) = (row[i], jp.state()[i]);
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+    // Bad terms are refused with the reason; a plain MPR takes none.
+    for (term, why) in [
+        (&b"v|(1-p)"[..], "expected"),
+        (b"w|1|r", "equation"),
+        (b"v|1/p|r", "unknown"),
+        (b"v|1|r^3", "unknown"),
+    ] {
+        assert_eq!(reg.add_term(h, term, 1.0), Error::BadValue as i32);
+        assert!(reg.error().contains(why), "{}", reg.error());
+    }
+    assert_eq!(reg.add_term(h, b"r|1|r", f32::NAN), Error::BadValue as i32);
+    for _ in 1..nmm_core::models::corrected::MAX_TERMS {
+        assert_eq!(reg.add_term(h, b"r|1|1", 0.0), 0);
+    }
+    assert_eq!(reg.add_term(h, b"r|1|1", 0.0), Error::BadValue as i32);
+    let plain = reg.create(0, 0.01);
+    assert_eq!(reg.add_term(plain, b"v|1|r", 1.0), Error::BadKind as i32);
+    assert!(reg.error().contains("mpr"), "{}", reg.error());
+    assert_eq!(reg.add_term(99, b"v|1|r", 1.0), Error::BadHandle as i32);
 }

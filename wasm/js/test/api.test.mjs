@@ -277,3 +277,29 @@ test("divergence is reported, and reset recovers", () => {
   m.step(100);
   assert.ok(m.state.every(Number.isFinite), `after reset: ${m.state}`);
 });
+
+test("mpr-corrected: the terms of a model file by name; -(1-p) J r is MPR with J -> J p", () => {
+  const p = 0.6;
+  const c = make("mpr-corrected", {
+    params: { p, J: 15 },
+    terms: [{ equation: "v", factor: "(1-p)", monomial: "J r", coef: -1 }],
+    input: 1,
+  });
+  assert.equal(c.get("p"), Math.fround(p));
+  const m = make("mpr", { params: { J: 15 * p }, input: 1 });
+  // Both from MPR's quiescent point at J = 15 (the corrected model's start): 0.0811 kHz.
+  const r0 = c.state[0];
+  const rc = c.run(2000);
+  // From MPR(J p)'s own start instead, the two relax to the same fixed point; 1e-4 relative
+  // bounds the f32 rounding of J r - (1-p) J r against (p J) r after 20 ms.
+  const rm = m.run(2000);
+  for (const i of [0, 1]) {
+    const a = rc[4 * 1999 + i];
+    const b = rm[4 * 1999 + i];
+    assert.ok(Math.abs(a - b) <= 1e-4 * Math.max(1, Math.abs(b)), `state ${i}: ${a} vs ${b}`);
+  }
+  assert.ok(Math.abs(r0 - 0.0811) < 2e-3, `start ${r0}`);
+  assert.throws(() => c.addTerm("w", "1", "r", 1), (e) => e instanceof NmmError && /equation/.test(e.message));
+  assert.throws(() => c.addTerm("v", "1", "r^3", 1), (e) => e instanceof NmmError && /unknown/.test(e.message));
+  assert.throws(() => make("mpr").addTerm("v", "1", "r", 1), (e) => e instanceof NmmError && /no correction terms/.test(e.message));
+});
