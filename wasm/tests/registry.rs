@@ -122,8 +122,7 @@ fn a_corrected_model_takes_terms_by_name_and_runs_as_the_core() {
         rt.tick(1.0);
         jp.tick(1.0);
         assert_eq!(row, rt.state());
-        for i in 0..2 {
-            let (a, b) = (row[i], jp.state()[i]);
+        for (&a, &b) in row.iter().zip(jp.state()).take(2) {
             assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
         }
     }
