@@ -32,6 +32,9 @@ Needs numpy.
 import csv, json, subprocess, sys, tempfile, os
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from errors import trajectory_errors  # noqa: E402
+
 nmm, model, heldout, out = sys.argv[1:5]
 closed = sys.argv[5] if len(sys.argv) > 5 else None
 groups = {}
@@ -75,14 +78,10 @@ with tempfile.TemporaryDirectory() as tmp:
                 centres = 0.5 * (y[:-1] + y[1:])[:n]
                 n = len(centres)
                 data = np.stack([mem[1 + vi][:n] for mem in members])
-                single = np.sqrt(np.mean((centres - data) ** 2, axis=1))
-                res[f"{name}_rmse_{var}"] = float(single.mean())
+                single, sys_, noise = trajectory_errors(centres, data)
+                res[f"{name}_rmse_{var}"] = single
                 if k >= 2:
-                    xbar = data.mean(axis=0)
-                    s2 = data.var(axis=0, ddof=1)
-                    d2 = np.mean((centres - xbar) ** 2 - s2 / k)
-                    res[f"{name}_sys_{var}"] = float(np.sqrt(max(d2, 0.0)))
-                    res[f"noise_{var}"] = float(np.sqrt(np.mean(s2 / k)))
+                    res[f"{name}_sys_{var}"], res[f"noise_{var}"] = sys_, noise
         results.append(res)
         line = "%-16s K=%d J=%5.1f eta=%5.1f p=%.1f  MLP r %.4f v %.4f | MPR(Jp) r %.4f v %.4f" % (
             res["file"], k, J, eta, p, res["mlp_rmse_r"], res["mlp_rmse_v"],
