@@ -677,6 +677,12 @@ fn discover_with<M: Library<f64, N> + Default, const N: usize>(
             base_params.insert(spec.name.to_string(), vals[0]);
         }
     }
+    if model.terms.len() > MAX_TERMS {
+        bail!(
+            "the fit kept {} terms; a model holds at most {MAX_TERMS}: raise --threshold (or --cv-tolerance)",
+            model.terms.len()
+        );
+    }
     let n0 = runs[0].n;
     if runs.iter().any(|r| r.n != n0) {
         progress
