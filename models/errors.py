@@ -1,5 +1,7 @@
 """Trajectory errors of a mean field against a group of network runs (shared by evaluate.py and
 evaluate_izh.py; see evaluate.py's docstring for what they mean)."""
+import csv
+
 import numpy as np
 
 
@@ -16,3 +18,14 @@ def trajectory_errors(model, data):
     s2 = data.var(axis=0, ddof=1)
     d2 = np.mean((model - xbar) ** 2 - s2 / k)
     return single, float(np.sqrt(max(d2, 0.0))), float(np.sqrt(np.mean(s2 / k)))
+
+
+def write_rows(path, rows):
+    """Writes dicts as CSV, the columns in order of first appearance over all rows."""
+    keys = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)

@@ -33,7 +33,7 @@ import csv, json, subprocess, sys, tempfile, os
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from errors import trajectory_errors  # noqa: E402
+from errors import trajectory_errors, write_rows  # noqa: E402
 
 nmm, model, heldout, out = sys.argv[1:5]
 closed = sys.argv[5] if len(sys.argv) > 5 else None
@@ -95,13 +95,7 @@ with tempfile.TemporaryDirectory() as tmp:
             if closed:
                 line += " | closed r %.4f v %.4f" % (res["closed_sys_r"], res["closed_sys_v"])
         print(line, flush=True)
-keys = []
-for r in results:
-    keys += [k for k in r if k not in keys]
-with open(out, "w", newline="") as fh:
-    w = csv.DictWriter(fh, fieldnames=keys)
-    w.writeheader()
-    w.writerows(results)
+write_rows(out, results)
 print()
 for p in sorted({r["p"] for r in results}):
     sel = [r for r in results if r["p"] == p]

@@ -30,7 +30,7 @@ import csv, json, subprocess, sys, tempfile, os
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from errors import trajectory_errors  # noqa: E402
+from errors import trajectory_errors, write_rows  # noqa: E402
 
 nmm, heldout, out = sys.argv[1:4]
 closed = sys.argv[4] if len(sys.argv) > 4 else None
@@ -148,13 +148,7 @@ with tempfile.TemporaryDirectory() as tmp:
         line += " ".join("%s %.1f/%.3f" % (lab, res[f"{n}_period"], res[f"{n}_amp"])
                          for lab, n in names)
         print(line, flush=True)
-keys = []
-for r in results:
-    keys += [k for k in r if k not in keys]
-with open(out, "w", newline="") as fh:
-    w = csv.DictWriter(fh, fieldnames=keys)
-    w.writeheader()
-    w.writerows(results)
+write_rows(out, results)
 print()
 names = [("CC(s_jump p)", "cc_sp")] + ([("closed form", "closed")] if closed else []) + [
     ("CC all-to-all", "cc")]
