@@ -335,36 +335,37 @@ pub(crate) fn locate(sizes: [usize; 4], k: usize) -> (&'static str, usize) {
 
 /// Affine maps between physical and network units, chosen by the trainer.
 ///
-/// Network input `k` is `(u[k] - in_mean[k]) / in_scale[k]` for the physical inputs
-/// `u = (r, v, eta, p, J, I)`; the derivative is `y[k] * out_scale[k] + out_offset[k]` for the
-/// network output `y`. Means and offsets carry the unit of their variable (see the module
-/// docs); scales too (a scale of 2 in `r` means one network unit is 2 per time unit).
+/// Network input `k` is `(u[k] - in_mean[k]) / in_scale[k]` for the physical inputs `u`
+/// (`I` of them; the mean field's are `(r, v, eta, p, J, I)`); the derivative is
+/// `y[k] * out_scale[k] + out_offset[k]` for the network output `y` (`O` of them; the mean
+/// field's are `(dr/dt, dv/dt)`). Means and offsets carry the unit of their variable (see the
+/// module docs); scales too (a scale of 2 in `r` means one network unit is 2 per time unit).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Normalisation<T> {
+pub struct Normalisation<T, const I: usize = 6, const O: usize = 2> {
     /// Subtracted from each input (unit of the input).
-    pub in_mean: [T; 6],
+    pub in_mean: [T; I],
     /// Divides each centred input (unit of the input); non-zero.
-    pub in_scale: [T; 6],
+    pub in_scale: [T; I],
     /// Multiplies each network output (unit of the derivative).
-    pub out_scale: [T; 2],
+    pub out_scale: [T; O],
     /// Added after scaling (unit of the derivative).
-    pub out_offset: [T; 2],
+    pub out_offset: [T; O],
 }
 
-impl<T: Real> Normalisation<T> {
+impl<T: Real, const I: usize, const O: usize> Normalisation<T, I, O> {
     /// Means and offsets 0, scales 1.
     pub fn identity() -> Self {
         Self {
-            in_mean: [T::ZERO; 6],
-            in_scale: [T::ONE; 6],
-            out_scale: [T::ONE; 2],
-            out_offset: [T::ZERO; 2],
+            in_mean: [T::ZERO; I],
+            in_scale: [T::ONE; I],
+            out_scale: [T::ONE; O],
+            out_offset: [T::ZERO; O],
         }
     }
 
-    /// Physical inputs `(r, v, eta, p, J, I)` to network inputs.
+    /// Physical inputs (for the mean field `(r, v, eta, p, J, I)`) to network inputs.
     #[inline(always)]
-    pub fn normalise(&self, u: &[T; 6]) -> [T; 6] {
+    pub fn normalise(&self, u: &[T; I]) -> [T; I] {
         let mut z = *u;
         for (k, v) in z.iter_mut().enumerate() {
             *v = (u[k] - self.in_mean[k]) / self.in_scale[k];
@@ -372,9 +373,9 @@ impl<T: Real> Normalisation<T> {
         z
     }
 
-    /// Network outputs to `(dr/dt, dv/dt)`.
+    /// Network outputs to derivatives (for the mean field `(dr/dt, dv/dt)`).
     #[inline(always)]
-    pub fn denormalise(&self, y: &[T; 2]) -> [T; 2] {
+    pub fn denormalise(&self, y: &[T; O]) -> [T; O] {
         let mut d = *y;
         for (k, v) in d.iter_mut().enumerate() {
             *v = y[k] * self.out_scale[k] + self.out_offset[k];
@@ -383,7 +384,7 @@ impl<T: Real> Normalisation<T> {
     }
 
     /// The same normalisation with every value mapped by `f`.
-    pub fn map<U>(&self, mut f: impl FnMut(T) -> U) -> Normalisation<U> {
+    pub fn map<U>(&self, mut f: impl FnMut(T) -> U) -> Normalisation<U, I, O> {
         Normalisation {
             in_mean: self.in_mean.map(&mut f),
             in_scale: self.in_scale.map(&mut f),
@@ -392,7 +393,8 @@ impl<T: Real> Normalisation<T> {
         }
     }
 
-    /// The 16 values in file order: `in_mean`, `in_scale`, `out_scale`, `out_offset`.
+    /// The `2 (I + O)` values (16 for the mean field) in file order: `in_mean`, `in_scale`,
+    /// `out_scale`, `out_offset`.
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         self.in_mean
             .iter()

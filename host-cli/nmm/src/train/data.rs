@@ -5,6 +5,7 @@
 //! `r` in spikes per neuron per time unit, `v`, `eta`, `J`, `I` dimensionless, `p` a
 //! probability.
 
+use super::rollout::Series;
 use crate::error::{Context, Result, bail, input};
 use ndarray::Array1;
 use ndarray_npy::NpzReader;
@@ -357,8 +358,16 @@ fn safe_scale(mean: f64, std: f64) -> f64 {
 ///   1/time unit for `v`; 1 if constant), `out_offset` is 0, so an untrained network with
 ///   small output weights starts near a still vector field.
 pub fn normalisation(train: &[Trajectory]) -> Normalisation<f64> {
+    normalisation_of(train)
+}
+
+/// [`normalisation`] for any series: inputs `u` (state, constants, drive) and the `S` state
+/// variables' derivatives.
+pub fn normalisation_of<T: Series<I, S>, const I: usize, const S: usize>(
+    train: &[T],
+) -> Normalisation<f64, I, S> {
     let mut norm = Normalisation::identity();
-    for k in 0..6 {
+    for k in 0..I {
         let it = train
             .iter()
             .flat_map(move |tr| (0..tr.len()).map(move |i| tr.inputs(i)[k]));
@@ -366,10 +375,11 @@ pub fn normalisation(train: &[Trajectory]) -> Normalisation<f64> {
         norm.in_mean[k] = m;
         norm.in_scale[k] = safe_scale(m, s);
     }
-    for c in 0..2 {
+    for c in 0..S {
         let it = train.iter().flat_map(move |tr| {
-            let x = if c == 0 { &tr.r } else { &tr.v };
-            (1..x.len().saturating_sub(1)).map(move |i| (x[i + 1] - x[i - 1]) / (2.0 * tr.dt))
+            let dt = tr.dt();
+            (1..tr.len().saturating_sub(1))
+                .map(move |i| (tr.state(i + 1)[c] - tr.state(i - 1)[c]) / (2.0 * dt))
         });
         let (m, s) = crate::stats::mean_sd_population(it);
         norm.out_scale[c] = safe_scale(m, s);

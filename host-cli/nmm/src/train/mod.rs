@@ -99,9 +99,9 @@ pub(crate) struct Settings {
 
 /// What [`fit`] returns.
 #[derive(Clone, Debug)]
-pub(crate) struct Fit<const H: usize = 6> {
+pub(crate) struct Fit<const H: usize = 6, const I: usize = 6, const S: usize = 2> {
     /// The chosen weights (lowest validation loss, or the last epoch's).
-    pub net: Net<H>,
+    pub net: Net<H, I, S>,
     /// Epoch (1-based) of the chosen weights.
     pub best_epoch: usize,
     /// Mean training loss of each epoch's batches (before their updates).
@@ -128,11 +128,18 @@ fn shuffle<T>(rng: &mut Xoshiro256PlusPlus, x: &mut [T]) {
 /// (`U[-a, a]`, `a = sqrt(6 / (fan_in + fan_out))`), the output layer the same scaled by 0.1
 /// (a nearly still vector field to start from), biases zero.
 pub(crate) fn init_net<const H: usize>(seed: u64) -> Net<H> {
+    init_net_sized(seed)
+}
+
+/// [`init_net`] for `I` inputs and `S` outputs.
+pub(crate) fn init_net_sized<const H: usize, const I: usize, const S: usize>(
+    seed: u64,
+) -> Net<H, I, S> {
     let mut rng = stream(seed, STREAM_INIT);
     let mut u = |a: f64| a * (2.0 * uniform_open0(&mut rng) - 1.0);
-    let mut net = Net::<H>::splat(0.0);
+    let mut net = Net::<H, I, S>::splat(0.0);
     let glorot = |fan_in: usize, fan_out: usize| (6.0 / (fan_in + fan_out) as f64).sqrt();
-    let (a1, a2, a3) = (glorot(6, H), glorot(H, H), 0.1 * glorot(H, 2));
+    let (a1, a2, a3) = (glorot(I, H), glorot(H, H), 0.1 * glorot(H, S));
     net.l1.w = net.l1.w.map(|row| row.map(|_| u(a1)));
     net.l2.w = net.l2.w.map(|row| row.map(|_| u(a2)));
     net.l3.w = net.l3.w.map(|row| row.map(|_| u(a3)));
@@ -155,22 +162,26 @@ fn lr_at(lr: f64, e: usize, n: usize) -> f64 {
 ///
 /// # Errors
 /// When every batch of an epoch is skipped for a non-finite loss or gradient (divergence).
-pub(crate) fn fit<const H: usize>(
-    mut net: Net<H>,
-    norm: &Normalisation<f64>,
-    obj: &Objective,
-    train: &[Trajectory],
-    val: &[Trajectory],
+pub(crate) fn fit<const H: usize, const I: usize, const S: usize, K, T>(
+    mut net: Net<H, I, S>,
+    norm: &Normalisation<f64, I, S>,
+    obj: &Objective<S, K>,
+    train: &[T],
+    val: &[T],
     s: &Settings,
     progress: &dyn Progress,
-) -> Result<Fit<H>> {
+) -> Result<Fit<H, I, S>>
+where
+    K: rollout::KnownField<I, S>,
+    T: rollout::Series<I, S>,
+{
     let mut train_windows = windows(train, obj.steps, 1);
     let val_windows = windows(val, obj.steps, 1);
     if train_windows.is_empty() {
         bail!("no training windows: every training run is shorter than --rollout + 1 samples");
     }
     let mut rng = stream(s.seed, STREAM_SHUFFLE);
-    let mut adam = Adam::new(Net::<H>::N_WEIGHTS);
+    let mut adam = Adam::new(Net::<H, I, S>::N_WEIGHTS);
     let mut out = Fit {
         net,
         best_epoch: 0,

@@ -36,8 +36,59 @@ use super::data::Trajectory;
 use nmm_core::mlp::{Mlp, MlpScalar, Normalisation};
 use rayon::prelude::*;
 
-/// The network being trained: 6 -> H tanh -> H tanh -> 2, in f64 (default H = 6).
-pub type Net<const H: usize = 6> = Mlp<f64, 6, H, H, 2>;
+/// The network being trained: 6 -> H tanh -> H tanh -> 2, in f64 (default H = 6); in general
+/// `I` inputs (the state first, the drive last) and one output per state variable, `S`.
+pub type Net<const H: usize = 6, const I: usize = 6, const S: usize = 2> = Mlp<f64, I, H, H, S>;
+
+/// A data set the rollouts read: `len` samples of the state, the network's inputs and the drive.
+pub trait Samples {
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// Sample interval (time units).
+    fn dt(&self) -> f64;
+}
+
+/// The observed series of a run with `S` state variables and `I` network inputs.
+pub trait Series<const I: usize, const S: usize>: Samples + Sync {
+    /// The network's inputs at sample `k`: the state in `0..S`, the drive at `I - 1`, the
+    /// run's constants between.
+    fn inputs(&self, k: usize) -> [f64; I];
+    /// The observed state at sample `k`.
+    fn state(&self, k: usize) -> [f64; S];
+    /// The drive at sample `k`.
+    fn drive(&self, k: usize) -> f64;
+}
+
+impl Samples for Trajectory {
+    fn len(&self) -> usize {
+        self.r.len()
+    }
+    fn dt(&self) -> f64 {
+        self.dt
+    }
+}
+
+impl Series<6, 2> for Trajectory {
+    #[inline]
+    fn inputs(&self, k: usize) -> [f64; 6] {
+        Trajectory::inputs(self, k)
+    }
+    #[inline]
+    fn state(&self, k: usize) -> [f64; 2] {
+        [self.r[k], self.v[k]]
+    }
+    #[inline]
+    fn drive(&self, k: usize) -> f64 {
+        self.input[k]
+    }
+}
+
+/// The known, exact part of a universal differential equation in `S` state variables: its
+/// field and Jacobian `d f_i / d x_j` at the network inputs `u` (state first).
+pub trait KnownField<const I: usize, const S: usize>: Sync {
+    /// The field and its Jacobian in the state at `u`.
+    fn field(&self, u: &[f64; I]) -> ([f64; S], [[f64; S]; S]);
+}
 
 /// Windows per task when a batch is split across threads; sums are formed per chunk and the
 /// chunks added in order, so results do not depend on the number of threads.
@@ -45,18 +96,19 @@ const CHUNK: usize = 16;
 
 /// One evaluation of the vector field, with what the backward pass needs.
 #[derive(Clone, Copy, Debug)]
-pub struct Eval<const H: usize = 6> {
+pub struct Eval<const H: usize = 6, const I: usize = 6, const S: usize = 2> {
     /// Normalised inputs.
-    z: [f64; 6],
+    z: [f64; I],
     /// First hidden layer (after tanh).
     h1: [f64; H],
     /// Second hidden layer (after tanh).
     h2: [f64; H],
-    /// `(dr/dt, dv/dt)` (1/time unit^2, 1/time unit).
-    pub f: [f64; 2],
-    /// Jacobian `d(known field)/d(r, v)` of the known part of a universal differential
+    /// The state's derivatives (for the mean field `(dr/dt, dv/dt)`, 1/time unit^2 and
+    /// 1/time unit).
+    pub f: [f64; S],
+    /// Jacobian `d(known field)/d(state)` of the known part of a universal differential
     /// equation ([`Objective::with_base`]); zero without one.
-    jac: [[f64; 2]; 2],
+    jac: [[f64; S]; S],
 }
 
 /// The known, exact part of a universal differential equation: the all-to-all MPR field
@@ -70,10 +122,10 @@ pub struct Known {
     pub tau: f64,
 }
 
-impl Known {
+impl KnownField<6, 2> for Known {
     /// The MPR field and its Jacobian in `(r, v)` at `u`.
     #[inline]
-    pub fn field(&self, u: &[f64; 6]) -> ([f64; 2], [[f64; 2]; 2]) {
+    fn field(&self, u: &[f64; 6]) -> ([f64; 2], [[f64; 2]; 2]) {
         use nmm_core::Model;
         let m = nmm_core::models::Mpr {
             tau: self.tau,
@@ -95,16 +147,18 @@ impl Known {
 
 /// [`eval`] plus the known field when there is one.
 #[inline]
-pub fn eval_with<const H: usize>(
-    net: &Net<H>,
-    norm: &Normalisation<f64>,
-    base: Option<&Known>,
-    u: &[f64; 6],
-) -> Eval<H> {
+pub fn eval_with<const H: usize, const I: usize, const S: usize, K: KnownField<I, S>>(
+    net: &Net<H, I, S>,
+    norm: &Normalisation<f64, I, S>,
+    base: Option<&K>,
+    u: &[f64; I],
+) -> Eval<H, I, S> {
     let mut e = eval(net, norm, u);
     if let Some(k) = base {
         let (f, jac) = k.field(u);
-        e.f = [e.f[0] + f[0], e.f[1] + f[1]];
+        for (a, b) in e.f.iter_mut().zip(f) {
+            *a += b;
+        }
         e.jac = jac;
     }
     e
@@ -112,29 +166,34 @@ pub fn eval_with<const H: usize>(
 
 /// [`backward`] plus the known field's contribution `jac^T gf` to `dL/d(r, v)`.
 #[inline]
-pub fn backward_with<const H: usize>(
-    net: &Net<H>,
-    norm: &Normalisation<f64>,
-    base: Option<&Known>,
-    e: &Eval<H>,
-    gf: &[f64; 2],
-    grad: &mut Net<H>,
-) -> [f64; 2] {
-    let g = backward(net, norm, e, gf, grad);
-    match base {
-        None => g,
-        Some(_) => [
-            g[0] + e.jac[0][0] * gf[0] + e.jac[1][0] * gf[1],
-            g[1] + e.jac[0][1] * gf[0] + e.jac[1][1] * gf[1],
-        ],
+pub fn backward_with<const H: usize, const I: usize, const S: usize, K>(
+    net: &Net<H, I, S>,
+    norm: &Normalisation<f64, I, S>,
+    base: Option<&K>,
+    e: &Eval<H, I, S>,
+    gf: &[f64; S],
+    grad: &mut Net<H, I, S>,
+) -> [f64; S] {
+    let mut g = backward(net, norm, e, gf, grad);
+    if base.is_some() {
+        for (j, gj) in g.iter_mut().enumerate() {
+            for (row, gfi) in e.jac.iter().zip(gf) {
+                *gj += row[j] * gfi;
+            }
+        }
     }
+    g
 }
 
 /// The vector field at physical inputs `u = (r, v, eta, p, J, I)`, computed exactly as
 /// [`nmm_core::mlp::MlpMeanField::deriv_with`] does (same operations, same order), keeping the
 /// hidden activations.
 #[inline]
-pub fn eval<const H: usize>(net: &Net<H>, norm: &Normalisation<f64>, u: &[f64; 6]) -> Eval<H> {
+pub fn eval<const H: usize, const I: usize, const S: usize>(
+    net: &Net<H, I, S>,
+    norm: &Normalisation<f64, I, S>,
+    u: &[f64; I],
+) -> Eval<H, I, S> {
     let z = norm.normalise(u);
     let h1 = net.l1.forward(&z).map(<f64 as MlpScalar>::tanh);
     let h2 = net.l2.forward(&h1).map(<f64 as MlpScalar>::tanh);
@@ -144,7 +203,7 @@ pub fn eval<const H: usize>(net: &Net<H>, norm: &Normalisation<f64>, u: &[f64; 6
         h1,
         h2,
         f,
-        jac: [[0.0; 2]; 2],
+        jac: [[0.0; S]; S],
     }
 }
 
@@ -154,16 +213,16 @@ pub fn eval<const H: usize>(net: &Net<H>, norm: &Normalisation<f64>, u: &[f64; 6
 // Index loops mirror the matrix algebra (w[o][i] against x[i] and g[o]) more plainly than
 // zipped iterators.
 #[allow(clippy::needless_range_loop)]
-pub fn backward<const H: usize>(
-    net: &Net<H>,
-    norm: &Normalisation<f64>,
-    e: &Eval<H>,
-    gf: &[f64; 2],
-    grad: &mut Net<H>,
-) -> [f64; 2] {
-    let gy = [gf[0] * norm.out_scale[0], gf[1] * norm.out_scale[1]];
+pub fn backward<const H: usize, const I: usize, const S: usize>(
+    net: &Net<H, I, S>,
+    norm: &Normalisation<f64, I, S>,
+    e: &Eval<H, I, S>,
+    gf: &[f64; S],
+    grad: &mut Net<H, I, S>,
+) -> [f64; S] {
+    let gy: [f64; S] = core::array::from_fn(|o| gf[o] * norm.out_scale[o]);
     let mut gh2 = [0.0; H];
-    for o in 0..2 {
+    for o in 0..S {
         grad.l3.b[o] += gy[o];
         for i in 0..H {
             grad.l3.w[o][i] += gy[o] * e.h2[i];
@@ -180,21 +239,22 @@ pub fn backward<const H: usize>(
         }
     }
     let ga1: [f64; H] = core::array::from_fn(|i| gh1[i] * (1.0 - e.h1[i] * e.h1[i]));
-    let mut gz = [0.0; 2];
+    let mut gz = [0.0; S];
     for o in 0..H {
         grad.l1.b[o] += ga1[o];
-        for i in 0..6 {
+        for i in 0..I {
             grad.l1.w[o][i] += ga1[o] * e.z[i];
         }
-        gz[0] += net.l1.w[o][0] * ga1[o];
-        gz[1] += net.l1.w[o][1] * ga1[o];
+        for (k, gk) in gz.iter_mut().enumerate() {
+            *gk += net.l1.w[o][k] * ga1[o];
+        }
     }
-    [gz[0] / norm.in_scale[0], gz[1] / norm.in_scale[1]]
+    core::array::from_fn(|k| gz[k] / norm.in_scale[k])
 }
 
 /// The rollout and its loss weighting.
 #[derive(Clone, Copy, Debug)]
-pub struct Objective {
+pub struct Objective<const S: usize = 2, K = Known> {
     /// Data interval (time units): the trajectories' sample interval (the Heun step is
     /// `dt / substeps`).
     pub dt: f64,
@@ -203,15 +263,16 @@ pub struct Objective {
     /// Heun steps per data interval, `S` (step `dt / S`; the drive interpolated linearly
     /// between the interval's two samples).
     pub substeps: usize,
-    /// Per-variable weights `[1/sd_r^2, lambda/sd_v^2] / (1 + lambda)`, divided by `K`.
-    weight: [f64; 2],
+    /// Per-variable weights `lambda_k / sd_k^2 / sum(lambda)`, divided by `K` (for the mean
+    /// field `[1/sd_r^2, lambda/sd_v^2] / (1 + lambda) / K`).
+    weight: [f64; S],
     /// Low-rate emphasis `(r0, r_mean)`: the r error at a sample with observed rate `r` is
     /// weighted by `(r_mean + r0) / (max(r, 0) + r0)` (1 at the mean rate, up to
     /// `1 + r_mean / r0` at rest). `None`: uniform.
     rate_floor: Option<(f64, f64)>,
     /// The known part of a universal differential equation (`None`: the network is the whole
     /// field).
-    pub base: Option<Known>,
+    pub base: Option<K>,
 }
 
 impl Objective {
@@ -219,16 +280,22 @@ impl Objective {
     /// until [`Objective::with_substeps`]), with the spreads `sd` of
     /// `(r, v)` in the training data and the weight `v_weight` (lambda) of `v`.
     pub fn new(dt: f64, steps: usize, sd: [f64; 2], v_weight: f64) -> Self {
+        Self::weighted(dt, steps, sd, [1.0, v_weight])
+    }
+}
+
+impl<const S: usize, K> Objective<S, K> {
+    /// The objective for rollouts over `steps` data intervals of `dt` of a state with spreads
+    /// `sd` in the training data, variable `k` weighted by `lambda[k]` in units of its spread
+    /// (the weights are normalised to sum to one).
+    pub fn weighted(dt: f64, steps: usize, sd: [f64; S], lambda: [f64; S]) -> Self {
         let k = steps.max(1) as f64;
-        let denom = (1.0 + v_weight) * k;
+        let denom = lambda.iter().sum::<f64>() * k;
         Self {
             dt,
             steps,
             substeps: 1,
-            weight: [
-                1.0 / (sd[0] * sd[0] * denom),
-                v_weight / (sd[1] * sd[1] * denom),
-            ],
+            weight: core::array::from_fn(|i| lambda[i] / (sd[i] * sd[i] * denom)),
             rate_floor: None,
             base: None,
         }
@@ -236,7 +303,7 @@ impl Objective {
 
     /// Trains a universal differential equation: the field is `known + network`, and the
     /// network learns only the difference.
-    pub fn with_base(mut self, known: Known) -> Self {
+    pub fn with_base(mut self, known: K) -> Self {
         self.base = Some(known);
         self
     }
@@ -248,7 +315,7 @@ impl Objective {
         self
     }
 
-    /// Emphasises low-rate states: r errors weighted by `(r_mean + r0) / (r + r0)` at observed
+    /// Emphasises low-rate states (the first state variable): r errors weighted by `(r_mean + r0) / (r + r0)` at observed
     /// rate `r` (`r0 > 0`, same unit as r; `r_mean` the training data's mean rate).
     pub fn with_rate_floor(mut self, r0: f64, r_mean: f64) -> Self {
         self.rate_floor = Some((r0, r_mean));
@@ -286,7 +353,7 @@ pub struct Window {
 }
 
 /// Every window of `steps` steps in `data`, starting every `stride` samples, in order.
-pub fn windows(data: &[Trajectory], steps: usize, stride: usize) -> Vec<Window> {
+pub fn windows<T: Samples>(data: &[T], steps: usize, stride: usize) -> Vec<Window> {
     let mut out = Vec::new();
     for (run, tr) in data.iter().enumerate() {
         let mut s = 0;
@@ -303,66 +370,72 @@ pub fn windows(data: &[Trajectory], steps: usize, stride: usize) -> Vec<Window> 
 
 /// Per-Heun-step record of a rollout for the backward pass (scratch of [`window_loss`]).
 #[derive(Clone, Copy, Debug)]
-pub struct Step<const H: usize = 6> {
-    k1: Eval<H>,
-    k2: Eval<H>,
+pub struct Step<const H: usize = 6, const I: usize = 6, const S: usize = 2> {
+    k1: Eval<H, I, S>,
+    k2: Eval<H, I, S>,
     /// State after the step.
-    x: [f64; 2],
+    x: [f64; S],
 }
 
 /// Substep `j` of `sub` Heun steps of size `h` across a data interval whose drive goes from
 /// `ia` to `ib` (linearly, [`drive_at`]), from `x`, with the field `f` of the inputs
-/// `u = (r, v, eta, p, J, I)` (`u[2..5]` as given; `u` is overwritten): the two stages (as `f`
-/// returns them, `deriv` reading their derivatives) and the new state. The one Heun step of the
-/// trainer: rollouts ([`window_loss`]) and free runs ([`super::free_run`]) both take it.
-///
+/// `u = (r, v, eta, p, J, I)` (in general the state in `u[..S]`, the drive in `u[I - 1]`, the
+/// rest as given; `u` is overwritten): the two stages (as `f` returns them, `deriv` reading
+/// their derivatives) and the new state. The one Heun step of the trainer: rollouts
+/// ([`window_loss`]) and free runs ([`super::free_run`]) both take it.
 #[inline]
-pub fn heun_substep<E>(
-    x: [f64; 2],
-    u: &mut [f64; 6],
+pub fn heun_substep<E, const I: usize, const S: usize>(
+    x: [f64; S],
+    u: &mut [f64; I],
     (ia, ib): (f64, f64),
     (j, sub): (usize, usize),
     h: f64,
-    f: impl Fn(&[f64; 6]) -> E,
-    deriv: impl Fn(&E) -> [f64; 2],
-) -> (E, E, [f64; 2]) {
+    f: impl Fn(&[f64; I]) -> E,
+    deriv: impl Fn(&E) -> [f64; S],
+) -> (E, E, [f64; S]) {
     let half = 0.5 * h;
-    u[0] = x[0];
-    u[1] = x[1];
-    u[5] = drive_at(ia, ib, j, sub);
+    u[..S].copy_from_slice(&x);
+    u[I - 1] = drive_at(ia, ib, j, sub);
     let k1 = f(u);
     let d1 = deriv(&k1);
-    u[0] = x[0] + h * d1[0];
-    u[1] = x[1] + h * d1[1];
-    u[5] = drive_at(ia, ib, j + 1, sub);
+    for k in 0..S {
+        u[k] = x[k] + h * d1[k];
+    }
+    u[I - 1] = drive_at(ia, ib, j + 1, sub);
     let k2 = f(u);
     let d2 = deriv(&k2);
-    let next = [x[0] + half * (d1[0] + d2[0]), x[1] + half * (d1[1] + d2[1])];
+    let next = core::array::from_fn(|k| x[k] + half * (d1[k] + d2[k]));
     (k1, k2, next)
 }
 
 /// Loss of one window; with `grad`, adds `scale * dL/dweights` into it. `scratch` is reused
 /// between calls.
-pub fn window_loss<const H: usize>(
-    net: &Net<H>,
-    norm: &Normalisation<f64>,
-    obj: &Objective,
-    tr: &Trajectory,
+// Index loops over the state variables read as the loss's sums.
+#[allow(clippy::needless_range_loop)]
+pub fn window_loss<const H: usize, const I: usize, const S: usize, K, T>(
+    net: &Net<H, I, S>,
+    norm: &Normalisation<f64, I, S>,
+    obj: &Objective<S, K>,
+    tr: &T,
     start: usize,
-    grad: Option<(&mut Net<H>, f64)>,
-    scratch: &mut Vec<Step<H>>,
-) -> f64 {
+    grad: Option<(&mut Net<H, I, S>, f64)>,
+    scratch: &mut Vec<Step<H, I, S>>,
+) -> f64
+where
+    K: KnownField<I, S>,
+    T: Series<I, S>,
+{
     let (k, sub) = (obj.steps, obj.substeps);
     // With one substep, exactly the operations of a plain Heun step of dt (h = dt, the drive
     // at the interval's ends), so models trained before substeps existed are reproduced.
     let h = obj.dt / sub as f64;
     let half = 0.5 * h;
     scratch.clear();
-    let mut x = [tr.r[start], tr.v[start]];
+    let mut x = tr.state(start);
     let mut u = tr.inputs(start);
     let mut loss = 0.0;
     for n in 0..k {
-        let (ia, ib) = (tr.input[start + n], tr.input[start + n + 1]);
+        let (ia, ib) = (tr.drive(start + n), tr.drive(start + n + 1));
         for j in 0..sub {
             let (k1, k2, next) = heun_substep(
                 x,
@@ -376,26 +449,32 @@ pub fn window_loss<const H: usize>(
             x = next;
             scratch.push(Step { k1, k2, x });
         }
-        let i1 = start + n + 1;
-        let e = [x[0] - tr.r[i1], x[1] - tr.v[i1]];
-        loss += obj.r_weight(tr.r[i1]) * e[0] * e[0] + obj.weight[1] * e[1] * e[1];
+        let obs = tr.state(start + n + 1);
+        let e: [f64; S] = core::array::from_fn(|i| x[i] - obs[i]);
+        let mut term = obj.r_weight(obs[0]) * e[0] * e[0];
+        for i in 1..S {
+            term += obj.weight[i] * e[i] * e[i];
+        }
+        loss += term;
     }
     if let Some((grad, scale)) = grad {
-        let mut g = [0.0; 2];
+        let mut g = [0.0; S];
         for n in (0..k).rev() {
-            let i1 = start + n + 1;
+            let obs = tr.state(start + n + 1);
             let x = scratch[(n + 1) * sub - 1].x;
             // Loss at the end of interval n.
-            g[0] += scale * 2.0 * obj.r_weight(tr.r[i1]) * (x[0] - tr.r[i1]);
-            g[1] += scale * 2.0 * obj.weight[1] * (x[1] - tr.v[i1]);
+            g[0] += scale * 2.0 * obj.r_weight(obs[0]) * (x[0] - obs[0]);
+            for i in 1..S {
+                g[i] += scale * 2.0 * obj.weight[i] * (x[i] - obs[i]);
+            }
             for st in scratch[n * sub..(n + 1) * sub].iter().rev() {
                 // x' = x + half (k1 + k2), k2 = f(x + h k1), k1 = f(x).
-                let gk = [half * g[0], half * g[1]];
+                let gk: [f64; S] = core::array::from_fn(|i| half * g[i]);
                 let base = obj.base.as_ref();
                 let gxp = backward_with(net, norm, base, &st.k2, &gk, grad);
-                let gk1 = [gk[0] + h * gxp[0], gk[1] + h * gxp[1]];
+                let gk1: [f64; S] = core::array::from_fn(|i| gk[i] + h * gxp[i]);
                 let gx1 = backward_with(net, norm, base, &st.k1, &gk1, grad);
-                g = [g[0] + gxp[0] + gx1[0], g[1] + gxp[1] + gx1[1]];
+                g = core::array::from_fn(|i| g[i] + gxp[i] + gx1[i]);
             }
         }
     }
@@ -405,20 +484,24 @@ pub fn window_loss<const H: usize>(
 /// Mean loss over `windows` and, with `want_grad`, its gradient (otherwise the zero network).
 /// Parallel over fixed chunks of windows, reduced in order: the result does not depend on the
 /// number of threads.
-pub fn batch_loss<const H: usize>(
-    net: &Net<H>,
-    norm: &Normalisation<f64>,
-    obj: &Objective,
-    data: &[Trajectory],
+pub fn batch_loss<const H: usize, const I: usize, const S: usize, K, T>(
+    net: &Net<H, I, S>,
+    norm: &Normalisation<f64, I, S>,
+    obj: &Objective<S, K>,
+    data: &[T],
     windows: &[Window],
     want_grad: bool,
-) -> (f64, Net<H>) {
-    let zero = Net::<H>::splat(0.0);
+) -> (f64, Net<H, I, S>)
+where
+    K: KnownField<I, S>,
+    T: Series<I, S>,
+{
+    let zero = Net::<H, I, S>::splat(0.0);
     if windows.is_empty() {
         return (f64::NAN, zero);
     }
     let scale = 1.0 / windows.len() as f64;
-    let parts: Vec<(f64, Net<H>)> = windows
+    let parts: Vec<(f64, Net<H, I, S>)> = windows
         .par_chunks(CHUNK)
         .map(|chunk| {
             let mut grad = zero;
@@ -445,9 +528,11 @@ pub fn batch_loss<const H: usize>(
 
 /// The sums of per-chunk `(loss, gradient)` parts, added in the parts' order (so a parallel
 /// reduction gives the same bits for every number of threads).
-pub fn add_in_order<const H: usize>(parts: &[(f64, Net<H>)]) -> (f64, Net<H>) {
+pub fn add_in_order<const H: usize, const I: usize, const S: usize>(
+    parts: &[(f64, Net<H, I, S>)],
+) -> (f64, Net<H, I, S>) {
     let mut loss = 0.0;
-    let mut grad = Net::<H>::splat(0.0);
+    let mut grad = Net::<H, I, S>::splat(0.0);
     for (l, g) in parts {
         loss += l;
         for (a, b) in grad.iter_mut().zip(g.iter()) {
@@ -480,7 +565,12 @@ impl Adam {
     }
 
     /// One update of `net` with gradient `grad` and learning rate `lr`.
-    pub fn step<const H: usize>(&mut self, net: &mut Net<H>, grad: &Net<H>, lr: f64) {
+    pub fn step<const H: usize, const I: usize, const S: usize>(
+        &mut self,
+        net: &mut Net<H, I, S>,
+        grad: &Net<H, I, S>,
+        lr: f64,
+    ) {
         self.step_weights(net.iter_mut(), grad.iter(), lr);
     }
 
