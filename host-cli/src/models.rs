@@ -5,6 +5,7 @@ use crate::args::float_arg;
 use crate::args::get_f64;
 use anyhow::{Context, Result, anyhow};
 use clap::{ArgMatches, Command};
+use nmm::discover::{UdeBase, UdeModel};
 use nmm_core::Model;
 use nmm_core::models::corrected::Library;
 use nmm_core::models::{ChenCampbell, Corrected, Mpr, Rww, RwwGriffiths};
@@ -156,25 +157,112 @@ pub fn corrected_from<M: Library<f64, N> + Default, const N: usize>(
     let mut base = M::default();
     file.apply_base_params(&mut base)?;
     let mut c = file.corrected(base)?;
-    let own = <Corrected<f64, M, N> as Model<f64, N>>::PARAMS;
+    set_corrected_flags(&mut c, m)?;
+    Ok(c)
+}
+
+/// Sets the `--NAME` flags of [`corrected_args`] present in `m` on `x` (a model with the
+/// parameters of a corrected base) and validates it.
+///
+/// # Errors
+/// A flag out of range, or one that `x` lacks (the other base's).
+fn set_corrected_flags<X: Model<f64, N>, const N: usize>(x: &mut X, m: &ArgMatches) -> Result<()> {
     let all = <Corrected<f64, Mpr<f64>, 2> as Model<f64, 2>>::PARAMS
         .iter()
         .chain(<Corrected<f64, ChenCampbell<f64>, 4> as Model<f64, 4>>::PARAMS);
     for p in all {
         if let Some(v) = get_f64(m, p.name) {
-            if !own.iter().any(|q| q.name == p.name) {
+            if !X::PARAMS.iter().any(|q| q.name == p.name) {
                 anyhow::bail!(
                     "--{}: not a parameter of {} (the file's base)",
                     p.name,
-                    <Corrected<f64, M, N> as Model<f64, N>>::NAME
+                    X::NAME
                 );
             }
-            c.set(p.name, v).with_context(|| format!("--{}", p.name))?;
+            x.set(p.name, v).with_context(|| format!("--{}", p.name))?;
         }
     }
-    c.validate()?;
-    Ok(c)
+    x.validate()?;
+    Ok(())
 }
+
+impl<M, const N: usize, const I: usize, const H: usize> RunDefaults for UdeModel<M, N, I, H>
+where
+    M: RunDefaults + UdeBase<N, I>,
+{
+    const T_END: f64 = M::T_END;
+    const DT: f64 = M::DT;
+    const STIM: &'static str = M::STIM;
+    const TIME_UNIT: &'static str = M::TIME_UNIT;
+    const STATE_UNITS: &'static [&'static str] = M::STATE_UNITS;
+    const INPUT_UNIT: &'static str = M::INPUT_UNIT;
+    const ABOUT: &'static str = "A trained universal differential equation: an exact mean field plus its MLP term, or the MLP alone (a model file from nmm discover --epochs)";
+}
+
+/// The trained UDE of a discovered file on base `M` with hidden width `H`: parameters as in
+/// [`corrected_from`].
+///
+/// # Errors
+/// A file without a network (made without `--epochs`), a bad network record (naming the
+/// field), a flag out of range or one the base lacks.
+pub fn ude_from<M: UdeBase<N, I>, const N: usize, const I: usize, const H: usize>(
+    path: &std::path::Path,
+    file: &nmm::discover::ModelFile,
+    m: &ArgMatches,
+) -> Result<UdeModel<M, N, I, H>> {
+    let rec = file.network.as_ref().ok_or_else(|| {
+        anyhow!(
+            "{}: no trained network in this model file (it was made without --epochs)",
+            path.display()
+        )
+    })?;
+    let mut base = M::default();
+    file.apply_base_params(&mut base)?;
+    let mut u = UdeModel::new(base, rec, 1.0, file.network_size)
+        .with_context(|| path.display().to_string())?;
+    set_corrected_flags(&mut u, m)?;
+    Ok(u)
+}
+
+/// Reads the discovered model file `$path` and calls `$body` with `$model` bound to its
+/// trained UDE ([`UdeModel`], parameters from the flags in `$m`) and `$N` to its state size.
+macro_rules! with_ude {
+    ($path:expr, $m:expr, |$model:ident, $N:ident| $body:expr) => {{
+        let path: &std::path::Path = $path;
+        let file = nmm::discover::ModelFile::read(path)?;
+        let hidden = file.network.as_ref().map_or(0, |n| n.hidden);
+        match file.base {
+            nmm::discover::Base::Mpr => {
+                const $N: usize = 2;
+                nmm::with_hidden!(
+                    hidden,
+                    |H| {
+                        let $model = crate::models::ude_from::<nmm_core::models::Mpr<f64>, 2, 6, H>(
+                            path, &file, $m,
+                        )?;
+                        $body
+                    },
+                    anyhow::bail!("{}: no trained network of a known width in this model file (made without --epochs?)", path.display())
+                )
+            }
+            nmm::discover::Base::Cc => {
+                const $N: usize = 4;
+                nmm::with_hidden!(
+                    hidden,
+                    |H| {
+                        let $model =
+                            crate::models::ude_from::<nmm_core::models::ChenCampbell<f64>, 4, 8, H>(
+                                path, &file, $m,
+                            )?;
+                        $body
+                    },
+                    anyhow::bail!("{}: no trained network of a known width in this model file (made without --epochs?)", path.display())
+                )
+            }
+        }
+    }};
+}
+pub(crate) use with_ude;
 
 /// Reads the discovered model file `$path` and calls `$body` with `$model` bound to its
 /// [`Corrected`] model (parameters from the flags in `$m`) and `$N` to its state size.

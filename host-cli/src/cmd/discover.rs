@@ -41,7 +41,7 @@ pub fn command() -> Command {
                 .value_name("MODEL.toml")
                 .required(true)
                 .value_parser(value_parser!(PathBuf))
-                .help("The discovered model (TOML, format nmm-discovered v1); load it with `nmm mf corrected --model`"),
+                .help("The discovered model (TOML, format nmm-discovered v1); load it with `nmm mf corrected --model` (the closed form) or `nmm mf ude --model` (the trained network, with --epochs)"),
         )
         .arg(num("dt", "DT", "0.05", "Sample interval of the fitted data (time units; block means of the runs' bins, a whole multiple of them)").value_parser(value_parser!(f64)))
         .arg(
@@ -54,13 +54,27 @@ pub fn command() -> Command {
         .arg(num("alpha", "A", "0.05", "STLSQ ridge on the Gram matrix of unit-rms library columns (pysindy's default 0.05)").value_parser(value_parser!(f64)))
         .arg(num("folds", "K", "5", "Cross-validation folds (whole runs per fold)").value_parser(value_parser!(usize)))
         .arg(num("cv-tolerance", "D", "0.02", "Keep the sparsest fit whose held-out R^2 is within D of the best (or within one standard error over folds, if larger)").value_parser(value_parser!(f64)))
-        .arg(num("epochs", "E", "0", "Epochs of the universal differential equation (MPR + MLP term, mpr only); 0 fits the library to the data's derivatives only").value_parser(value_parser!(usize)))
+        .arg(num("epochs", "E", "0", "Epochs of the universal differential equation (the base field + an MLP term); 0 fits the library to the data's derivatives only").value_parser(value_parser!(usize)))
         .arg(num("hidden", "H", "6", "Hidden width of the UDE's network term: 6, 16 or 32").value_parser(value_parser!(usize)))
         .arg(num("lr", "LR", "0.003", "Adam learning rate of the UDE (cosine decay)").value_parser(value_parser!(f64)))
         .arg(num("rollout", "K", "20", "Data intervals per UDE rollout window").value_parser(value_parser!(usize)))
         .arg(num("substeps", "S", "4", "Heun steps per data interval in the UDE's rollouts (MPR's fast high-rate focus needs steps of about 0.02 time units)").value_parser(value_parser!(usize)))
         .arg(num("batch", "B", "256", "UDE rollout windows per Adam step").value_parser(value_parser!(usize)))
         .arg(num("val-fraction", "F", "0.2", "Fraction of runs held out to validate the UDE").value_parser(value_parser!(f64)))
+        .arg(
+            Arg::new("network-from")
+                .long("network-from")
+                .value_name("MODEL.toml")
+                .value_parser(value_parser!(PathBuf))
+                .conflicts_with("epochs")
+                .help("Fit the closed form to the trained network of an earlier model file (same base and runs) instead of training one: another --threshold without retraining"),
+        )
+        .arg(
+            Arg::new("network-only")
+                .long("network-only")
+                .action(ArgAction::SetTrue)
+                .help("Train the network as the whole field (the data-driven MLP mean field, no known part); the closed form is then fitted to network minus base. `nmm mf ude --model` runs the network"),
+        )
         .arg(num("seed", "U64", "1", "Seed of the UDE's weights, run split and shuffling; recorded in the model").value_parser(value_parser!(u64)))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)))
 }
@@ -89,6 +103,8 @@ pub fn run(m: &ArgMatches) -> Result<()> {
         substeps: get_usize("substeps"),
         batch: get_usize("batch"),
         val_fraction: get_f("val-fraction"),
+        known: !m.get_flag("network-only"),
+        network_from: m.get_one::<PathBuf>("network-from").cloned(),
         seed: *m.get_one::<u64>("seed").expect("default"),
     };
     job.check()?;
@@ -113,7 +129,15 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     );
     if let Some(u) = &file.ude {
         say!(
-            "UDE (MPR + 6-{h}-{h}-2 network): {} epochs, best {} (validation loss {:.4e}), {} training and {} validation runs",
+            "UDE ({}{}-{h}-{h}-{} network on ({})): {} epochs, best {} (validation loss {:.4e}), {} training and {} validation runs",
+            if file.network.as_ref().is_none_or(|n| n.known) {
+                format!("{} + ", base.name().to_uppercase())
+            } else {
+                "no known part, ".into()
+            },
+            base.ude_inputs().len(),
+            base.state().len(),
+            base.ude_inputs().join(", "),
             u.epochs,
             u.best_epoch,
             u.val_loss
@@ -124,7 +148,12 @@ pub fn run(m: &ArgMatches) -> Result<()> {
             u.runs[1],
             h = u.hidden
         );
-        print_form("closed form of the UDE's learned term", base, &file.model);
+        let title = if file.network.as_ref().is_some_and(|n| !n.known) {
+            "closed form of the network minus the base field"
+        } else {
+            "closed form of the UDE's learned term"
+        };
+        print_form(title, base, &file.model);
     }
     print_form(
         "library fitted to the network's derivatives",

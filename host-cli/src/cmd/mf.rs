@@ -32,6 +32,11 @@ pub fn command() -> Command {
                 "An exact mean field plus a closed-form correction for sparse networks (a model file from nmm discover; --p, --N and the base's parameters by flag)",
             ),
         )))
+        .subcommand(mf_args(crate::models::corrected_args(
+            Command::new("ude").about(
+                "The trained universal differential equation of a model file from nmm discover --epochs: the exact mean field plus its MLP term (or the MLP alone, --network-only); --p and the base's parameters by flag",
+            ),
+        )))
 }
 
 /// The options every `mf` model takes.
@@ -87,6 +92,10 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     if name == "corrected" {
         let path = sub.get_one::<PathBuf>("model").expect("required");
         return crate::models::with_corrected!(path, sub, |model, N| run_model::<_, N>(model, sub));
+    }
+    if name == "ude" {
+        let path = sub.get_one::<PathBuf>("model").expect("required");
+        return crate::models::with_ude!(path, sub, |model, N| run_model::<_, N>(model, sub));
     }
     with_model!(name, |M, N| run_model::<M, N>(
         model_from_args::<M, N>(sub)?,

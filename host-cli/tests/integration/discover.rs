@@ -71,6 +71,47 @@ fn discovers_and_runs_a_corrected_model() {
         out.to_str().unwrap(),
     ]));
     assert!(read1(&out, "r").iter().all(|x| x.is_finite()));
+    // The trained UDE itself runs too (base + network).
+    let out2 = dir.path().join("y.npz");
+    ok(nmm(&[
+        "mf",
+        "ude",
+        "--model",
+        m,
+        "--p",
+        "0.6",
+        "--t-end",
+        "2",
+        "--out",
+        out2.to_str().unwrap(),
+    ]));
+    assert!(read1(&out2, "r").iter().all(|x| x.is_finite()));
+    // A direct fit has no network to run; --network-only needs epochs.
+    let direct = dir.path().join("d.toml");
+    let d = direct.to_str().unwrap();
+    ok(nmm(&[
+        "discover",
+        "--data",
+        s,
+        "--out",
+        d,
+        "--dt",
+        "0.1",
+        "--threshold",
+        "0.5",
+    ]));
+    let o = nmm(&["mf", "ude", "--model", d]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("d.toml") && stderr(&o).contains("--epochs"),
+        "{}",
+        stderr(&o)
+    );
+    let o = nmm(&["discover", "--data", s, "--out", d, "--network-only"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--epochs"),
+        "{}",
+        stderr(&o)
+    );
     ok(nmm(&[
         "bifurcation",
         "corrected",

@@ -5,20 +5,23 @@
 //! ([`nmm_core::models::corrected`]) added to the untouched MPR or Chen-Campbell field:
 //! - **direct**: the library fitted by STLSQ ([`stlsq`]) to the network data's derivatives
 //!   (central differences of the runs' block means) minus the known field;
-//! - **UDE**: a universal differential equation, the known MPR field plus a small MLP term,
-//!   trained as a neural ODE on rollouts with the trainer of [`crate::train`] (same loss,
-//!   Adam, windows); then the library fitted by STLSQ to the learned term sampled at the
-//!   training states (MPR only: the trainer's state is `(r, v)`).
+//! - **UDE** ([`ude`]): a universal differential equation, the known MPR or Chen-Campbell field
+//!   plus a small MLP term, trained as a neural ODE on rollouts with the trainer of
+//!   [`crate::train`] (same loss, Adam, windows); then the library fitted by STLSQ to the
+//!   learned term sampled at the training states.
 //!
 //! The threshold of each equation is chosen by cross-validation over runs (folds of whole runs,
 //! one-standard-error rule). The result is a small versioned TOML file ([`ModelFile`]) that
 //! loads as a [`Corrected`] model for `nmm mf`, `nmm bifurcation` and `nmm brain`.
 
 pub mod stlsq;
+mod ude;
+
+pub use ude::{KnownCc, NetworkRecord, UdeBase, UdeModel};
 
 use crate::error::{Context, Result, bail, input};
 use crate::progress::Progress;
-use crate::train::data::{Trajectory, list_runs, read_meta};
+use crate::train::data::{list_runs, read_meta};
 use ndarray::Array1;
 use ndarray_npy::NpzReader;
 use nmm_core::Model;
@@ -71,6 +74,23 @@ impl Base {
             Base::Mpr => term_count::<f64, Mpr<f64>, 2>(),
             Base::Cc => term_count::<f64, ChenCampbell<f64>, 4>(),
         }
+    }
+
+    /// The base with `n` state variables (2: MPR, else Chen-Campbell).
+    pub(crate) fn of<const N: usize>() -> Self {
+        if N == 2 { Base::Mpr } else { Base::Cc }
+    }
+
+    /// The inputs of the UDE's network term: the state, the run's constants, the drive `I`.
+    pub fn ude_inputs(self) -> Vec<&'static str> {
+        let constants = match self {
+            Base::Mpr => <Mpr<f64> as ude::UdeBase<2, 6>>::CONSTANTS,
+            Base::Cc => <ChenCampbell<f64> as ude::UdeBase<4, 8>>::CONSTANTS,
+        };
+        let mut v = self.state().to_vec();
+        v.extend_from_slice(constants);
+        v.push("I");
+        v
     }
 
     /// The state variables.
@@ -203,6 +223,9 @@ pub struct ModelFile {
     /// The UDE, when one was trained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ude: Option<UdeSummary>,
+    /// The UDE's trained network (`nmm mf ude` runs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkRecord>,
     /// Fitting settings and provenance.
     pub meta: Meta,
 }
@@ -531,6 +554,13 @@ pub struct Job {
     pub batch: usize,
     /// Fraction of runs held out for validation of the UDE (`--val-fraction`).
     pub val_fraction: f64,
+    /// The UDE's known part is the base field (`true`), or the network is the whole field, the
+    /// data-driven MLP mean field, and the closed form is fitted to network minus base
+    /// (`false`, `--network-only`).
+    pub known: bool,
+    /// Fit the closed form to the network of this earlier model file (`--network-from`)
+    /// instead of training one; `epochs`, `hidden` and the training settings are then unused.
+    pub network_from: Option<PathBuf>,
     /// Seed (`--seed`).
     pub seed: u64,
 }
@@ -552,6 +582,8 @@ impl Default for Job {
             substeps: 4,
             batch: 256,
             val_fraction: 0.2,
+            known: true,
+            network_from: None,
             seed: 1,
         }
     }
@@ -583,12 +615,10 @@ impl Job {
         if self.folds < 2 {
             bail!("--folds must be at least 2, got {}", self.folds);
         }
+        if !self.known && self.epochs == 0 {
+            bail!("--network-only trains a network: give --epochs");
+        }
         if self.epochs > 0 {
-            if self.base != Base::Mpr {
-                bail!(
-                    "--epochs: the UDE is trained for --base mpr only (the trainer's state is (r, v)); use --epochs 0 for cc"
-                );
-            }
             if !crate::models::HIDDEN.contains(&self.hidden) {
                 bail!(
                     "--hidden must be one of {:?}, got {}",
@@ -622,12 +652,12 @@ pub fn discover(job: &Job, progress: &dyn Progress) -> Result<ModelFile> {
     job.check()?;
     let runs = load_runs(&job.dirs, job.base, job.dt)?;
     match job.base {
-        Base::Mpr => discover_with::<Mpr<f64>, 2>(job, &runs, progress),
-        Base::Cc => discover_with::<ChenCampbell<f64>, 4>(job, &runs, progress),
+        Base::Mpr => discover_with::<Mpr<f64>, 2, 6>(job, &runs, progress),
+        Base::Cc => discover_with::<ChenCampbell<f64>, 4, 8>(job, &runs, progress),
     }
 }
 
-fn discover_with<M: Library<f64, N> + Default, const N: usize>(
+fn discover_with<M: ude::UdeBase<N, I>, const N: usize, const I: usize>(
     job: &Job,
     runs: &[Run],
     progress: &dyn Progress,
@@ -647,11 +677,25 @@ fn discover_with<M: Library<f64, N> + Default, const N: usize>(
         &settings,
         (job.folds, job.seed, job.cv_tolerance),
     )?;
-    let (model, ude, source) = if job.epochs > 0 {
-        let (grams, summary) = crate::with_hidden!(
-            job.hidden,
-            |H| ude::<H>(job, runs, progress)?,
-            bail!("--hidden {}", job.hidden)
+    let prev = match &job.network_from {
+        Some(p) => Some((p.as_path(), ModelFile::read(p)?)),
+        None => None,
+    };
+    let (model, ude, network, source) = if job.epochs > 0 || prev.is_some() {
+        let hidden = match &prev {
+            Some((_, f)) => f.network.as_ref().map_or(0, |n| n.hidden),
+            None => job.hidden,
+        };
+        let (grams, summary, net) = crate::with_hidden!(
+            hidden,
+            |H| ude::ude::<M, H, N, I>(job, runs, prev.as_ref().map(|(p, f)| (*p, f)), progress)?,
+            match &prev {
+                Some((p, _)) => bail!(
+                    "{}: no trained network of a known width in this model file (made without --epochs?)",
+                    p.display()
+                ),
+                None => bail!("--hidden {}", job.hidden),
+            }
         );
         let cf = fit_equations::<M, N>(
             &grams,
@@ -659,9 +703,9 @@ fn discover_with<M: Library<f64, N> + Default, const N: usize>(
             &settings,
             (job.folds, job.seed, job.cv_tolerance),
         )?;
-        (cf, Some(summary), "ude")
+        (cf, Some(summary), Some(net), "ude")
     } else {
-        (direct.clone(), None, "direct")
+        (direct.clone(), None, None, "direct")
     };
     let mut p_values: Vec<f64> = runs.iter().map(|r| r.p).collect();
     p_values.sort_by(f64::total_cmp);
@@ -698,6 +742,7 @@ fn discover_with<M: Library<f64, N> + Default, const N: usize>(
         model,
         direct,
         ude,
+        network,
         meta: Meta {
             nmm_version: crate::VERSION.into(),
             command: crate::command_line(),
@@ -710,123 +755,6 @@ fn discover_with<M: Library<f64, N> + Default, const N: usize>(
             p_values,
         },
     })
-}
-
-/// Trains the UDE (known MPR + MLP) on the runs and returns the normal equations of the
-/// learned term against the library, sampled at every state of every run.
-fn ude<const H: usize>(
-    job: &Job,
-    runs: &[Run],
-    progress: &dyn Progress,
-) -> Result<(Vec<Vec<Gram>>, UdeSummary)> {
-    use crate::train::rollout::{Known, Objective, eval};
-    let param = |r: &Run, name: &str| -> Result<f64> {
-        r.params
-            .get(name)
-            .copied()
-            .ok_or_else(|| input!("{}: params lack {name}", r.file.display()))
-    };
-    let delta = param(&runs[0], "delta")?;
-    let tau = param(&runs[0], "tau")?;
-    for r in runs {
-        if param(r, "delta")? != delta || param(r, "tau")? != tau {
-            bail!(
-                "{}: delta or tau differs from the first run's; the UDE's known part is one MPR field",
-                r.file.display()
-            );
-        }
-    }
-    let trajs: Vec<Trajectory> = runs
-        .iter()
-        .map(|r| -> Result<Trajectory> {
-            Ok(Trajectory {
-                file: r.file.clone(),
-                eta: param(r, "eta")?,
-                p: r.p,
-                j: param(r, "J")?,
-                t0: 0.0,
-                dt: r.dt,
-                r: r.x[0].clone(),
-                v: r.x[1].clone(),
-                input: r.input.clone(),
-            })
-        })
-        .collect::<Result<_>>()?;
-    let (ti, vi) = crate::train::split(trajs.len(), job.val_fraction, None, job.seed);
-    let train: Vec<Trajectory> = ti.iter().map(|&i| trajs[i].clone()).collect();
-    let val: Vec<Trajectory> = vi.iter().map(|&i| trajs[i].clone()).collect();
-    let norm = crate::train::data::normalisation(&train);
-    let obj = Objective::new(
-        train[0].dt,
-        job.rollout,
-        [norm.in_scale[0], norm.in_scale[1]],
-        0.25,
-    )
-    .with_base(Known { delta, tau })
-    .with_substeps(job.substeps);
-    let settings = crate::train::Settings {
-        epochs: job.epochs,
-        lr: job.lr,
-        batch: job.batch,
-        seed: job.seed,
-    };
-    let net0 = crate::train::init_net::<H>(job.seed);
-    progress.log(&format!(
-        "UDE: MPR + 6-{H}-{H}-2 network, {} training and {} validation runs",
-        train.len(),
-        val.len()
-    ));
-    let fit = crate::train::fit(net0, &norm, &obj, &train, &val, &settings, progress)?;
-    let best_val = fit
-        .val_loss
-        .get(fit.best_epoch.saturating_sub(1))
-        .copied()
-        .unwrap_or(f64::NAN);
-    let last_train = fit.train_loss.last().copied().unwrap_or(f64::NAN);
-    // The training loss is in units of the data's spread (about 1 for a still field): beyond
-    // 1e6 the rollouts blew up, even where they stayed finite.
-    if (!val.is_empty() && !best_val.is_finite()) || last_train.is_nan() || last_train >= 1e6 {
-        return Err(crate::Error::Diverged {
-            at: fit.best_epoch as f64,
-            region: None,
-            variable: "loss".into(),
-            message: format!(
-                "the UDE's rollouts diverged (training loss {last_train:.3e}, best validation loss {best_val:.3e}): take more --substeps (Heun steps per data interval; now {}) or a smaller --lr",
-                job.substeps
-            ),
-        });
-    }
-    // The learned term at every sample of every run.
-    let k = term_count::<f64, Mpr<f64>, 2>();
-    let mut out = vec![Vec::new(); 2];
-    let mut row = vec![0.0; k];
-    for (run, tr) in runs.iter().zip(&trajs) {
-        let m: Mpr<f64> = base_model(run)?;
-        let mut g = vec![Gram::new(k); 2];
-        for t in 0..tr.len() {
-            let u = tr.inputs(t);
-            let e = eval(&fit.net, &norm, &u);
-            let f = m.deriv(&[u[0], u[1]], u[5]);
-            library_row(&m, run.p, run.n, &[u[0], u[1]], u[5], &mut row);
-            g[0].add(&row, e.f[0], f[0] + e.f[0]);
-            g[1].add(&row, e.f[1], f[1] + e.f[1]);
-        }
-        for (i, mut gi) in g.into_iter().enumerate() {
-            gi.symmetrise();
-            out[i].push(gi);
-        }
-    }
-    Ok((
-        out,
-        UdeSummary {
-            hidden: H,
-            epochs: job.epochs,
-            best_epoch: fit.best_epoch,
-            train_loss: fit.train_loss,
-            val_loss: fit.val_loss,
-            runs: [train.len(), val.len()],
-        },
-    ))
 }
 
 impl ModelFile {
