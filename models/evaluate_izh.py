@@ -7,7 +7,9 @@ differ only in the network seed, integrates once from the network's initial stat
 drive (the noise:SIGMA:BETA:H stimulus regenerated from its seed by `nmm mf`), Heun at dt 0.01:
   - Chen-Campbell with s_jump -> s_jump p (`nmm mf cc`): the mean drive of a network without
     1/p normalisation, the analogue of MPR's J -> J p;
-  - the closed form  (`nmm mf corrected --model C --g --eta --p`), when C is given;
+  - the closed form  (`nmm mf corrected --model C --g --eta --p`), when C is given; with KIND
+    `ude`, the trained UDE of C instead (`nmm mf ude`: CC plus its network term, or the
+    network alone for a file made with `nmm discover --network-only`);
   - Chen-Campbell as if all-to-all (s_jump unchanged), for scale.
 The model's bin means (trapezoid over the bin) are compared with the network's bins:
 
@@ -23,7 +25,7 @@ The model's bin means (trapezoid over the bin) are compared with the network's b
 
 Prints a table per group and means per p, and writes a CSV.
 
-Usage: python3 models/evaluate_izh.py NMM HELDOUT_DIR OUT.csv [CLOSED.toml]
+Usage: python3 models/evaluate_izh.py NMM HELDOUT_DIR OUT.csv [CLOSED.toml [corrected|ude]]
 Needs numpy.
 """
 import csv, json, subprocess, sys, tempfile, os
@@ -34,6 +36,15 @@ from errors import trajectory_errors, write_rows  # noqa: E402
 
 nmm, heldout, out = sys.argv[1:4]
 closed = sys.argv[4] if len(sys.argv) > 4 else None
+kind = sys.argv[5] if len(sys.argv) > 5 else "corrected"
+if kind not in ("corrected", "ude"):
+    sys.exit("KIND must be corrected or ude, got %r" % kind)
+ckey, label = ("ude", "UDE") if kind == "ude" else ("closed", "closed form")
+if kind == "ude":
+    import tomllib  # Python >= 3.11
+    with open(closed, "rb") as fh:
+        if not tomllib.load(fh).get("network", {}).get("known", True):
+            ckey, label = "mlp", "MLP"  # --network-only: the network is the whole field
 T_SKIP = 100.0  # the first burst, set off by the (r, v) = (0, 0) start, is not counted
 SMOOTH = 5.0  # time units: averages out the population spikes within a burst (period ~ 2-5)
 # and the bins' Poisson noise; well below the bursts' length (~ 100) and period (~ 300)
@@ -104,8 +115,7 @@ with tempfile.TemporaryDirectory() as tmp:
             "cc": ["mf", "cc", "--s_jump", repr(s_jump)],
         }
         if closed:
-            runs["closed"] = ["mf", "corrected", "--model", closed, "--p", str(p),
-                              "--s_jump", repr(s_jump)]
+            runs[ckey] = ["mf", kind, "--model", closed, "--p", str(p), "--s_jump", repr(s_jump)]
         k = len(members)
         n = min(len(m[2]) for m in members)
         tn = members[0][1][:n]
@@ -117,8 +127,17 @@ with tempfile.TemporaryDirectory() as tmp:
         res["net_amp"] = float(np.mean([x[1] for x in (bursting or net)]))
         for name, args in runs.items():
             f = os.path.join(tmp, name + ".npz")
-            subprocess.run([nmm] + args + common + ["--out", f], check=True,
-                           stdout=subprocess.DEVNULL)
+            run = subprocess.run([nmm] + args + common + ["--out", f], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+            res[f"{name}_diverged"] = int(run.returncode != 0)
+            if run.returncode != 0:
+                # A model that blows up on a held-out run is a result, not a crash of the script:
+                # its errors there are NaN and the summary counts the groups.
+                print("%s: %s failed: %s" % (members[0][0], name, run.stderr.strip()), flush=True)
+                for var in ("r", "v"):
+                    res[f"{name}_rmse_{var}"] = res[f"{name}_sys_{var}"] = float("nan")
+                res[f"{name}_period"] = res[f"{name}_amp"] = float("nan")
+                continue
             with np.load(f) as npz:
                 traj = {var: npz[var] for var in ("r", "v")}
             for vi, var in enumerate(("r", "v")):
@@ -135,7 +154,7 @@ with tempfile.TemporaryDirectory() as tmp:
                     per, amp, cnt = bursts(tn[:nn], m_bins)
                     res[f"{name}_period"], res[f"{name}_amp"] = per, amp
         results.append(res)
-        names = [("CC(s p)", "cc_sp")] + ([("closed", "closed")] if closed else []) + [("CC", "cc")]
+        names = [("CC(s p)", "cc_sp")] + ([(label.split()[0], ckey)] if closed else []) + [("CC", "cc")]
         line = "%-16s K=%d g=%5.2f eta=%5.2f p=%.2f " % (res["file"], k, g, eta, p)
         line += " | ".join("%s r %.4f v %.4f" % (lab, res[f"{n}_rmse_r"], res[f"{n}_rmse_v"])
                            for lab, n in names)
@@ -150,16 +169,21 @@ with tempfile.TemporaryDirectory() as tmp:
         print(line, flush=True)
 write_rows(out, results)
 print()
-names = [("CC(s_jump p)", "cc_sp")] + ([("closed form", "closed")] if closed else []) + [
+names = [("CC(s_jump p)", "cc_sp")] + ([(label, ckey)] if closed else []) + [
     ("CC all-to-all", "cc")]
+for lab, n in names:
+    bad = [r for r in results if r.get(f"{n}_diverged")]
+    if bad:
+        print("%s diverged in %d of %d groups (left out of its means below)" % (
+            lab, len(bad), len(results)))
 for p in sorted({r["p"] for r in results}):
     sel = [r for r in results if r["p"] == p]
-    mean = lambda k: np.mean([r[k] for r in sel])
+    mean = lambda k: np.nanmean([r[k] for r in sel])
     print("p = %.2f (%d groups): mean single-run RMSE  " % (p, len(sel)) + " | ".join(
         "%s r %.4f v %.4f" % (lab, mean(f"{n}_rmse_r"), mean(f"{n}_rmse_v")) for lab, n in names))
     ens = [r for r in sel if r["runs"] >= 2]
     if ens:
-        m2 = lambda k: np.mean([r[k] for r in ens])
+        m2 = lambda k: np.nanmean([r[k] for r in ens])
         print("p = %.2f (%d groups of >= 2 runs): mean systematic error  " % (p, len(ens))
               + " | ".join("%s r %.4f v %.4f" % (lab, m2(f"{n}_sys_r"), m2(f"{n}_sys_v"))
                            for lab, n in names)
