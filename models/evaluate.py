@@ -24,9 +24,10 @@ samples of the dt = bin run). Two measures, for r and for v:
 Prints a table per group and the means per p, and writes a CSV.
 
 With a fifth argument, a discovered model (`nmm discover`), also
-  - the closed form      (`nmm mf corrected --model C --eta --J --p`).
+  - the closed form      (`nmm mf corrected --model C --eta --J --p`), or with KIND `ude`
+    the trained UDE of C (`nmm mf ude`: MPR plus its network term).
 
-Usage: python3 models/evaluate.py NMM MODEL.nmmw HELDOUT_DIR OUT.csv [CLOSED.toml]
+Usage: python3 models/evaluate.py NMM MODEL.nmmw HELDOUT_DIR OUT.csv [CLOSED.toml [corrected|ude]]
 Needs numpy.
 """
 import csv, json, subprocess, sys, tempfile, os
@@ -37,6 +38,10 @@ from errors import trajectory_errors, write_rows  # noqa: E402
 
 nmm, model, heldout, out = sys.argv[1:5]
 closed = sys.argv[5] if len(sys.argv) > 5 else None
+kind = sys.argv[6] if len(sys.argv) > 6 else "corrected"
+if kind not in ("corrected", "ude"):
+    sys.exit("KIND must be corrected or ude, got %r" % kind)
+ckey, short, label = ("ude", "UDE", "UDE") if kind == "ude" else ("closed", "closed", "closed form")
 groups = {}
 for row in csv.DictReader(open(os.path.join(heldout, "manifest.csv"))):
     path = os.path.join(heldout, row["file"])
@@ -62,8 +67,8 @@ with tempfile.TemporaryDirectory() as tmp:
             "mpr_Jp": ["mf", "mpr", "--eta", str(eta), "--J", str(J * p)],
         }
         if closed:
-            runs["closed"] = ["mf", "corrected", "--model", closed, "--eta", str(eta), "--J", str(J),
-                              "--p", str(p)]
+            runs[ckey] = ["mf", kind, "--model", closed, "--eta", str(eta), "--J", str(J),
+                          "--p", str(p)]
         k = len(members)
         res = {"file": members[0][0], "runs": k, "J": J, "eta": eta, "p": p}
         for name, args in runs.items():
@@ -87,13 +92,13 @@ with tempfile.TemporaryDirectory() as tmp:
             res["file"], k, J, eta, p, res["mlp_rmse_r"], res["mlp_rmse_v"],
             res["mpr_Jp_rmse_r"], res["mpr_Jp_rmse_v"])
         if closed:
-            line += " | closed r %.4f v %.4f" % (res["closed_rmse_r"], res["closed_rmse_v"])
+            line += " | %s r %.4f v %.4f" % (short, res[ckey + "_rmse_r"], res[ckey + "_rmse_v"])
         if k >= 2:
             line += "  || systematic MLP r %.4f v %.4f | MPR(Jp) r %.4f v %.4f (noise of the mean %.4f %.4f)" % (
                 res["mlp_sys_r"], res["mlp_sys_v"], res["mpr_Jp_sys_r"], res["mpr_Jp_sys_v"],
                 res["noise_r"], res["noise_v"])
             if closed:
-                line += " | closed r %.4f v %.4f" % (res["closed_sys_r"], res["closed_sys_v"])
+                line += " | %s r %.4f v %.4f" % (short, res[ckey + "_sys_r"], res[ckey + "_sys_v"])
         print(line, flush=True)
 write_rows(out, results)
 print()
@@ -102,11 +107,11 @@ for p in sorted({r["p"] for r in results}):
     mean = lambda k: np.mean([r[k] for r in sel])
     print("p = %.1f (%d groups): mean single-run RMSE  MLP r %.4f v %.4f | MPR(J p) r %.4f v %.4f" % (
         p, len(sel), mean("mlp_rmse_r"), mean("mlp_rmse_v"), mean("mpr_Jp_rmse_r"), mean("mpr_Jp_rmse_v"))
-        + (" | closed form r %.4f v %.4f" % (mean("closed_rmse_r"), mean("closed_rmse_v")) if closed else ""))
+        + (" | %s r %.4f v %.4f" % (label, mean(ckey + "_rmse_r"), mean(ckey + "_rmse_v")) if closed else ""))
     ens = [r for r in sel if r["runs"] >= 2]
     if ens:
         m2 = lambda k: np.mean([r[k] for r in ens])
         print("p = %.1f (%d groups of >= 2 runs): mean systematic error  MLP r %.4f v %.4f | MPR(J p) r %.4f v %.4f (noise of the mean r %.4f v %.4f)" % (
             p, len(ens), m2("mlp_sys_r"), m2("mlp_sys_v"), m2("mpr_Jp_sys_r"), m2("mpr_Jp_sys_v"),
             m2("noise_r"), m2("noise_v"))
-            + (" | closed form r %.4f v %.4f" % (m2("closed_sys_r"), m2("closed_sys_v")) if closed else ""))
+            + (" | %s r %.4f v %.4f" % (label, m2(ckey + "_sys_r"), m2(ckey + "_sys_v")) if closed else ""))

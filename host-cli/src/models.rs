@@ -217,7 +217,8 @@ pub fn ude_from<M: UdeBase<N, I>, const N: usize, const I: usize, const H: usize
         )
     })?;
     let mut base = M::default();
-    file.apply_base_params(&mut base)?;
+    file.apply_base_params(&mut base)
+        .with_context(|| path.display().to_string())?;
     let mut u = UdeModel::new(base, rec, 1.0, file.network_size)
         .with_context(|| path.display().to_string())?;
     set_corrected_flags(&mut u, m)?;
@@ -230,7 +231,13 @@ macro_rules! with_ude {
     ($path:expr, $m:expr, |$model:ident, $N:ident| $body:expr) => {{
         let path: &std::path::Path = $path;
         let file = nmm::discover::ModelFile::read(path)?;
-        let hidden = file.network.as_ref().map_or(0, |n| n.hidden);
+        let hidden = match &file.network {
+            None => anyhow::bail!(
+                "{}: no trained network in this model file (it was made without --epochs)",
+                path.display()
+            ),
+            Some(n) => n.hidden,
+        };
         match file.base {
             nmm::discover::Base::Mpr => {
                 const $N: usize = 2;
@@ -242,7 +249,11 @@ macro_rules! with_ude {
                         )?;
                         $body
                     },
-                    anyhow::bail!("{}: no trained network of a known width in this model file (made without --epochs?)", path.display())
+                    anyhow::bail!(
+                        "{}: network.hidden {hidden}: expected one of {:?}",
+                        path.display(),
+                        nmm::models::HIDDEN
+                    )
                 )
             }
             nmm::discover::Base::Cc => {
@@ -250,13 +261,19 @@ macro_rules! with_ude {
                 nmm::with_hidden!(
                     hidden,
                     |H| {
-                        let $model =
-                            crate::models::ude_from::<nmm_core::models::ChenCampbell<f64>, 4, 8, H>(
-                                path, &file, $m,
-                            )?;
+                        let $model = crate::models::ude_from::<
+                            nmm_core::models::ChenCampbell<f64>,
+                            4,
+                            8,
+                            H,
+                        >(path, &file, $m)?;
                         $body
                     },
-                    anyhow::bail!("{}: no trained network of a known width in this model file (made without --epochs?)", path.display())
+                    anyhow::bail!(
+                        "{}: network.hidden {hidden}: expected one of {:?}",
+                        path.display(),
+                        nmm::models::HIDDEN
+                    )
                 )
             }
         }

@@ -20,3 +20,8 @@ for m in mpr_corrected mpr_corrected_sparse; do
             $D/eval_${s}_$m.csv $D/$m.toml > $D/eval_${s}_$m.txt
     done
 done
+# The trained UDE itself (MPR + its 6-6-6-2 network term, saved in the model file).
+for s in heldout ensemble; do
+    python3 models/evaluate.py $NMM models/mlp_p06_1_w32.nmmw "$DATA/sweep_discover_$s" \
+        $D/eval_${s}_mpr_ude.csv $D/mpr_corrected_sparse.toml ude > $D/eval_${s}_mpr_ude.txt
+done

@@ -86,6 +86,71 @@ fn discovers_and_runs_a_corrected_model() {
         out2.to_str().unwrap(),
     ]));
     assert!(read1(&out2, "r").iter().all(|x| x.is_finite()));
+    // Refit from the saved network without training: the same network, another threshold.
+    let refit = dir.path().join("m2.toml");
+    let o = ok(nmm(&[
+        "discover",
+        "--data",
+        s,
+        "--out",
+        refit.to_str().unwrap(),
+        "--dt",
+        "0.1",
+        "--network-from",
+        m,
+        "--threshold",
+        "0.5",
+    ]));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("closed form of the UDE's learned term"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let net_of = |f: &std::path::Path| {
+        let t = std::fs::read_to_string(f).unwrap();
+        let a = t.find("[network]").expect("a [network] table");
+        let b = t.find("[meta]").expect("a [meta] table");
+        assert!(a < b, "{t}");
+        t[a..b].to_string()
+    };
+    assert_eq!(net_of(&refit), net_of(&model));
+    // The network as the whole field (--network-only) trains and runs.
+    let alone = dir.path().join("m3.toml");
+    ok(nmm(&[
+        "discover",
+        "--data",
+        s,
+        "--out",
+        alone.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--dt",
+        "0.1",
+        "--rollout",
+        "5",
+        // Four short runs give an ill-conditioned library fit of network minus MPR (nearly -MPR
+        // for an untrained network) with large cancelling terms: a very high threshold keeps
+        // the closed form within a model's 32 terms; this checks the plumbing, not the fit.
+        "--threshold",
+        "50",
+        "--network-only",
+    ]));
+    assert!(net_of(&alone).contains("known = false"));
+    let out3 = dir.path().join("z.npz");
+    ok(nmm(&[
+        "mf",
+        "ude",
+        "--model",
+        alone.to_str().unwrap(),
+        "--p",
+        "0.6",
+        "--t-end",
+        "2",
+        "--out",
+        out3.to_str().unwrap(),
+    ]));
+    assert!(read1(&out3, "r").iter().all(|x| x.is_finite()));
+    assert_ne!(read1(&out3, "r"), read1(&out2, "r"));
     // A direct fit has no network to run; --network-only needs epochs.
     let direct = dir.path().join("d.toml");
     let d = direct.to_str().unwrap();
@@ -109,6 +174,32 @@ fn discovers_and_runs_a_corrected_model() {
     let o = nmm(&["discover", "--data", s, "--out", d, "--network-only"]);
     assert!(
         !o.status.success() && stderr(&o).contains("--epochs"),
+        "{}",
+        stderr(&o)
+    );
+    let o = nmm(&["discover", "--data", s, "--out", d, "--network-from", d]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("d.toml") && stderr(&o).contains("--epochs"),
+        "{}",
+        stderr(&o)
+    );
+    let damaged = dir.path().join("h.toml");
+    let whole = std::fs::read_to_string(&model).unwrap();
+    let at = whole.find("[network]").unwrap();
+    std::fs::write(
+        &damaged,
+        format!(
+            "{}{}",
+            &whole[..at],
+            &whole[at..].replacen("hidden = 6", "hidden = 7", 1)
+        ),
+    )
+    .unwrap();
+    let o = nmm(&["mf", "ude", "--model", damaged.to_str().unwrap()]);
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("h.toml")
+            && stderr(&o).contains("network.hidden"),
         "{}",
         stderr(&o)
     );

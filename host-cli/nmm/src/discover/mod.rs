@@ -5,7 +5,7 @@
 //! ([`nmm_core::models::corrected`]) added to the untouched MPR or Chen-Campbell field:
 //! - **direct**: the library fitted by STLSQ ([`stlsq`]) to the network data's derivatives
 //!   (central differences of the runs' block means) minus the known field;
-//! - **UDE** ([`ude`]): a universal differential equation, the known MPR or Chen-Campbell field
+//! - **UDE**: a universal differential equation, the known MPR or Chen-Campbell field
 //!   plus a small MLP term, trained as a neural ODE on rollouts with the trainer of
 //!   [`crate::train`] (same loss, Adam, windows); then the library fitted by STLSQ to the
 //!   learned term sampled at the training states.
@@ -615,7 +615,13 @@ impl Job {
         if self.folds < 2 {
             bail!("--folds must be at least 2, got {}", self.folds);
         }
-        if !self.known && self.epochs == 0 {
+        if self.network_from.is_some() {
+            if self.epochs > 0 || !self.known {
+                bail!(
+                    "--network-from reuses a trained network: it takes neither --epochs nor --network-only"
+                );
+            }
+        } else if !self.known && self.epochs == 0 {
             bail!("--network-only trains a network: give --epochs");
         }
         if self.epochs > 0 {
@@ -683,7 +689,16 @@ fn discover_with<M: ude::UdeBase<N, I>, const N: usize, const I: usize>(
     };
     let (model, ude, network, source) = if job.epochs > 0 || prev.is_some() {
         let hidden = match &prev {
-            Some((_, f)) => f.network.as_ref().map_or(0, |n| n.hidden),
+            Some((p, f)) => match &f.network {
+                Some(n) if crate::models::HIDDEN.contains(&n.hidden) => n.hidden,
+                Some(n) => bail!(
+                    "{}: network.hidden {}: expected one of {:?}",
+                    p.display(),
+                    n.hidden,
+                    crate::models::HIDDEN
+                ),
+                None => 0,
+            },
             None => job.hidden,
         };
         let (grams, summary, net) = crate::with_hidden!(
@@ -746,7 +761,8 @@ fn discover_with<M: ude::UdeBase<N, I>, const N: usize, const I: usize>(
         meta: Meta {
             nmm_version: crate::VERSION.into(),
             command: crate::command_line(),
-            seed: job.seed,
+            // With --network-from, the seed that made the network.
+            seed: prev.as_ref().map_or(job.seed, |(_, f)| f.meta.seed),
             dt: runs[0].dt,
             alpha: job.alpha,
             folds: job.folds,

@@ -98,9 +98,10 @@ pub(crate) struct UdeRun<'a, const N: usize, const I: usize> {
 
 impl<'a, const N: usize, const I: usize> UdeRun<'a, N, I> {
     fn new<M: UdeBase<N, I>>(run: &'a Run) -> Result<Self> {
+        check_inputs::<M, N, I>()?;
         let mut u0 = [0.0; I];
-        for (k, name) in M::CONSTANTS.iter().enumerate() {
-            u0[N + k] = if *name == "p" {
+        for (u, name) in u0.iter_mut().skip(N).zip(M::CONSTANTS) {
+            *u = if *name == "p" {
                 run.p
             } else {
                 param(run, name)?
@@ -139,6 +140,18 @@ impl<const N: usize, const I: usize> Series<I, N> for UdeRun<'_, N, I> {
     }
 }
 
+/// `I` = state + constants + drive for base `M` (true of both bases; a new one is checked).
+fn check_inputs<M: UdeBase<N, I>, const N: usize, const I: usize>() -> Result<()> {
+    if N + M::CONSTANTS.len() + 1 != I {
+        bail!(
+            "{}: {N} state variables, {} constants and the drive are not {I} network inputs",
+            M::NAME,
+            M::CONSTANTS.len()
+        );
+    }
+    Ok(())
+}
+
 fn param(r: &Run, name: &str) -> Result<f64> {
     r.params
         .get(name)
@@ -161,6 +174,23 @@ pub(crate) fn ude<M: UdeBase<N, I>, const H: usize, const N: usize, const I: usi
     progress: &dyn Progress,
 ) -> Result<(Vec<Vec<Gram>>, UdeSummary, NetworkRecord)> {
     let series: Vec<UdeRun<N, I>> = runs.iter().map(UdeRun::new::<M>).collect::<Result<_>>()?;
+    for r in runs {
+        for spec in M::PARAMS {
+            if M::CONSTANTS.contains(&spec.name) {
+                continue;
+            }
+            let v = param(r, spec.name)?;
+            if Some(&v) != runs[0].params.get(spec.name) {
+                bail!(
+                    "{}: {} differs from the first run's; the UDE's known part is one {} field, only {:?} may vary",
+                    r.file.display(),
+                    spec.name,
+                    M::NAME,
+                    M::CONSTANTS
+                );
+            }
+        }
+    }
     if let Some((path, file)) = prev {
         let at = |e: crate::Error| input!("{}: {e}", path.display());
         if file.base != super::Base::of::<N>() {
@@ -178,6 +208,19 @@ pub(crate) fn ude<M: UdeBase<N, I>, const H: usize, const N: usize, const I: usi
             );
         };
         let (net, norm) = parse_record::<H, I, N>(rec).map_err(at)?;
+        // The network learned the rest of one known field: the runs must share its parameters.
+        for (k, v) in &file.base_params {
+            if !M::CONSTANTS.contains(&k.as_str()) && runs[0].params.get(k) != Some(v) {
+                bail!(
+                    "{}: base_params.{k} = {v}, but the runs have {}: the network was trained on another field",
+                    path.display(),
+                    runs[0]
+                        .params
+                        .get(k)
+                        .map_or("none".to_string(), |x| x.to_string())
+                );
+            }
+        }
         progress.log(&format!(
             "the network of {} ({I}-{H}-{H}-{N}, {} epochs)",
             path.display(),
@@ -187,22 +230,6 @@ pub(crate) fn ude<M: UdeBase<N, I>, const H: usize, const N: usize, const I: usi
         return Ok((grams, summary.clone(), rec.clone()));
     }
     let first: M = base_model(&runs[0])?;
-    for r in runs {
-        for spec in M::PARAMS {
-            if M::CONSTANTS.contains(&spec.name) {
-                continue;
-            }
-            if r.params.get(spec.name) != runs[0].params.get(spec.name) {
-                bail!(
-                    "{}: {} differs from the first run's; the UDE's known part is one {} field, only {:?} may vary",
-                    r.file.display(),
-                    spec.name,
-                    M::NAME,
-                    M::CONSTANTS
-                );
-            }
-        }
-    }
     let (ti, vi) = crate::train::split(series.len(), job.val_fraction, None, job.seed);
     let pick = |idx: &[usize]| -> Vec<UdeRun<N, I>> { idx.iter().map(|&i| series[i]).collect() };
     let (train, val) = (pick(&ti), pick(&vi));
@@ -398,6 +425,7 @@ impl<M: UdeBase<N, I>, const N: usize, const I: usize, const H: usize> UdeModel<
     /// Naming the field of `rec`: another width or other inputs, the wrong number of weights or
     /// normalisation values, a non-finite one, a zero input scale; `p` or `n` out of range.
     pub fn new(base: M, rec: &NetworkRecord, p: f64, n: f64) -> Result<Self> {
+        check_inputs::<M, N, I>()?;
         let (net, norm) = parse_record::<H, I, N>(rec)?;
         let inner = Corrected::new(base, p, n).map_err(|e| input!("p or N: {e}"))?;
         let mut m = Self {
@@ -413,8 +441,8 @@ impl<M: UdeBase<N, I>, const N: usize, const I: usize, const H: usize> UdeModel<
 
     /// The run constants of the inputs from the parameters.
     fn refresh(&mut self) {
-        for (k, name) in M::CONSTANTS.iter().enumerate() {
-            self.u0[N + k] = self.inner.get(name).unwrap_or(0.0);
+        for (u, name) in self.u0.iter_mut().skip(N).zip(M::CONSTANTS) {
+            *u = self.inner.get(name).unwrap_or(0.0);
         }
     }
 
