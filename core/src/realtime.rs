@@ -52,6 +52,9 @@ pub enum Node<T> {
     Mlp(MlpMeanField<T>),
     /// MPR plus a closed-form correction for sparse networks (`nmm discover`), state `(r, v)`.
     MprCorrected(Corrected<T, Mpr<T>, 2>),
+    /// Chen-Campbell plus a closed-form correction for sparse networks (`nmm discover --base
+    /// cc`), state `(r, v, w, s)`.
+    CcCorrected(Corrected<T, ChenCampbell<T>, 4>),
 }
 
 /// Applies `$body` to the concrete model of a [`Node`] with its state length as const `$n`.
@@ -70,6 +73,10 @@ macro_rules! with_model {
                 const $n: usize = 2;
                 $body
             }
+            Node::CcCorrected($m) => {
+                const $n: usize = 4;
+                $body
+            }
             Node::Mlp($m) => {
                 const $n: usize = 2;
                 $body
@@ -86,6 +93,7 @@ impl<T: Real + MlpScalar> Node<T> {
             Node::Cc(_) => <ChenCampbell<T> as Model<T, 4>>::NAME,
             Node::Mlp(_) => <MlpMeanField<T> as Model<T, 2>>::NAME,
             Node::MprCorrected(_) => <Corrected<T, Mpr<T>, 2> as Model<T, 2>>::NAME,
+            Node::CcCorrected(_) => <Corrected<T, ChenCampbell<T>, 4> as Model<T, 4>>::NAME,
         }
     }
 
@@ -101,6 +109,7 @@ impl<T: Real + MlpScalar> Node<T> {
             Node::Cc(_) => &<ChenCampbell<T> as Model<T, 4>>::STATE,
             Node::Mlp(_) => &<MlpMeanField<T> as Model<T, 2>>::STATE,
             Node::MprCorrected(_) => &<Corrected<T, Mpr<T>, 2> as Model<T, 2>>::STATE,
+            Node::CcCorrected(_) => &<Corrected<T, ChenCampbell<T>, 4> as Model<T, 4>>::STATE,
         }
     }
 

@@ -148,6 +148,8 @@ fn firmware_in_qemu_matches_host_bit_for_bit() {
     let (one, many) = (cost("mpr-corrected-1"), cost("mpr-corrected-24"));
     assert!(cost("mpr") < one && one < cost("mlp") / 4, "{one}");
     assert!(one < many && many < cost("mlp"), "{many}");
+    let cc_one = cost("cc-corrected-1");
+    assert!(cost("cc") < cc_one && cc_one < cost("mlp") / 4, "{cc_one}");
 }
 
 /// `llvm-objdump` from the toolchain's llvm-tools component.

@@ -10,7 +10,7 @@
 //
 // Numbers are nmm-core's f32 arithmetic, the same bits as the native host and the firmware.
 
-const KINDS = { mpr: 0, cc: 1, "mpr-corrected": 3 };
+const KINDS = { mpr: 0, cc: 1, "mpr-corrected": 3, "cc-corrected": 4 };
 
 /** Width of one state row in linear memory (the largest model state, Chen-Campbell's). */
 export const MAX_STATE = 4;
@@ -82,9 +82,10 @@ export class Nmm {
   }
 
   /**
-   * A model: kind "mpr", "cc", "mlp" (then `weights`: the NMMW file's bytes) or
-   * "mpr-corrected" (MPR plus a closed-form correction from `nmm discover`; then `terms`: the
-   * model file's [[model.terms]], [{equation, factor, monomial, coef}], and params p and N).
+   * A model: kind "mpr", "cc", "mlp" (then `weights`: the NMMW file's bytes),
+   * "mpr-corrected" or "cc-corrected" (MPR or Chen-Campbell plus a closed-form correction from
+   * `nmm discover`; then `terms`: the model file's [[model.terms]],
+   * [{equation, factor, monomial, coef}], and params p and N).
    * Options: dt (model time unit, default 0.01), params ({name: value}), input (default 0).
    */
   create(kind, { dt = 0.01, params = {}, input = 0, weights, terms = [] } = {}) {
@@ -94,7 +95,7 @@ export class Nmm {
       const len = this.toScratch(new Uint8Array(weights.buffer ?? weights, weights.byteOffset ?? 0, weights.byteLength));
       h = this.check(this.x.nmm_create_mlp(len, dt));
     } else {
-      if (!Object.hasOwn(KINDS, kind)) throw new Error(`unknown model kind "${kind}" (mpr, cc, mlp, mpr-corrected)`);
+      if (!Object.hasOwn(KINDS, kind)) throw new Error(`unknown model kind "${kind}" (mpr, cc, mlp, mpr-corrected, cc-corrected)`);
       h = this.check(this.x.nmm_create(KINDS[kind], dt));
     }
     const m = new Model(this, h, kind);

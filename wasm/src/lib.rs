@@ -21,8 +21,8 @@
 //! | `nmm_abi_version() -> 1` | this table's version |
 //! | `nmm_scratch_ptr()`, `nmm_scratch_len()` | the scratch buffer |
 //! | `nmm_error_ptr()`, `nmm_error_len()` | the last error message (UTF-8) |
-//! | `nmm_create(kind, dt) -> h` | kind 0 MPR, 1 Chen-Campbell, 3 MPR with a sparse-network correction (no terms yet; `p` = 1, `N` = 10^4), with default parameters |
-//! | `nmm_add_term(h, len, coef) -> 0` | adds `coef` times the term `equation\|factor\|monomial` (`len` bytes in scratch, names as in a model file of `nmm discover`, e.g. `v\|(1-p)\|J r`) to a kind-3 model |
+//! | `nmm_create(kind, dt) -> h` | kind 0 MPR, 1 Chen-Campbell, 3 MPR and 4 Chen-Campbell with a sparse-network correction (no terms yet; `p` = 1, `N` = 10^4), with default parameters |
+//! | `nmm_add_term(h, len, coef) -> 0` | adds `coef` times the term `equation\|factor\|monomial` (`len` bytes in scratch, names as in a model file of `nmm discover`, e.g. `v\|(1-p)\|J r`, `s\|(1-p)\|r`) to a kind-3 or kind-4 model |
 //! | `nmm_create_mlp(len, dt) -> h` | MLP from an NMMW file of `len` bytes in scratch |
 //! | `nmm_destroy(h)` | frees the slot |
 //! | `nmm_set_param(h, name_len, value)` / `nmm_get_param(h, name_len)` | by name (name in scratch) |
@@ -42,7 +42,7 @@
 
 use core::fmt::Write;
 use nmm_core::mlp::MlpMeanField;
-use nmm_core::models::corrected::term_index;
+use nmm_core::models::corrected::{Library, TermError, term_index};
 use nmm_core::models::{ChenCampbell, Corrected, Mpr};
 use nmm_core::realtime::{Node, Pi, RealTime};
 
@@ -166,8 +166,9 @@ impl Registry {
         }
     }
 
-    /// A model of `kind` (0 MPR, 1 Chen-Campbell, 3 MPR plus a sparse-network correction
-    /// without terms, at `p` = 1 and `N` = 10^4) with default parameters and tick `dt`.
+    /// A model of `kind` (0 MPR, 1 Chen-Campbell, 3 MPR and 4 Chen-Campbell plus a
+    /// sparse-network correction without terms, at `p` = 1 and `N` = 10^4) with default
+    /// parameters and tick `dt`.
     pub fn create(&mut self, kind: u32, dt: f32) -> i32 {
         let node = match kind {
             0 => Node::Mpr(Mpr::default()),
@@ -182,13 +183,17 @@ impl Registry {
                 Ok(c) => Node::MprCorrected(c),
                 Err(e) => return self.fail(Error::BadValue, format_args!("{e}")),
             },
+            4 => match Corrected::new(ChenCampbell::default(), 1.0, 1e4) {
+                Ok(c) => Node::CcCorrected(c),
+                Err(e) => return self.fail(Error::BadValue, format_args!("{e}")),
+            },
             _ => return self.fail(Error::BadKind, format_args!("unknown model kind {kind}")),
         };
         self.insert(node, dt)
     }
 
     /// Adds `coef` times the term `equation|factor|monomial` (names as in a model file of
-    /// `nmm discover`, e.g. `v|(1-p)|J r`) to the correction of a kind-3 model.
+    /// `nmm discover`, e.g. `v|(1-p)|J r`) to the correction of a kind-3 or kind-4 model.
     pub fn add_term(&mut self, h: i32, term: &[u8], coef: f32) -> i32 {
         let Ok(text) = core::str::from_utf8(term) else {
             return self.fail(Error::BadValue, format_args!("term is not UTF-8"));
@@ -202,32 +207,30 @@ impl Registry {
                 format_args!("term {text:?}: expected equation|factor|monomial"),
             );
         };
-        let state = <Mpr<f32> as nmm_core::Model<f32, 2>>::STATE;
-        let Some(e) = state.iter().position(|s| *s == eq) else {
-            return self.fail(
-                Error::BadValue,
-                format_args!("term {text:?}: equation {eq:?} is not r or v"),
-            );
-        };
-        let Some(k) = term_index::<f32, Mpr<f32>, 2>(factor, monomial) else {
-            return self.fail(
-                Error::BadValue,
-                format_args!("term {text:?}: unknown factor or monomial"),
-            );
-        };
         let res = match self.slot(h) {
             Ok(s) => match &mut s.rt.node {
-                Node::MprCorrected(c) => Ok(c.push(e, k, coef)),
+                Node::MprCorrected(c) => Ok(push_named(c, (eq, factor, monomial), coef)),
+                Node::CcCorrected(c) => Ok(push_named(c, (eq, factor, monomial), coef)),
                 other => Err(other.name()),
             },
             Err(code) => return code,
         };
         match res {
             Ok(Ok(())) => 0,
-            Ok(Err(err)) => self.fail(Error::BadValue, format_args!("term {text:?}: {err}")),
+            Ok(Err(Named::Equation(state))) => self.fail(
+                Error::BadValue,
+                format_args!("term {text:?}: equation {eq:?} is not one of {state:?}"),
+            ),
+            Ok(Err(Named::Unknown)) => self.fail(
+                Error::BadValue,
+                format_args!("term {text:?}: unknown factor or monomial"),
+            ),
+            Ok(Err(Named::Push(err))) => {
+                self.fail(Error::BadValue, format_args!("term {text:?}: {err}"))
+            }
             Err(name) => self.fail(
                 Error::BadKind,
-                format_args!("model {name} takes no correction terms (kind 3 does)"),
+                format_args!("model {name} takes no correction terms (kinds 3 and 4 do)"),
             ),
         }
     }
@@ -450,6 +453,30 @@ impl Registry {
     pub fn error_bytes(&self) -> &[u8] {
         &self.error[..self.error_len]
     }
+}
+
+/// Why a named term was refused.
+enum Named {
+    /// The equation is not a state variable of the model (its names given).
+    Equation(&'static [&'static str]),
+    /// The factor or monomial is not in the library.
+    Unknown,
+    /// The model refused it (full, not finite).
+    Push(TermError),
+}
+
+/// Adds `coef` times the term `(equation, factor, monomial)`, by name, to `c`.
+fn push_named<M: Library<f32, N>, const N: usize>(
+    c: &mut Corrected<f32, M, N>,
+    (eq, factor, monomial): (&str, &str, &str),
+    coef: f32,
+) -> Result<(), Named> {
+    let e = M::STATE
+        .iter()
+        .position(|s| *s == eq)
+        .ok_or(Named::Equation(&M::STATE))?;
+    let k = term_index::<f32, M, N>(factor, monomial).ok_or(Named::Unknown)?;
+    c.push(e, k, coef).map_err(Named::Push)
 }
 
 #[cfg(target_arch = "wasm32")]

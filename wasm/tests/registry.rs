@@ -2,7 +2,7 @@
 //! that equal nmm-core's.
 
 use nmm_core::models::corrected::term_index;
-use nmm_core::models::{Corrected, Mpr};
+use nmm_core::models::{ChenCampbell, Corrected, Mpr};
 use nmm_core::realtime::{MAX_STATE, Node, Pi, RealTime, Scenario};
 use nmm_wasm::{Error, Registry, SLOTS};
 
@@ -145,4 +145,39 @@ fn a_corrected_model_takes_terms_by_name_and_runs_as_the_core() {
     assert_eq!(reg.add_term(plain, b"v|1|r", 1.0), Error::BadKind as i32);
     assert!(reg.error().contains("mpr"), "{}", reg.error());
     assert_eq!(reg.add_term(99, b"v|1|r", 1.0), Error::BadHandle as i32);
+}
+
+#[test]
+fn a_corrected_chen_campbell_takes_terms_by_name_and_runs_as_the_core() {
+    let mut reg = Box::new(Registry::new());
+    let h = reg.create(4, 0.01);
+    assert!(h >= 0, "{}", reg.error());
+    assert_eq!(reg.set_param(h, b"p", 0.4), 0);
+    // The law found on Izhikevich networks (models/discover_cc): s_jump r -> p s_jump r.
+    assert_eq!(reg.add_term(h, b"s|(1-p)|r", -1.2308), 0, "{}", reg.error());
+    assert_eq!(reg.set_input(h, 0.02), 0);
+    let mut trace = vec![[0.0f32; MAX_STATE]; 2000];
+    assert_eq!(reg.step(h, 2000, Some(&mut trace)), 2000);
+    // Bit for bit the core's RealTime on the same node.
+    let mut c = Corrected::new(ChenCampbell::default(), 0.4, 1e4).unwrap();
+    c.push(
+        3,
+        term_index::<f32, ChenCampbell<f32>, 4>("(1-p)", "r").unwrap(),
+        -1.2308,
+    )
+    .unwrap();
+    let mut rt = RealTime::new(Node::CcCorrected(c), 0.01);
+    for row in &trace {
+        rt.tick(0.02);
+        assert_eq!(row, rt.state());
+    }
+    assert!(
+        trace[1999][0] > 0.0 && trace[1999][3] > 0.0,
+        "{:?}",
+        trace[1999]
+    );
+    for (term, why) in [(&b"x|1|r"[..], "equation"), (b"s|1|J r", "unknown")] {
+        assert_eq!(reg.add_term(h, term, 1.0), Error::BadValue as i32);
+        assert!(reg.error().contains(why), "{}", reg.error());
+    }
 }

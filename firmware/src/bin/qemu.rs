@@ -257,11 +257,21 @@ mod board {
             for t in 0..23 {
                 let _ = many.push(t % 2, t % term_count::<f32, Mpr<f32>, 2>(), 1e-3);
             }
+            // Chen-Campbell plus the law found on Izhikevich networks (models/discover_cc):
+            // -1.2024 (1-p) r in ds/dt.
+            use nmm_core::models::ChenCampbell;
+            let mut cc_one = match Corrected::new(ChenCampbell::<f32>::default(), 0.4f32, 1e4f32) {
+                Ok(c) => c,
+                Err(_) => fail("corrected model rejected"),
+            };
+            let k = term_index::<f32, ChenCampbell<f32>, 4>("(1-p)", "r").unwrap_or(0);
+            let _ = cc_one.push(3, k, -1.2024);
             let dt = Scenario::ALL[0].dt;
             let gain = Scenario::ALL[0].input_gain;
             for (label, node) in [
                 ("mpr-corrected-1", Node::MprCorrected(one)),
                 ("mpr-corrected-24", Node::MprCorrected(many)),
+                ("cc-corrected-1", Node::CcCorrected(cc_one)),
             ] {
                 let mut x = node.initial_state();
                 let zero = [0.0f32; MAX_STATE];

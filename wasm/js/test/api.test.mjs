@@ -303,3 +303,29 @@ test("mpr-corrected: the terms of a model file by name; -(1-p) J r is MPR with J
   assert.throws(() => c.addTerm("v", "1", "r^3", 1), (e) => e instanceof NmmError && /unknown/.test(e.message));
   assert.throws(() => make("mpr").addTerm("v", "1", "r", 1), (e) => e instanceof NmmError && /no correction terms/.test(e.message));
 });
+
+test("cc-corrected: -s_jump (1-p) r in s is Chen-Campbell with s_jump -> s_jump p", () => {
+  const p = 0.4;
+  const sJump = 1.2308;
+  // The law nmm discover finds on Izhikevich networks (models/discover_cc).
+  const c = make("cc-corrected", {
+    params: { p, eta: 0.12 },
+    terms: [{ equation: "s", factor: "(1-p)", monomial: "r", coef: -sJump }],
+    input: 0.02,
+  });
+  assert.equal(c.nState, 4);
+  const m = make("cc", { params: { s_jump: sJump * p, eta: 0.12 }, input: 0.02 });
+  const rc = c.run(2000);
+  const rm = m.run(2000);
+  // The same field up to f32 rounding of s_jump r - (1-p) s_jump r against (p s_jump) r;
+  // 1e-4 relative bounds 2000 ticks of a few ulp each.
+  for (let k = 0; k < 2000; k += 199) {
+    for (const i of [0, 1, 2, 3]) {
+      const a = rc[4 * k + i];
+      const b = rm[4 * k + i];
+      assert.ok(Math.abs(a - b) <= 1e-4 * Math.max(1, Math.abs(b)), `tick ${k} state ${i}: ${a} vs ${b}`);
+    }
+  }
+  assert.throws(() => c.addTerm("x", "1", "r", 1), (e) => e instanceof NmmError && /equation/.test(e.message));
+  assert.throws(() => c.addTerm("s", "1", "J r", 1), (e) => e instanceof NmmError && /unknown/.test(e.message));
+});
