@@ -20,7 +20,8 @@ jump points. A run that starts high or never jumps is reported on stderr and lef
 Usage: python3 models/hysteresis.py NMM MODEL.nmmw OUT.csv J,p [J,p ...]
        (NMM_SEEDS=21,22,23,24 and NMM_WORK=DIR, where network runs are kept, are optional;
        NMM_CLOSED=A.toml[,B.toml] adds discovered closed forms, `nmm mf corrected`, labelled
-       by their file names.)
+       by their file names; NMM_UDE=A.toml[,...] the trained UDEs of such files, `nmm mf ude`,
+       labelled NAME_ude.)
 Needs numpy.
 """
 import csv, os, re, shutil, subprocess, sys, tempfile
@@ -32,8 +33,11 @@ specs = [tuple(map(float, s.split(","))) for s in sys.argv[4:]]
 if not specs:
     sys.exit("hysteresis.py: give at least one J,p")
 seeds = [int(s) for s in os.environ.get("NMM_SEEDS", "21,22,23,24").split(",")]
-closed = [c for c in os.environ.get("NMM_CLOSED", "").split(",") if c]
-labels = {c: os.path.splitext(os.path.basename(c))[0] for c in closed}
+# (label, nmm mf subcommand, model file) of each discovered model compared.
+closed = [(os.path.splitext(os.path.basename(c))[0], "corrected", c)
+          for c in os.environ.get("NMM_CLOSED", "").split(",") if c]
+closed += [(os.path.splitext(os.path.basename(c))[0] + "_ude", "ude", c)
+           for c in os.environ.get("NMM_UDE", "").split(",") if c]
 work = os.environ.get("NMM_WORK") or tempfile.mkdtemp(prefix="nmm_hysteresis_")
 os.makedirs(work, exist_ok=True)
 T, BIN, SMOOTH = 200.0, 0.01, 1.0
@@ -104,8 +108,8 @@ for J, p in specs:
         for name, args in (("mpr_Jp", ["mf", "mpr", "--eta", repr(eta0), "--J", repr(J * p)]),
                            ("mlp", ["mf", "mlp", "--model", model, "--eta", repr(eta0), "--J",
                                     repr(J), "--p", repr(p)])) + tuple(
-                (labels[c], ["mf", "corrected", "--model", c, "--eta", repr(eta0), "--J", repr(J),
-                             "--p", repr(p)]) for c in closed):
+                (lab, ["mf", sub, "--model", c, "--eta", repr(eta0), "--J", repr(J), "--p",
+                       repr(p)]) for lab, sub, c in closed):
             t, r = run(args + mf, os.path.join(tmp, name + ".npz"))
             res[name + "_up"], res[name + "_down"] = jumps(t, r, eta0, amp, thr,
                                                            "%s J = %g, p = %g" % (name, J, p))
@@ -117,9 +121,9 @@ for J, p in specs:
               res["mlp_down"] - res["net_down"], res["mpr_Jp_up"], res["mpr_Jp_down"],
               res["mpr_Jp_up"] - res["net_up"], res["mpr_Jp_down"] - res["net_down"])
           + "".join(" | %s %.3f / %.3f (off by %+.3f / %+.3f)" % (
-              labels[c], res[labels[c] + "_up"], res[labels[c] + "_down"],
-              res[labels[c] + "_up"] - res["net_up"], res[labels[c] + "_down"] - res["net_down"])
-              for c in closed), flush=True)
+              lab, res[lab + "_up"], res[lab + "_down"],
+              res[lab + "_up"] - res["net_up"], res[lab + "_down"] - res["net_down"])
+              for lab, _, _ in closed), flush=True)
 with open(out, "w", newline="") as fh:
     w = csv.DictWriter(fh, fieldnames=list(rows[0]))
     w.writeheader()
@@ -128,7 +132,7 @@ err = lambda k: np.nanmean([abs(r[k + "_" + j] - r["net_" + j]) for r in rows
                             for j in ("up", "down")])
 print("mean |jump - network's|: MLP %.4f, MPR(J p) %.4f%s (network seed sd about %.4f; NaN "
       "jumps left out)" % (err("mlp"), err("mpr_Jp"),
-                           "".join(", %s %.4f" % (labels[c], err(labels[c])) for c in closed),
+                           "".join(", %s %.4f" % (lab, err(lab)) for lab, _, _ in closed),
                            np.nanmean([r["net_" + j + "_sd"] for r in rows for j in ("up", "down")])))
 if not os.environ.get("NMM_WORK"):
     shutil.rmtree(work, ignore_errors=True)

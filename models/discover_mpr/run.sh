@@ -25,3 +25,9 @@ for s in heldout ensemble; do
     python3 models/evaluate.py $NMM models/mlp_p06_1_w32.nmmw "$DATA/sweep_discover_$s" \
         $D/eval_${s}_mpr_ude.csv $D/mpr_corrected_sparse.toml ude > $D/eval_${s}_mpr_ude.txt
 done
+# Jump points in slow hysteresis sweeps (the network runs, 6 points x 4 seeds, are kept in
+# $DATA/hyst): the MLP, MPR (J p), both closed forms and the UDE itself.
+NMM_WORK="$DATA/hyst" NMM_CLOSED=$D/mpr_corrected.toml,$D/mpr_corrected_sparse.toml \
+    NMM_UDE=$D/mpr_corrected_sparse.toml python3 models/hysteresis.py $NMM \
+    models/mlp_p06_1_w32.nmmw $D/hysteresis.csv 14,0.8 12.5,0.8 20,0.8 19,0.6 17.5,0.6 15,0.6 \
+    > $D/hysteresis.txt
