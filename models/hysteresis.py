@@ -38,6 +38,9 @@ closed = [(os.path.splitext(os.path.basename(c))[0], "corrected", c)
           for c in os.environ.get("NMM_CLOSED", "").split(",") if c]
 closed += [(os.path.splitext(os.path.basename(c))[0] + "_ude", "ude", c)
            for c in os.environ.get("NMM_UDE", "").split(",") if c]
+if len({lab for lab, _, _ in closed} | {"mlp", "mpr_Jp"}) != len(closed) + 2:
+    sys.exit("hysteresis.py: two models would share the label (file name) %r"
+             % [lab for lab, _, _ in closed])
 work = os.environ.get("NMM_WORK") or tempfile.mkdtemp(prefix="nmm_hysteresis_")
 os.makedirs(work, exist_ok=True)
 T, BIN, SMOOTH = 200.0, 0.01, 1.0

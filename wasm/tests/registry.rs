@@ -167,6 +167,8 @@ fn a_corrected_chen_campbell_takes_terms_by_name_and_runs_as_the_core() {
     )
     .unwrap();
     let mut rt = RealTime::new(Node::CcCorrected(c), 0.01);
+    // (Against the core built with the same term; the independent check, CC with
+    // s_jump -> s_jump p at the default s_jump = 1.2308, is the JS test's.)
     for row in &trace {
         rt.tick(0.02);
         assert_eq!(row, rt.state());

@@ -266,13 +266,21 @@ mod board {
             };
             let k = term_index::<f32, ChenCampbell<f32>, 4>("(1-p)", "r").unwrap_or(0);
             let _ = cc_one.push(3, k, -1.2024);
-            let dt = Scenario::ALL[0].dt;
-            let gain = Scenario::ALL[0].input_gain;
-            for (label, node) in [
-                ("mpr-corrected-1", Node::MprCorrected(one)),
-                ("mpr-corrected-24", Node::MprCorrected(many)),
-                ("cc-corrected-1", Node::CcCorrected(cc_one)),
+            // Each at its base's scenario (step and input), as the plain models above.
+            for (label, node, sc) in [
+                ("mpr-corrected-1", Node::MprCorrected(one), Scenario::ALL[0]),
+                (
+                    "mpr-corrected-24",
+                    Node::MprCorrected(many),
+                    Scenario::ALL[0],
+                ),
+                (
+                    "cc-corrected-1",
+                    Node::CcCorrected(cc_one),
+                    Scenario::ALL[1],
+                ),
             ] {
+                let (dt, gain) = (sc.dt, sc.input_gain);
                 let mut x = node.initial_state();
                 let zero = [0.0f32; MAX_STATE];
                 let t0 = clock.now();

@@ -67,7 +67,7 @@ pub fn command() -> Command {
                 .value_name("MODEL.toml")
                 .value_parser(value_parser!(PathBuf))
                 .conflicts_with("epochs")
-                .help("Fit the closed form to the trained network of an earlier model file (same base and runs) instead of training one: another --threshold without retraining"),
+                .help("Fit the closed form to the trained network of an earlier model file (same base and runs) instead of training one: another --threshold without retraining (the training flags --hidden, --lr, --rollout, --substeps, --batch and --val-fraction are then unused; --seed sets the cross-validation folds)"),
         )
         .arg(
             Arg::new("network-only")
@@ -164,10 +164,10 @@ pub fn run(m: &ArgMatches) -> Result<()> {
     say!(
         "wrote {} (model from the {}) in {:.1} s",
         out.display(),
-        if file.source == "ude" {
-            "UDE"
-        } else {
-            "direct fit"
+        match (&file.network, file.source.as_str()) {
+            (Some(n), _) if !n.known => "network trained alone (--network-only)",
+            (_, "ude") => "UDE",
+            _ => "direct fit",
         },
         started.elapsed().as_secs_f64()
     );

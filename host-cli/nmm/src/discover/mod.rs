@@ -195,6 +195,10 @@ pub struct UdeSummary {
     pub val_loss: Vec<f64>,
     /// Runs trained on and validated on.
     pub runs: [usize; 2],
+    /// Seed of the network's initial weights, shuffling and run split (the file's `meta.seed`
+    /// is that of the fit's cross-validation folds, which may differ with `--network-from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// A discovered model file (TOML): the base, the closed form it loads as, and the record of
@@ -237,7 +241,8 @@ pub struct Meta {
     pub nmm_version: String,
     /// The command line.
     pub command: String,
-    /// Seed of the UDE's weights, shuffling and split.
+    /// Seed of the UDE's weights, shuffling and split, and of the cross-validation folds
+    /// (with `--network-from`, of the folds only: the network's is `ude.seed`).
     pub seed: u64,
     /// Sample interval of the fitted data (time units).
     pub dt: f64,
@@ -761,8 +766,7 @@ fn discover_with<M: ude::UdeBase<N, I>, const N: usize, const I: usize>(
         meta: Meta {
             nmm_version: crate::VERSION.into(),
             command: crate::command_line(),
-            // With --network-from, the seed that made the network.
-            seed: prev.as_ref().map_or(job.seed, |(_, f)| f.meta.seed),
+            seed: job.seed,
             dt: runs[0].dt,
             alpha: job.alpha,
             folds: job.folds,

@@ -287,6 +287,7 @@ pub(crate) fn ude<M: UdeBase<N, I>, const H: usize, const N: usize, const I: usi
             train_loss: fit.train_loss,
             val_loss: fit.val_loss,
             runs: [train.len(), val.len()],
+            seed: Some(job.seed),
         },
         NetworkRecord {
             known: job.known,
