@@ -235,6 +235,47 @@ fn bad_inputs_are_named() {
     }
 }
 
+/// The UDE's known part is one field: runs that differ in a parameter other than the network's
+/// inputs (eta, p, J for MPR), or lack one, are refused naming the run and the parameter.
+#[test]
+fn ude_runs_must_share_the_known_field() {
+    for (params, why) in [
+        (
+            json!({"tau": 1.0, "delta": 2.0, "eta": -5.0, "J": 15.0}),
+            "differs",
+        ),
+        (json!({"delta": 1.0, "eta": -5.0, "J": 15.0}), "lack tau"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        mpr_data(dir.path(), 2.0);
+        let odd = Mpr {
+            j: 15.0,
+            eta: -5.0,
+            ..Mpr::default()
+        };
+        write_run(
+            dir.path(),
+            "run_zzz",
+            &odd,
+            params,
+            "qif",
+            1.0,
+            ("sin:1:0.1", 1),
+            [0.3, -1.0],
+            2.0,
+        );
+        let job = Job {
+            dirs: vec![dir.path().to_path_buf()],
+            dt: 0.1,
+            epochs: 1,
+            threshold: Some(0.5),
+            ..Job::default()
+        };
+        let e = discover(&job, &Silent).unwrap_err().to_string();
+        assert!(e.contains("run_zzz.npz") && e.contains(why), "{why}: {e}");
+    }
+}
+
 /// The UDE route on clean MPR(J p) data: MPR(J) plus a 6-6-6-2 network trained on rollouts,
 /// then STLSQ on the learned term, finds `-(1-p) J r` in `dv/dt`. The network only
 /// approximates that product of three inputs (training loss 3e-4 in units of the data's

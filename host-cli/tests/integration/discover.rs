@@ -195,6 +195,33 @@ fn discovers_and_runs_a_corrected_model() {
         ),
     )
     .unwrap();
+    // A network trained on another known field (delta 2, the runs' is 1) is not refitted.
+    let other = dir.path().join("o.toml");
+    std::fs::write(
+        &other,
+        whole.replacen(
+            "[base_params]\ndelta = 1.0",
+            "[base_params]\ndelta = 2.0",
+            1,
+        ),
+    )
+    .unwrap();
+    let o = nmm(&[
+        "discover",
+        "--data",
+        s,
+        "--out",
+        d,
+        "--network-from",
+        other.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("o.toml")
+            && stderr(&o).contains("base_params.delta"),
+        "{}",
+        stderr(&o)
+    );
     let o = nmm(&["mf", "ude", "--model", damaged.to_str().unwrap()]);
     assert!(
         !o.status.success()
