@@ -103,14 +103,23 @@ pub fn param_label<M: Model<f64, N>, const N: usize>(name: &str) -> String {
     }
 }
 
+/// The [`RunDefaults`] of a model built on base `M`: `M`'s, with its own `--help` line.
+macro_rules! base_run_defaults {
+    ($about:expr) => {
+        const T_END: f64 = M::T_END;
+        const DT: f64 = M::DT;
+        const STIM: &'static str = M::STIM;
+        const TIME_UNIT: &'static str = M::TIME_UNIT;
+        const STATE_UNITS: &'static [&'static str] = M::STATE_UNITS;
+        const INPUT_UNIT: &'static str = M::INPUT_UNIT;
+        const ABOUT: &'static str = $about;
+    };
+}
+
 impl<M: RunDefaults + Library<f64, N>, const N: usize> RunDefaults for Corrected<f64, M, N> {
-    const T_END: f64 = M::T_END;
-    const DT: f64 = M::DT;
-    const STIM: &'static str = M::STIM;
-    const TIME_UNIT: &'static str = M::TIME_UNIT;
-    const STATE_UNITS: &'static [&'static str] = M::STATE_UNITS;
-    const INPUT_UNIT: &'static str = M::INPUT_UNIT;
-    const ABOUT: &'static str = "An exact mean field plus a closed-form correction for sparse networks (a model file from nmm discover)";
+    base_run_defaults!(
+        "An exact mean field plus a closed-form correction for sparse networks (a model file from nmm discover)"
+    );
 }
 
 /// The flags of the `corrected` model: the model file, and a `--NAME` flag for every parameter
@@ -190,13 +199,9 @@ impl<M, const N: usize, const I: usize, const H: usize> RunDefaults for UdeModel
 where
     M: RunDefaults + UdeBase<N, I>,
 {
-    const T_END: f64 = M::T_END;
-    const DT: f64 = M::DT;
-    const STIM: &'static str = M::STIM;
-    const TIME_UNIT: &'static str = M::TIME_UNIT;
-    const STATE_UNITS: &'static [&'static str] = M::STATE_UNITS;
-    const INPUT_UNIT: &'static str = M::INPUT_UNIT;
-    const ABOUT: &'static str = "A trained universal differential equation: an exact mean field plus its MLP term, or the MLP alone (a model file from nmm discover --epochs)";
+    base_run_defaults!(
+        "A trained universal differential equation: an exact mean field plus its MLP term, or the MLP alone (a model file from nmm discover --epochs)"
+    );
 }
 
 /// The trained UDE of a discovered file on base `M` with hidden width `H`: parameters as in

@@ -137,6 +137,32 @@ fn direct_fit_finds_the_mean_drive_of_a_sparse_mpr() {
     );
 }
 
+/// Chen-Campbell with `s_jump -> s_jump p` (the sparse network's mean drive) written as an
+/// Izhikevich run at `p` whose metadata carries the all-to-all parameters (`eta`, `g`).
+fn write_sparse_cc(dir: &Path, name: &str, (eta, g, p): (f64, f64, f64), stim: (&str, u64)) {
+    let base = ChenCampbell {
+        eta,
+        g,
+        ..ChenCampbell::default()
+    };
+    let sparse = ChenCampbell {
+        s_jump: base.s_jump * p,
+        ..base
+    };
+    let (params, _) = nmm::models::params_json(&base);
+    write_run(
+        dir,
+        name,
+        &sparse,
+        params,
+        "izh",
+        p,
+        stim,
+        [0.05, -0.5, 0.0, 0.1],
+        200.0,
+    );
+}
+
 /// The same for Chen-Campbell: `-s_jump (1-p) r` in `ds/dt`, and nothing else.
 #[test]
 fn direct_fit_finds_the_synaptic_drive_of_a_sparse_cc() {
@@ -148,26 +174,11 @@ fn direct_fit_finds_the_synaptic_drive_of_a_sparse_cc() {
             (0.3, 1.0, 0.1, 0.013),
             (0.05, 1.5, 0.08, 0.02),
         ] {
-            let base = ChenCampbell {
-                eta,
-                g,
-                ..ChenCampbell::default()
-            };
-            let sparse = ChenCampbell {
-                s_jump: base.s_jump * p,
-                ..base
-            };
-            let (params, _) = nmm::models::params_json(&base);
-            write_run(
+            write_sparse_cc(
                 dir.path(),
                 &format!("run_{k:03}"),
-                &sparse,
-                params,
-                "izh",
-                p,
+                (eta, g, p),
                 (&format!("sin:{amp}:{freq}"), 1),
-                [0.05, -0.5, 0.0, 0.1],
-                200.0,
             );
             k += 1;
         }
@@ -356,26 +367,11 @@ fn ude_finds_the_synaptic_drive_of_a_sparse_cc() {
     for &p in &PS {
         for g in [0.9, 1.2308, 1.6] {
             for eta in [0.0, 0.16] {
-                let base = ChenCampbell {
-                    eta,
-                    g,
-                    ..ChenCampbell::default()
-                };
-                let sparse = ChenCampbell {
-                    s_jump: base.s_jump * p,
-                    ..base
-                };
-                let (params, _) = nmm::models::params_json(&base);
-                write_run(
+                write_sparse_cc(
                     dir.path(),
                     &format!("run_{k:03}"),
-                    &sparse,
-                    params,
-                    "izh",
-                    p,
+                    (eta, g, p),
                     ("noise:0.05:1.1", k + 1),
-                    [0.05, -0.5, 0.0, 0.1],
-                    200.0,
                 );
                 k += 1;
             }

@@ -755,7 +755,7 @@ fn discover_with<M: ude::UdeBase<N, I>, const N: usize, const I: usize>(
     Ok(ModelFile {
         format: FORMAT.into(),
         version: VERSION,
-        base: if N == 2 { Base::Mpr } else { Base::Cc },
+        base: Base::of::<N>(),
         source: source.into(),
         network_size: n0,
         base_params,
@@ -839,7 +839,7 @@ impl ModelFile {
         &self,
         base: M,
     ) -> Result<Corrected<T, M, N>> {
-        let want = if N == 2 { Base::Mpr } else { Base::Cc };
+        let want = Base::of::<N>();
         if self.base != want {
             bail!(
                 "base {:?} where {:?} was expected",

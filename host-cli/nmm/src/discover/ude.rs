@@ -98,7 +98,7 @@ pub(crate) struct UdeRun<'a, const N: usize, const I: usize> {
 
 impl<'a, const N: usize, const I: usize> UdeRun<'a, N, I> {
     fn new<M: UdeBase<N, I>>(run: &'a Run) -> Result<Self> {
-        check_inputs::<M, N, I>()?;
+        check_inputs::<M, N, I>();
         let mut u0 = [0.0; I];
         for (u, name) in u0.iter_mut().skip(N).zip(M::CONSTANTS) {
             *u = if *name == "p" {
@@ -140,16 +140,15 @@ impl<const N: usize, const I: usize> Series<I, N> for UdeRun<'_, N, I> {
     }
 }
 
-/// `I` = state + constants + drive for base `M` (true of both bases; a new one is checked).
-fn check_inputs<M: UdeBase<N, I>, const N: usize, const I: usize>() -> Result<()> {
-    if N + M::CONSTANTS.len() + 1 != I {
-        bail!(
-            "{}: {N} state variables, {} constants and the drive are not {I} network inputs",
-            M::NAME,
-            M::CONSTANTS.len()
-        );
+/// `I` = state + constants + drive for base `M`: checked when the code is compiled (a base
+/// whose `CONSTANTS` do not fit its `I` does not build), so no run can meet it.
+const fn check_inputs<M: UdeBase<N, I>, const N: usize, const I: usize>() {
+    const {
+        assert!(
+            N + M::CONSTANTS.len() + 1 == I,
+            "the state, the constants and the drive must be the network's I inputs"
+        )
     }
-    Ok(())
 }
 
 fn param(r: &Run, name: &str) -> Result<f64> {
@@ -426,7 +425,7 @@ impl<M: UdeBase<N, I>, const N: usize, const I: usize, const H: usize> UdeModel<
     /// Naming the field of `rec`: another width or other inputs, the wrong number of weights or
     /// normalisation values, a non-finite one, a zero input scale; `p` or `n` out of range.
     pub fn new(base: M, rec: &NetworkRecord, p: f64, n: f64) -> Result<Self> {
-        check_inputs::<M, N, I>()?;
+        check_inputs::<M, N, I>();
         let (net, norm) = parse_record::<H, I, N>(rec)?;
         let inner = Corrected::new(base, p, n).map_err(|e| input!("p or N: {e}"))?;
         let mut m = Self {
@@ -557,6 +556,14 @@ mod tests {
         }
     }
 
+    /// The trainer's view of CC runs.
+    fn cc_series(runs: &[Run]) -> Vec<UdeRun<'_, 4, 8>> {
+        runs.iter()
+            .map(UdeRun::new::<ChenCampbell<f64>>)
+            .collect::<Result<_>>()
+            .unwrap()
+    }
+
     /// The UDE as a model is the trainer's field bit for bit (base + network, or the network
     /// alone), follows its parameters, and refuses damaged records naming the field.
     #[test]
@@ -565,11 +572,7 @@ mod tests {
         let mut net = crate::train::init_net_sized::<6, 8, 4>(5);
         net.l3.w = net.l3.w.map(|row| row.map(|w| 10.0 * w));
         let runs = [cc_run(0.1, 1.2, 0.3, 10)];
-        let series: Vec<UdeRun<4, 8>> = runs
-            .iter()
-            .map(UdeRun::new::<ChenCampbell<f64>>)
-            .collect::<Result<_>>()
-            .unwrap();
+        let series = cc_series(&runs);
         let norm = crate::train::data::normalisation_of(&series);
         let rec = NetworkRecord {
             known: true,
@@ -643,6 +646,34 @@ mod tests {
         }
     }
 
+    /// The learned term's sign: the UDE's target is the network's output, a network-only
+    /// model's is network minus base. With a network that outputs zero, the first is zero and
+    /// the second is minus the base field, column by column of the library (X^T y).
+    #[test]
+    fn network_only_target_is_network_minus_base() {
+        let runs = [cc_run(0.1, 1.2, 0.3, 10)];
+        let series = cc_series(&runs);
+        let net = Net::<6, 8, 4>::splat(0.0);
+        let norm = Normalisation::identity();
+        let ude = learned_grams::<ChenCampbell<f64>, 6, 4, 8>(&net, &norm, true, &series).unwrap();
+        let alone =
+            learned_grams::<ChenCampbell<f64>, 6, 4, 8>(&net, &norm, false, &series).unwrap();
+        let m: ChenCampbell<f64> = base_model(&runs[0]).unwrap();
+        let k = term_count::<f64, ChenCampbell<f64>, 4>();
+        let mut row = vec![0.0; k];
+        for i in 0..4 {
+            let mut minus_f = Gram::new(k);
+            for t in 0..series[0].len() {
+                let (x, drive) = (series[0].state(t), series[0].drive(t));
+                library_row(&m, 0.3, 1e4, &x, drive, &mut row);
+                minus_f.add(&row, -m.deriv(&x, drive)[i], 0.0);
+            }
+            assert!(ude[i][0].xty.iter().all(|v| *v == 0.0), "equation {i}");
+            assert!(minus_f.xty.iter().any(|v| *v != 0.0), "equation {i}");
+            assert_eq!(alone[i][0].xty, minus_f.xty, "equation {i}");
+        }
+    }
+
     /// The dual-number known part equals the f64 Chen-Campbell field, and its Jacobian matches
     /// central differences (step 1e-6: truncation ~1e-12 |f'''|, rounding ~1e-16/1e-6 = 1e-10;
     /// the field is a quadratic, so 1e-8 absolute is loose for both and tight against any
@@ -683,11 +714,7 @@ mod tests {
     #[test]
     fn cc_ude_gradient_matches_central_differences() {
         let runs = [cc_run(0.1, 1.2, 0.3, 30), cc_run(0.2, 0.9, 0.7, 30)];
-        let series: Vec<UdeRun<4, 8>> = runs
-            .iter()
-            .map(UdeRun::new::<ChenCampbell<f64>>)
-            .collect::<Result<_>>()
-            .unwrap();
+        let series = cc_series(&runs);
         let norm = crate::train::data::normalisation_of(&series);
         let sd: [f64; 4] = core::array::from_fn(|i| norm.in_scale[i]);
         let known = <ChenCampbell<f64> as UdeBase<4, 8>>::known(&ChenCampbell::default());
