@@ -5,12 +5,15 @@
 # rww-griffiths' defaults) and its own noise seed (1000 + i); each fitted from its own random
 # start (every gain times exp(U(-0.3, 0.3)), drawn by Python's random.Random(i)) with another
 # noise seed (i), so that no fit sees its subject's noise. Windows of WINDOW_TR TRs, EPOCHS
-# epochs, Adam lr 0.05, objective -ln(0.5 + 0.5 r) + MSE_WEIGHT * mean squared FC difference.
+# epochs, Adam lr 0.05 (falling to LR_FINAL when set), objective -ln(0.5 + 0.5 r) + MSE_WEIGHT *
+# mean squared FC difference, REALISATIONS noise realisations per window (1: the paper's; 2 or
+# more: the correlation of their mean FC and the pairwise, unbiased squared difference).
 # Writes $OUT/subject-i.{npy,json}, $OUT/fit-i.{npz,json}, and the table recovery.txt (COPY=1
 # copies it here as recovery-$TAG.txt).
 #
 # Full run (about 25 min on 2 cores): validation/fit/recovery.sh
 # Paper's objective:                  MSE_WEIGHT=0 TAG=corr validation/fit/recovery.sh
+# Expected FC:  REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=12 LR_FINAL=0.005 TAG=pairs validation/fit/recovery.sh
 # CI's small version (builtin:8, 3 subjects, G only, seconds):
 #     SMALL=1 validation/fit/recovery.sh
 set -euo pipefail
@@ -20,6 +23,8 @@ epochs=${EPOCHS:-8}
 window=${WINDOW_TR:-100}
 mse=${MSE_WEIGHT:-10}
 trs=${TRS:-400}
+realisations=${REALISATIONS:-1}
+lr_final=${LR_FINAL:+lr_final = $LR_FINAL}
 conn=${CONNECTOME:-../shared/data/tvb/connectivity_66.zip}
 fit='["G", "g_EE", "g_EI", "g_IE"]'
 truth='G = 4.0
@@ -38,6 +43,8 @@ common="transient_ms = 20000.0
 epochs = $epochs
 window_tr = $window
 mse_weight = $mse
+realisations = $realisations
+$lr_final
 [connectome]
 path = \"$conn\"
 delays = false
@@ -63,16 +70,18 @@ for k, v in truth.items():
 }
 export -f one
 export nmm out common truth fit trs
-rm -f "$out"/fit-*.json
-seq 0 $((subjects - 1)) | xargs -P "${JOBS:-2}" -I{} bash -c 'one {}'
-python3 - "$out" "$subjects" "$mse" "$epochs" "$window" "$conn" "$trs" > "$out/recovery.txt" <<'PY'
+if [ "${TABLE_ONLY:-0}" != 1 ]; then # TABLE_ONLY=1: tabulate the first SUBJECTS fits in $out
+    rm -f "$out"/fit-*.json
+    seq 0 $((subjects - 1)) | xargs -P "${JOBS:-2}" -I{} bash -c 'one {}'
+fi
+python3 - "$out" "$subjects" "$mse" "$epochs" "$window" "$conn" "$trs" "$realisations" "${LR_FINAL:-0.05}" > "$out/recovery.txt" <<'PY'
 import json, statistics as st, sys
 out, n = sys.argv[1], int(sys.argv[2])
 runs = [json.load(open(f"{out}/fit-{i}.json")) for i in range(n)]
 truth = {k: float(v) for k, v in (l.split(" = ") for l in open(f"{out}/truth-0.toml").read().split("[params]\n")[1].splitlines())}
 names = runs[0]["fitted"]
 bound = {"G": 0.01, "g_EE": 0.20, "g_EI": 0.10, "g_IE": 0.10}
-print(f"{n} subjects, {sys.argv[6]}, {sys.argv[7]} TRs, mse_weight {sys.argv[3]}, {sys.argv[4]} epochs, windows of {sys.argv[5]} TRs")
+print(f"{n} subjects, {sys.argv[6]}, {sys.argv[7]} TRs, mse_weight {sys.argv[3]}, {sys.argv[4]} epochs, windows of {sys.argv[5]} TRs, {sys.argv[8]} noise realisation(s) per window, Adam lr 0.05 to {sys.argv[9]}")
 print(f"{'subject':>8}" + "".join(f"{k:>10} {'start':>7} {'err':>7}" for k in names) + f"{'FC r':>7} {'FC mse':>8}")
 errs = {k: [] for k in names}
 for i, r in enumerate(runs):

@@ -98,6 +98,11 @@ pub fn command() -> Command {
         .arg(Arg::new("shard").long("shard").value_name("K/N").help("Run only blocks K, K+N, ... (1-based); default from SLURM_ARRAY_TASK_* when set; merge with `nmm infer merge DIR` when all are done"))
         .arg(num("features", "SET", "paper", "Features written as x: paper (the 2025 paper's 51 statistics of FC, FCD and BOLD zero crossings) or batch (the 7 of `nmm brain batch`)").value_parser(["paper", "batch"]))
         .arg(num("jobs", "T", "0", "Threads (0: one per core); results do not depend on it").value_parser(value_parser!(usize)));
+    let features = Command::new("features")
+        .about("The paper's 51 features of recorded BOLD (empirical data or a synthetic subject), to give `infer sample --observed`: one row per file, in the order `infer simulate` writes x")
+        .arg(Arg::new("bold").long("bold").value_name("BOLD.npy").required(true).num_args(1..).value_parser(value_parser!(PathBuf)).help("BOLD series, (time, regions) each, one row per TR, taken whole (no transient is cut: leave it out of the file); FC over all samples, FCD in the configuration's windows (fc.window_tr, fc.step_tr, in TRs)"))
+        .arg(Arg::new("config").long("config").value_name("RUN.toml").value_parser(value_parser!(PathBuf)).help("The whole-brain configuration of the simulations these features will be compared with (its [fc] windows; default: the built-in main job's)"))
+        .arg(path_arg("out", "XO.npy", "Features, (files, 51) float64, and a JSON record beside it"));
     let merge = Command::new("merge")
         .about("Join the blocks of `nmm infer simulate` (e.g. from a Slurm array) into theta.npy, x.npy, diverged.csv and manifest.json")
         .arg(Arg::new("dir").value_name("DIR").required(true).value_parser(value_parser!(PathBuf)).help("The --out of `nmm infer simulate`"));
@@ -111,6 +116,7 @@ pub fn command() -> Command {
         .subcommand(compare)
         .subcommand(c2st)
         .subcommand(simulate)
+        .subcommand(features)
         .subcommand(merge)
 }
 
@@ -118,6 +124,7 @@ pub fn command() -> Command {
 pub fn run(m: &ArgMatches) -> Result<()> {
     match m.subcommand() {
         Some(("train", t)) => train(t),
+        Some(("features", f)) => features(f),
         Some(("sample", s)) => sample(s),
         Some(("log-prob", l)) => log_prob(l),
         Some(("check", c)) => check(c),
@@ -840,9 +847,9 @@ fn merged(m: &nmm::infer::simulate::Merged) {
     );
 }
 
-fn simulate(m: &ArgMatches) -> Result<()> {
-    let started = Instant::now();
-    let base = match m.get_one::<PathBuf>("config") {
+/// `--config RUN.toml`, or the built-in main job's configuration.
+fn run_config(m: &ArgMatches) -> Result<nmm::brain::Config> {
+    Ok(match m.get_one::<PathBuf>("config") {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -850,7 +857,51 @@ fn simulate(m: &ArgMatches) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => nmm::brain::Config::default(),
-    };
+    })
+}
+
+/// `nmm infer features`: the paper's features of recorded BOLD.
+fn features(m: &ArgMatches) -> Result<()> {
+    let out = m.get_one::<PathBuf>("out").expect("required").clone();
+    let record = out.with_extension("json");
+    if record == out {
+        bail!("--out {}: give the features a .npy name", out.display());
+    }
+    nmm::io::check_outputs(&[out.as_path(), record.as_path()])?;
+    let cfg = run_config(m)?;
+    let files: Vec<&PathBuf> = m.get_many::<PathBuf>("bold").expect("required").collect();
+    let mut x = ndarray::Array2::<f64>::zeros((files.len(), nmm::infer::features::COUNT));
+    for (row, f) in files.iter().enumerate() {
+        let series = nmm::io::read_series(f)?;
+        let v = nmm::infer::features::of_bold(&cfg.fc, &series.data)
+            .with_context(|| format!("--bold {}", f.display()))?;
+        x.row_mut(row).assign(&ndarray::Array1::from(v));
+    }
+    nmm::io::write_npy_2d(&out, &x)?;
+    let json = serde_json::json!({
+        "features": nmm::infer::features::names(),
+        "bold": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        "fc_window_tr": cfg.fc.window_tr,
+        "fc_step_tr": cfg.fc.step_tr,
+        "nmm_version": nmm::VERSION,
+        "command": nmm::command_line(),
+    });
+    nmm::io::write_json(&record, &json)?;
+    say!(
+        "infer features: {} x {} features (FCD windows of {} TRs every {}); wrote {} and {}",
+        files.len(),
+        nmm::infer::features::COUNT,
+        cfg.fc.window_tr,
+        cfg.fc.step_tr,
+        out.display(),
+        record.display()
+    );
+    Ok(())
+}
+
+fn simulate(m: &ArgMatches) -> Result<()> {
+    let started = Instant::now();
+    let base = run_config(m)?;
     let prior = Prior::read(m.get_one::<PathBuf>("prior").expect("required"))?;
     let job = nmm::infer::simulate::Job {
         base,

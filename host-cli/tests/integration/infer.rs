@@ -664,3 +664,88 @@ fn simulate_draws_per_region_parameters() {
         stderr(&o)
     );
 }
+
+/// `nmm infer features` on the BOLD that `nmm brain` writes, cut after the transient, gives
+/// the features `nmm infer simulate` wrote for the same run, bit for bit (one row per file);
+/// a constant region and a series too short for the FCD are refused, naming the file.
+#[test]
+fn features_of_recorded_bold_are_the_simulations() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("run.toml"), RUN).unwrap();
+    std::fs::write(
+        d.path().join("prior.toml"),
+        "[[param]]\nname = \"G\"\nuniform = [0.0, 0.3]\n",
+    )
+    .unwrap();
+    let p = |f: &str| d.path().join(f).to_string_lossy().into_owned();
+    ok(nmm(&[
+        "infer",
+        "simulate",
+        "--config",
+        &p("run.toml"),
+        "--prior",
+        &p("prior.toml"),
+        "--n",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        &p("sims"),
+    ]));
+    let theta: Array2<f64> = read_npy(d.path().join("sims/theta.npy")).unwrap();
+    let x: Array2<f64> = read_npy(d.path().join("sims/x.npy")).unwrap();
+    // Simulation 0 runs with the configuration's seed (0).
+    let g = theta[[0, 0]].to_string();
+    ok(nmm(&[
+        "brain",
+        "--config",
+        &p("run.toml"),
+        "--G",
+        &g,
+        "--seed",
+        "0",
+        "--out",
+        &p("b.npz"),
+    ]));
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(p("b.npz")).unwrap()).unwrap();
+    let bold: Array2<f64> = npz.by_name("bold").unwrap();
+    // Samples at 100, 200, ... ms; the transient is 500 ms: the first 5 are left out.
+    let after = bold.slice(ndarray::s![5.., ..]).to_owned();
+    write_npy(p("bold.npy"), &after).unwrap();
+    write_npy(
+        p("short.npy"),
+        &after.slice(ndarray::s![..8, ..]).to_owned(),
+    )
+    .unwrap();
+    let mut flat = after.clone();
+    flat.column_mut(1).fill(0.5);
+    write_npy(p("flat.npy"), &flat).unwrap();
+    let feat = |files: &[&str], out: &str| {
+        let (o, run) = (p(out), p("run.toml"));
+        let mut a = vec!["infer", "features", "--config", &run, "--out", &o, "--bold"];
+        let files: Vec<String> = files.iter().map(|f| p(f)).collect();
+        a.extend(files.iter().map(String::as_str));
+        nmm(&a)
+    };
+    ok(feat(&["bold.npy", "bold.npy"], "xo.npy"));
+    let xo: Array2<f64> = read_npy(d.path().join("xo.npy")).unwrap();
+    assert_eq!(xo.dim(), (2, 51));
+    assert_eq!(xo.row(0), x.row(0));
+    assert_eq!(xo.row(1), x.row(0));
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("xo.json")).unwrap()).unwrap();
+    assert_eq!(rec["features"][50], "bold_zero_crossings");
+    let o = feat(&["bold.npy", "flat.npy"], "bad.npy");
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("flat.npy") && e.contains("region 1"),
+        "{e}"
+    );
+    let o = feat(&["short.npy"], "bad.npy");
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("short.npy") && e.contains("at least"),
+        "{e}"
+    );
+    assert!(!d.path().join("bad.npy").exists());
+}

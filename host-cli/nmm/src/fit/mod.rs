@@ -14,6 +14,14 @@
 //!   the mean squared difference is least at G = 4.5). The squared difference pins the level,
 //!   though not well enough for the paper's recovery (README, validation/fit/recovery-*.txt).
 //!   Optional Gaussian priors ([`Prior`]) add their terms.
+//! - **Noise realisations** (`realisations = k`, 1 by default): a window's FC is a noisy
+//!   estimate whose spread shrinks as coupling grows, and the squared difference of one
+//!   noisy FC from a target is, on average, the expected FC's squared difference plus that
+//!   spread, so it too is least at stronger coupling than the truth. With `k >= 2`
+//!   independent realisations per window the correlation is of their mean FC, and the squared
+//!   difference is the mean over pairs of distinct realisations `a != b` of
+//!   `(fc_a - t)(fc_b - t)`, whose expectation is `(E fc - t)^2` exactly (it can be
+//!   negative for one window).
 //! - **Gradients** by forward mode for the named parameters: the run is written once over
 //!   [`nmm_core::Real`] and evaluated in [`Dual`] numbers carrying the derivatives in up to
 //!   [`MAX_PARAMS`] fitted parameters; by reverse mode ([`window_loss_reverse`], a hand-written
@@ -44,6 +52,9 @@ use std::collections::BTreeMap;
 /// The most parameters fitted at once (the tangents each dual number carries).
 pub const MAX_PARAMS: usize = 4;
 
+/// The most noise realisations per window (`FitConfig::realisations`).
+pub const MAX_REALISATIONS: usize = 256;
+
 type D = Dual<f64, MAX_PARAMS>;
 
 /// A fit, as written in `FIT.toml`.
@@ -69,6 +80,11 @@ pub struct FitConfig {
     pub epochs: usize,
     /// Adam's learning rate on the logarithm of each parameter.
     pub lr: f64,
+    /// Adam's rate at the last window of the last epoch: the rate falls geometrically from
+    /// `lr` at the first window to this (default: `lr`, a constant rate as in the paper's
+    /// code). At a constant rate Adam's steps keep a size of about `lr` in the logarithm near
+    /// the optimum (5 % of the value at 0.05); a falling rate lets the values settle.
+    pub lr_final: Option<f64>,
     /// Weight of the mean squared difference between the simulated and the empirical FC's lower
     /// triangles (correlation units squared) added to the correlation loss; 0 is the paper's
     /// objective.
@@ -77,8 +93,16 @@ pub struct FitConfig {
     /// renormalised, Laplacian coupling: the connectome's normalisation must end with
     /// `laplacian`, as `griffiths2022` does), by reverse mode.
     pub connectome_gains: bool,
-    /// Seed of the noise (stream `i + 1` for region `i`).
+    /// Seed of the noise (stream `k n + i + 1` for region `i` of realisation `k`, `n`
+    /// regions).
     pub seed: u64,
+    /// Independent noise realisations simulated side by side, each carrying its own state
+    /// from window to window; each window's loss compares the mean of their FCs (an estimate
+    /// of the model's expected FC, whose sampling noise falls as 1 / realisations) with the
+    /// target, and the squared difference is the pairwise form, unbiased for the expected
+    /// FC's (module docs). 1 (the default) is the paper's single run. Not with
+    /// `connectome_gains`.
+    pub realisations: usize,
     /// The fitted parameters: `G` (global coupling) and `rww-griffiths` parameter names.
     pub fit: Vec<String>,
     /// Starting values of fitted parameters and fixed values of others (default: the model's,
@@ -133,9 +157,11 @@ impl Default for FitConfig {
             window_tr: 20,
             epochs: 20,
             lr: 0.05,
+            lr_final: None,
             mse_weight: 0.0,
             connectome_gains: false,
             seed: 0,
+            realisations: 1,
             fit: ["G", "g_EE", "g_EI", "g_IE"].map(String::from).to_vec(),
             params: BTreeMap::new(),
             priors: BTreeMap::new(),
@@ -211,6 +237,14 @@ impl Setup {
         if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
             bail!("lr must be positive, got {}", cfg.lr);
         }
+        if let Some(f) = cfg.lr_final
+            && !(f.is_finite() && f > 0.0 && f <= cfg.lr)
+        {
+            bail!(
+                "lr_final must be positive and at most lr = {}, got {f}",
+                cfg.lr
+            );
+        }
         if cfg.connectome_gains {
             let last = cfg.connectome.normalise.last().map(String::as_str);
             if !matches!(last, Some("laplacian" | "griffiths2022")) {
@@ -283,6 +317,19 @@ impl Setup {
                 );
             }
         }
+        if !(1..=MAX_REALISATIONS).contains(&cfg.realisations) {
+            bail!(
+                "realisations must be 1 to {MAX_REALISATIONS}, got {}",
+                cfg.realisations
+            );
+        }
+        if cfg.connectome_gains && cfg.realisations > 1 {
+            bail!(
+                "connectome_gains with realisations = {}: the links' gains are fitted by the \
+                 reverse mode of a single run (set realisations = 1)",
+                cfg.realisations
+            );
+        }
         if cfg.connectome_gains && values["G"] == 0.0 {
             bail!("connectome_gains with G = 0: the links' gains would have no effect");
         }
@@ -321,14 +368,15 @@ impl<T: Real> Carry<T> {
         self.zacc.fill(T::ZERO);
     }
 
-    fn new(s: &Setup) -> Self {
+    /// Realisation `k`: its noise streams are `k n + i + 1`.
+    fn new(s: &Setup, k: usize) -> Self {
         Self {
             x: vec![[T::from_f64(0.1); 2]; s.n],
             bold: vec![BoldParams::<T>::REST; s.n],
             zacc: vec![T::ZERO; s.n],
             phase: (0, 0),
             noise: (0..s.n)
-                .map(|i| Gaussian::new(s.cfg.seed, i as u64 + 1))
+                .map(|i| Gaussian::new(s.cfg.seed, (k * s.n + i) as u64 + 1))
                 .collect(),
         }
     }
@@ -455,6 +503,19 @@ fn fc_lower<T: Real>(bold: &[Vec<T>]) -> Vec<T> {
     out
 }
 
+/// The mean over realisations of each one's FC (lower triangle).
+fn mean_fc(bolds: &[Vec<Vec<f64>>]) -> Vec<f64> {
+    let mut mean = Vec::new();
+    for bold in bolds {
+        let fc = fc_lower(bold);
+        mean.resize(fc.len(), 0.0);
+        for (m, x) in mean.iter_mut().zip(fc) {
+            *m += x / bolds.len() as f64;
+        }
+    }
+    mean
+}
+
 /// Pearson correlation of `a` with the fixed `b`.
 fn corr<T: Real>(a: &[T], b: &[f64]) -> T {
     let k = T::from_usize(a.len());
@@ -531,16 +592,53 @@ impl Target {
     }
 }
 
-/// The window loss `-ln(0.5 + 0.5 r) + mse_weight * mse` of simulated BOLD against `target`,
-/// and `r`.
-fn loss<T: Real>(bold: &[Vec<T>], target: &Target, mse_weight: f64) -> (T, T) {
-    let fc = fc_lower(bold);
-    let r = corr(&fc, &target.fc);
+/// The window loss `-ln(0.5 + 0.5 r) + mse_weight * mse` of simulated FCs (lower triangles,
+/// one per noise realisation) against `target`, and `r`: `r` is the correlation of their mean
+/// with the empirical FC; `mse` is the mean squared difference from the target for one
+/// realisation, and for several the mean over pairs of distinct realisations `a != b` of
+/// `(fc_a - t) (fc_b - t)`, whose expectation is the squared difference of the model's
+/// expected FC from the target exactly: the plain squared difference of one noisy FC also
+/// holds its variance, which falls as coupling grows and so pulls a fit towards stronger
+/// coupling (README, "Why the squared difference").
+fn loss<T: Real>(fcs: &[Vec<T>], target: &Target, mse_weight: f64) -> (T, T) {
+    let k = fcs.len();
+    let mean: Vec<T> = if k == 1 {
+        fcs[0].clone()
+    } else {
+        let inv = T::from_f64(1.0 / k as f64);
+        (0..fcs[0].len())
+            .map(|e| fcs.iter().fold(T::ZERO, |s, fc| s + fc[e]) * inv)
+            .collect()
+    };
+    let r = corr(&mean, &target.fc);
     let mut l = -(T::HALF + T::HALF * r).ln();
     if mse_weight > 0.0 {
-        l += T::from_f64(mse_weight) * mse(&fc, &target.window_fc);
+        let sq = if k == 1 {
+            mse(&fcs[0], &target.window_fc)
+        } else {
+            pairwise_mse(fcs, &target.window_fc)
+        };
+        l += T::from_f64(mse_weight) * sq;
     }
     (l, r)
+}
+
+/// The mean over entries `e` and over ordered pairs of distinct realisations `a != b` of
+/// `(a_e - t_e)(b_e - t_e)`: `((sum d)^2 - sum d^2) / (k (k - 1))` per entry, `d` the `k`
+/// realisations' differences from `t`.
+fn pairwise_mse<T: Real>(fcs: &[Vec<T>], t: &[f64]) -> T {
+    let k = fcs.len() as f64;
+    let mut total = T::ZERO;
+    for (e, y) in t.iter().enumerate() {
+        let (mut sum, mut sq) = (T::ZERO, T::ZERO);
+        for fc in fcs {
+            let d = fc[e] - T::from_f64(*y);
+            sum += d;
+            sq += d * d;
+        }
+        total += sum * sum - sq;
+    }
+    total / T::from_f64(k * (k - 1.0) * t.len() as f64)
 }
 
 /// The lower triangle of an FC matrix (regions x regions, row-major), `i > j` row by row.
@@ -647,7 +745,7 @@ pub fn simulate_bold(
     values: &BTreeMap<String, f64>,
     trs: usize,
 ) -> Result<Vec<Vec<f64>>> {
-    let mut carry = Carry::<f64>::new(s);
+    let mut carry = Carry::<f64>::new(s, 0);
     let steps_tr = s.bold_every * s.per_tr;
     let transient = (s.cfg.transient_ms / s.cfg.dt_ms).round() as usize;
     advance(s, values, &s.weights, &mut carry, transient, |_| {})?;
@@ -655,10 +753,10 @@ pub fn simulate_bold(
     advance(s, values, &s.weights, &mut carry, trs * steps_tr, |_| {})
 }
 
-/// The state the setup's own values reach after the transient, where a fit's first window
-/// starts.
-fn after_transient<T: Real>(s: &Setup) -> Result<Carry<T>> {
-    let mut carry = Carry::<T>::new(s);
+/// The state realisation `k` reaches with the setup's own values after the transient, where a
+/// fit's first window starts.
+fn after_transient<T: Real>(s: &Setup, k: usize) -> Result<Carry<T>> {
+    let mut carry = Carry::<T>::new(s, k);
     let transient = (s.cfg.transient_ms / s.cfg.dt_ms).round() as usize;
     let constants: BTreeMap<String, T> = s
         .values
@@ -668,6 +766,60 @@ fn after_transient<T: Real>(s: &Setup) -> Result<Carry<T>> {
     advance(s, &constants, &s.weights, &mut carry, transient, |_| {}).context("transient")?;
     carry.restart_clocks();
     Ok(carry)
+}
+
+/// The `cfg.realisations` realisations after the transient, computed in parallel.
+fn realisations_after_transient(s: &Setup) -> Result<Vec<Carry<D>>> {
+    use rayon::prelude::*;
+    let all: Vec<Result<Carry<D>>> = (0..s.cfg.realisations)
+        .into_par_iter()
+        .map(|k| after_transient::<D>(s, k))
+        .collect();
+    in_order(all, "the transient")
+}
+
+/// The first error in realisation order (whatever the thread count), naming the realisation
+/// when there are several.
+fn in_order<X>(all: Vec<Result<X>>, what: &str) -> Result<Vec<X>> {
+    let several = all.len() > 1;
+    all.into_iter()
+        .enumerate()
+        .map(|(k, r)| {
+            r.with_context(|| {
+                if several {
+                    format!("{what}, noise realisation {}", k + 1)
+                } else {
+                    what.to_string()
+                }
+            })
+        })
+        .collect()
+}
+
+/// BOLD samples, time x regions.
+type Bold<T> = Vec<Vec<T>>;
+
+/// Each realisation's window FC (lower triangle) and BOLD.
+type PerRealisation = (Vec<Vec<D>>, Vec<Bold<D>>);
+
+/// Runs one window in every realisation (in parallel, each alone, so the results do not
+/// depend on the thread count) and returns each one's FC (lower triangle) and BOLD.
+fn window_fc(
+    s: &Setup,
+    vals: &BTreeMap<String, D>,
+    weights: &[f64],
+    carries: &mut [Carry<D>],
+    what: &str,
+) -> Result<PerRealisation> {
+    use rayon::prelude::*;
+    let all: Vec<Result<(Vec<D>, Bold<D>)>> = carries
+        .par_iter_mut()
+        .map(|c| {
+            let bold = advance(s, vals, weights, c, window_steps(s), |_| {})?;
+            Ok((fc_lower(&bold), bold))
+        })
+        .collect();
+    Ok(in_order(all, what)?.into_iter().unzip())
 }
 
 /// The loss of one window run with `values` on the coupling matrix `weights` (row-major;
@@ -696,10 +848,10 @@ pub fn window_loss(
 ) -> Result<(f64, Vec<f64>)> {
     check_target(s, target)?;
     check_weights(s, weights)?;
-    let mut carry = after_transient::<D>(s)?;
+    let mut carries = realisations_after_transient(s)?;
     let vals = seeded(s, values);
-    let bold = advance(s, &vals, weights, &mut carry, window_steps(s), |_| {})?;
-    let (l, _) = loss(&bold, target, s.cfg.mse_weight);
+    let (fcs, _) = window_fc(s, &vals, weights, &mut carries, "the window")?;
+    let (l, _) = loss(&fcs, target, s.cfg.mse_weight);
     Ok((l.v, l.d[..s.cfg.fit.len()].to_vec()))
 }
 
@@ -728,7 +880,13 @@ pub fn window_loss_reverse(
 ) -> Result<Reverse> {
     check_target(s, target)?;
     check_weights(s, weights)?;
-    let carry = after_transient::<f64>(s)?;
+    if s.cfg.realisations > 1 {
+        bail!(
+            "the reverse mode runs a single noise realisation (realisations = {})",
+            s.cfg.realisations
+        );
+    }
+    let carry = after_transient::<f64>(s, 0)?;
     let rev = adjoint::backward(s, values, weights, &carry, window_steps(s), target)?;
     let finite = rev.loss.is_finite() && rev.d_g.is_finite();
     if !finite || rev.d_weights.iter().any(|d| !d.is_finite()) {
@@ -785,6 +943,17 @@ fn truncate(carry: &mut Carry<D>) {
     }
 }
 
+/// Adam's rate at step `t` (1-based) of `total`: `lr` falling geometrically to `lr_final`.
+fn rate(cfg: &FitConfig, t: i32, total: u64) -> f64 {
+    match cfg.lr_final {
+        Some(f) if total > 1 => {
+            let x = f64::from(t - 1) / (total - 1) as f64;
+            cfg.lr * (f / cfg.lr).powf(x)
+        }
+        _ => cfg.lr,
+    }
+}
+
 /// One epoch's record.
 #[derive(Clone, Debug)]
 pub struct Epoch {
@@ -792,10 +961,11 @@ pub struct Epoch {
     pub loss: f64,
     /// Mean window FC correlation with the empirical FC.
     pub window_r: f64,
-    /// The FC correlation of the epoch's whole simulated BOLD with the empirical FC.
+    /// The FC correlation of the epoch's whole simulated BOLD with the empirical FC (the FC
+    /// of each realisation's BOLD over the epoch, averaged over the realisations).
     pub fc_r: f64,
-    /// The mean squared difference of the epoch's whole simulated FC and the empirical FC
-    /// (lower triangles).
+    /// The mean squared difference of the epoch's whole simulated FC (as for `fc_r`) and the
+    /// empirical FC (lower triangles).
     pub fc_mse: f64,
     /// The fitted parameters' values at the epoch's end, in `cfg.fit` order.
     pub values: Vec<f64>,
@@ -808,7 +978,7 @@ pub struct FitResult {
     pub epochs: Vec<Epoch>,
     /// Every parameter's final value.
     pub values: BTreeMap<String, f64>,
-    /// The last epoch's simulated FC, lower triangle.
+    /// The last epoch's simulated FC, lower triangle (averaged over the realisations).
     pub sim_fc_lower: Vec<f64>,
     /// With `connectome_gains`: the fitted connectome (row-major, `(1 + tanh b_ij) sc_ij`
     /// renormalised, before the Laplacian) and the gains `1 + tanh b_ij`.
@@ -1010,25 +1180,26 @@ pub fn fit(
         .collect();
     let mut adam_priors = Adam::new(2 * k);
     let mut t = 0i32;
-    let mut carry = after_transient::<D>(s)?;
+    let mut carries = realisations_after_transient(s)?;
     let total = (s.cfg.epochs as u64).saturating_mul(windows as u64);
     let mut epochs = Vec::with_capacity(s.cfg.epochs);
     let mut sim_fc_lower = Vec::new();
     for e in 0..s.cfg.epochs {
         let (mut sum_loss, mut sum_r) = (0.0, 0.0);
-        let mut all_bold: Vec<Vec<f64>> = Vec::new();
+        // The epoch's BOLD, per realisation.
+        let mut all_bold: Vec<Vec<Vec<f64>>> = vec![Vec::new(); carries.len()];
         for w in 0..windows {
-            truncate(&mut carry);
-            let start = gains.as_ref().map(|_| values_of(&carry));
+            carries.iter_mut().for_each(truncate);
+            // With connectome gains there is one realisation (Setup::new).
+            let start = gains.as_ref().map(|_| values_of(&carries[0]));
             let weights = gains.as_ref().map(Gains::weights);
             let weights = weights
                 .as_ref()
                 .map_or(&s.weights[..], |w| &w.laplacian[..]);
             let vals = seeded(s, &values);
             let where_ = || format!("epoch {}, window {}", e + 1, w + 1);
-            let bold = advance(s, &vals, weights, &mut carry, window_steps(s), |_| {})
-                .with_context(where_)?;
-            let (l, r) = loss(&bold, target, s.cfg.mse_weight);
+            let (fcs, bolds) = window_fc(s, &vals, weights, &mut carries, &where_())?;
+            let (l, r) = loss(&fcs, target, s.cfg.mse_weight);
             if !l.is_finite() {
                 bail!(
                     "epoch {}, window {}: the loss or its gradient is not finite (a region \
@@ -1038,6 +1209,7 @@ pub fn fit(
                 );
             }
             t += 1;
+            let lr = rate(&s.cfg, t, total);
             if let (Some(gn), Some(start)) = (gains.as_mut(), start) {
                 let plain: BTreeMap<String, f64> =
                     vals.iter().map(|(k, v)| (k.clone(), v.v)).collect();
@@ -1048,7 +1220,7 @@ pub fn fit(
                     bail!("{}: the connectome gains' gradient is not finite", where_());
                 }
                 for (i, d) in d_b.iter().enumerate() {
-                    gn.b[i] += adam_gains.step(i, *d, t, s.cfg.lr);
+                    gn.b[i] += adam_gains.step(i, *d, t, lr);
                 }
             }
             let mut prior_loss = 0.0;
@@ -1061,21 +1233,26 @@ pub fn fit(
                     prior_loss += e * e * v - *ln_prec;
                     d_theta += 2.0 * e * v;
                     if s.cfg.priors[name].learn {
-                        *mean += adam_priors.step(2 * i, -2.0 * e * v, t, s.cfg.lr);
-                        *ln_prec += adam_priors.step(2 * i + 1, e * e * v - 1.0, t, s.cfg.lr);
+                        *mean += adam_priors.step(2 * i, -2.0 * e * v, t, lr);
+                        *ln_prec += adam_priors.step(2 * i + 1, e * e * v - 1.0, t, lr);
                     }
                 }
                 // d loss / d phi = d loss / d theta * theta.
-                let phi = theta.ln() + adam.step(i, d_theta * theta, t, s.cfg.lr);
+                let phi = theta.ln() + adam.step(i, d_theta * theta, t, lr);
                 values.insert(name.clone(), phi.exp());
             }
             sum_loss += l.v + prior_loss;
             sum_r += r.v;
-            all_bold.extend(bold.iter().map(|row| row.iter().map(|x| x.v).collect()));
+            for (all, bold) in all_bold.iter_mut().zip(&bolds) {
+                all.extend(
+                    bold.iter()
+                        .map(|row| row.iter().map(|x| x.v).collect::<Vec<_>>()),
+                );
+            }
             progress.set((e * windows + w + 1) as u64, total);
             progress.message(&format!("epoch {} loss {:.4} r {:.3}", e + 1, l.v, r.v));
         }
-        sim_fc_lower = fc_lower(&all_bold);
+        sim_fc_lower = mean_fc(&all_bold);
         let fc_r = crate::stats::pearson(&sim_fc_lower, &target.fc);
         let rec = Epoch {
             loss: sum_loss / windows as f64,
@@ -1135,6 +1312,49 @@ mod tests {
             window_fc: fc.iter().map(|x| 0.8 * x).collect(),
         };
         (Setup::new(cfg).unwrap(), emp)
+    }
+
+    /// The pairwise squared difference against its definition, a double loop over ordered
+    /// pairs of distinct realisations; for one pair it is the mean of `(a - t)(b - t)`.
+    #[test]
+    fn pairwise_squared_difference_by_its_definition() {
+        let t = [0.1, -0.2, 0.3];
+        let fcs: Vec<Vec<f64>> = (0..4)
+            .map(|a| (0..3).map(|e| ((a * 3 + e) as f64 * 0.7).sin()).collect())
+            .collect();
+        let mut direct = 0.0;
+        for a in 0..4 {
+            for b in (0..4).filter(|&b| b != a) {
+                for e in 0..3 {
+                    direct += (fcs[a][e] - t[e]) * (fcs[b][e] - t[e]);
+                }
+            }
+        }
+        direct /= (4 * 3 * 3) as f64;
+        assert!((pairwise_mse(&fcs, &t) - direct).abs() < 1e-15);
+        let two = &fcs[..2];
+        let pair: f64 = (0..3)
+            .map(|e| (two[0][e] - t[e]) * (two[1][e] - t[e]))
+            .sum::<f64>()
+            / 3.0;
+        assert!((pairwise_mse(two, &t) - pair).abs() < 1e-15);
+        // Equal realisations: the plain squared difference.
+        let same = vec![fcs[0].clone(), fcs[0].clone()];
+        assert!((pairwise_mse(&same, &t) - mse(&fcs[0], &t)).abs() < 1e-15);
+    }
+
+    /// The rate falls geometrically from lr at the first step to lr_final at the last: the
+    /// middle step of an odd count is their geometric mean.
+    #[test]
+    fn the_rate_falls_geometrically() {
+        let mut cfg = FitConfig::default();
+        assert_eq!(rate(&cfg, 7, 9), cfg.lr);
+        cfg.lr_final = Some(0.005);
+        assert_eq!(rate(&cfg, 1, 9), 0.05);
+        assert!((rate(&cfg, 9, 9) - 0.005).abs() < 1e-15);
+        assert!((rate(&cfg, 5, 9) - (0.05f64 * 0.005).sqrt()).abs() < 1e-15);
+        assert!((1..9).all(|t| rate(&cfg, t + 1, 9) < rate(&cfg, t, 9)));
+        assert_eq!(rate(&cfg, 1, 1), 0.05);
     }
 
     /// Reverse mode against forward mode (G) and central finite differences (links, the

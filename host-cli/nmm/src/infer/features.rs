@@ -26,9 +26,10 @@
 //! regions of the number of sign changes of each region's BOLD after the transient, centred
 //! on its mean (z-scoring does not move zero crossings).
 
-use crate::brain::{Prepared, RunOutput};
+use crate::brain::{FcCfg, Prepared, RunOutput};
 use crate::error::{Result, bail};
 use ndarray::Array2;
+use nmm_core::fc::{SlidingFc, Welford, fcd, n_pairs, packed_len};
 
 /// Statistics per matrix.
 pub const PER_MATRIX: usize = 25;
@@ -203,22 +204,92 @@ pub fn check_config(cfg: &crate::brain::Config) -> Result<()> {
 
 /// The 51 features of a run (names: [`names`]).
 pub fn of_run(p: &Prepared, out: &RunOutput) -> Result<Vec<f64>> {
-    let mut fc = out.fc.clone();
-    for i in 0..fc.nrows() {
-        fc[[i, i]] = 0.0;
-    }
-    let (w, s) = (p.cfg.fc.window_tr, p.cfg.fc.step_tr.max(1));
-    let mut v = Vec::with_capacity(COUNT);
-    v.extend(matrix_stats(&fc, 1)?);
-    v.extend(matrix_stats(&out.fcd, w.div_ceil(s).max(1))?);
     // Sample k (k = 1, 2, ...) is at k TR, row k - 1; FC uses those with k > transient / TR.
     let skip = (p.cfg.fc.transient_ms / p.cfg.bold.tr_ms).floor() as usize;
     let bold = out
         .bold
-        .slice(ndarray::s![skip.min(out.bold.nrows()).., ..])
-        .to_owned();
-    v.push(zero_crossings(&bold));
+        .slice(ndarray::s![skip.min(out.bold.nrows()).., ..]);
+    of_parts(&p.cfg.fc, &out.fc, &out.fcd, &bold.to_owned())
+}
+
+/// The 51 features from FC, FCD and the BOLD they were computed from.
+fn of_parts(
+    cfg: &FcCfg,
+    fc: &Array2<f64>,
+    fcd: &Array2<f64>,
+    bold: &Array2<f64>,
+) -> Result<Vec<f64>> {
+    let mut fc = fc.clone();
+    for i in 0..fc.nrows() {
+        fc[[i, i]] = 0.0;
+    }
+    let (w, s) = (cfg.window_tr, cfg.step_tr.max(1));
+    let mut v = Vec::with_capacity(COUNT);
+    v.extend(matrix_stats(&fc, 1)?);
+    v.extend(matrix_stats(fcd, w.div_ceil(s).max(1))?);
+    v.push(zero_crossings(bold));
     Ok(v)
+}
+
+/// The 51 features of a recorded BOLD series (samples x regions, one row per TR), such as
+/// empirical data or a synthetic subject: FC over every sample, FCD in windows of
+/// `cfg.window_tr` samples every `cfg.step_tr` (`cfg.transient_ms` is not used: a recording
+/// has no simulated transient; cut one off before calling). The same numbers as [`of_run`]
+/// gives for a run whose samples after the transient are `bold`.
+///
+/// # Errors
+/// [`crate::Error::Input`] for non-finite values, a constant region, or too few
+/// samples for an FCD with more windows than overlap one.
+///
+/// ```
+/// let cfg = nmm::brain::FcCfg { window_tr: 4, step_tr: 2, ..Default::default() };
+/// let bold = ndarray::Array2::from_shape_fn((20, 3), |(t, i)| ((t * (i + 2)) as f64).sin());
+/// let x = nmm::infer::features::of_bold(&cfg, &bold)?;
+/// assert_eq!(x.len(), 51);
+/// assert!(nmm::infer::features::of_bold(&cfg, &bold.slice(ndarray::s![..6, ..]).to_owned()).is_err());
+/// # Ok::<(), nmm::Error>(())
+/// ```
+pub fn of_bold(cfg: &FcCfg, bold: &Array2<f64>) -> Result<Vec<f64>> {
+    let (samples, n) = bold.dim();
+    if bold.iter().any(|v| !v.is_finite()) {
+        bail!("the BOLD has values that are not finite");
+    }
+    if let Some(i) = (0..n).find(|&i| bold.column(i).iter().all(|&v| v == bold[[0, i]])) {
+        bail!("region {i} (0-based) of the BOLD is constant: a region without variance has no FC");
+    }
+    let (w, s) = (cfg.window_tr, cfg.step_tr.max(1));
+    let k = w.div_ceil(s).max(1);
+    if samples < w + s * k {
+        bail!(
+            "{samples} BOLD samples: the paper's features need an FCD with more than {k} windows \
+             of {w} samples every {s}, i.e. at least {} samples",
+            w + s * k
+        );
+    }
+    let mut mean = vec![0.0; n];
+    let mut m2 = vec![0.0; packed_len(n)];
+    let mut buf = vec![0.0; SlidingFc::<f64>::buffer_len(n, cfg.window_tr, cfg.step_tr)];
+    let mut welford = Welford::new(&mut mean, &mut m2)?;
+    let mut sliding = SlidingFc::new(n, cfg.window_tr, cfg.step_tr, &mut buf)?;
+    let mut vectors = Vec::new();
+    for row in bold.rows() {
+        let y = row.to_vec();
+        welford.push(&y);
+        if let Some((_, v)) = sliding.push(&y) {
+            vectors.extend_from_slice(v);
+        }
+    }
+    let mut fc = vec![0.0; n * n];
+    welford.pearson(&mut fc);
+    let windows = vectors.len() / n_pairs(n).max(1);
+    let mut fcd_m = vec![0.0; windows * windows];
+    fcd(&vectors, windows, n_pairs(n), &mut fcd_m)?;
+    of_parts(
+        cfg,
+        &Array2::from_shape_vec((n, n), fc)?,
+        &Array2::from_shape_vec((windows, windows), fcd_m)?,
+        bold,
+    )
 }
 
 #[cfg(test)]
@@ -339,6 +410,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The features of a run's BOLD after its transient, computed from the BOLD alone, are
+    /// the run's own (whose FC and FCD were accumulated while it ran), bit for bit.
+    #[test]
+    fn features_of_a_runs_bold_are_the_runs() {
+        let mut cfg = crate::brain::Config::default();
+        cfg.connectome.path = "builtin:6".into();
+        cfg.duration_ms = 6000.0;
+        cfg.bold.tr_ms = 100.0;
+        cfg.fc.transient_ms = 1050.0; // not a whole number of TRs: 10 samples dropped
+        cfg.fc.window_tr = 6;
+        cfg.fc.step_tr = 2;
+        let p = crate::brain::Prepared::new(cfg).unwrap();
+        let out = crate::brain::run(&p, &crate::progress::Silent).unwrap();
+        let x = of_run(&p, &out).unwrap();
+        let bold = out.bold.slice(ndarray::s![10.., ..]).to_owned();
+        assert_eq!(of_bold(&p.cfg.fc, &bold).unwrap(), x);
+        // One sample more is another series: the check can fail.
+        let more = out.bold.slice(ndarray::s![9.., ..]).to_owned();
+        assert_ne!(of_bold(&p.cfg.fc, &more).unwrap(), x);
+        let mut flat = bold.clone();
+        flat.column_mut(2).fill(1.0);
+        let e = of_bold(&p.cfg.fc, &flat).unwrap_err().to_string();
+        assert!(e.contains("without variance"), "{e}");
     }
 
     #[test]
