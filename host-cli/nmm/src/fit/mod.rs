@@ -775,23 +775,21 @@ fn realisations_after_transient(s: &Setup) -> Result<Vec<Carry<D>>> {
         .into_par_iter()
         .map(|k| after_transient::<D>(s, k))
         .collect();
-    in_order(all, "the transient")
+    in_order(all)
 }
 
 /// The first error in realisation order (whatever the thread count), naming the realisation
 /// when there are several.
-fn in_order<X>(all: Vec<Result<X>>, what: &str) -> Result<Vec<X>> {
+fn in_order<X>(all: Vec<Result<X>>) -> Result<Vec<X>> {
     let several = all.len() > 1;
     all.into_iter()
         .enumerate()
         .map(|(k, r)| {
-            r.with_context(|| {
-                if several {
-                    format!("{what}, noise realisation {}", k + 1)
-                } else {
-                    what.to_string()
-                }
-            })
+            if several {
+                r.with_context(|| format!("noise realisation {}", k + 1))
+            } else {
+                r
+            }
         })
         .collect()
 }
@@ -819,7 +817,10 @@ fn window_fc(
             Ok((fc_lower(&bold), bold))
         })
         .collect();
-    Ok(in_order(all, what)?.into_iter().unzip())
+    Ok(in_order(all)
+        .with_context(|| what.to_string())?
+        .into_iter()
+        .unzip())
 }
 
 /// The loss of one window run with `values` on the coupling matrix `weights` (row-major;
