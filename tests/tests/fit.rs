@@ -97,9 +97,11 @@ fn window_gradient_at(mse_weight: f64, realisations: usize) {
     }
 }
 
-/// Several realisations: the loss is of their mean FC, so it differs from one realisation's
-/// (realisation 0 is the single run's), and it is the same bit for bit on one thread or two
-/// (each realisation runs alone; the mean is summed in realisation order).
+/// One realisation is the single run: the window's loss is that of the BOLD `simulate_bold`
+/// gives for the same seed (transient, then one window), its FC and loss computed here
+/// directly (to 1e-12: summation orders differ). Several realisations: the same bit for bit on
+/// one thread or two (each realisation runs alone; the mean is summed in realisation order),
+/// and not the single run's.
 #[test]
 fn realisations_do_not_depend_on_the_thread_count() {
     let mut cfg = small();
@@ -120,6 +122,25 @@ fn realisations_do_not_depend_on_the_thread_count() {
     assert_eq!(one, many);
     let single = on(2, &s1);
     assert_ne!(single.0, one.0);
+    // The single run by hand: -ln(0.5 + 0.5 r) + 5 mse of the window's FC.
+    let window = simulate_bold(&s1, &s1.values, s1.cfg.window_tr).unwrap();
+    let fc = lower_triangle(&fc_of(&window), s1.n).unwrap();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (ma, mb) = (mean(&fc), mean(&emp.fc));
+    let dot = |f: &dyn Fn(usize) -> f64| (0..fc.len()).map(f).sum::<f64>();
+    let r = dot(&|k| (fc[k] - ma) * (emp.fc[k] - mb))
+        / (dot(&|k| (fc[k] - ma).powi(2)) * dot(&|k| (emp.fc[k] - mb).powi(2))).sqrt();
+    let sq = mean(
+        &(0..fc.len())
+            .map(|k| (fc[k] - emp.window_fc[k]).powi(2))
+            .collect::<Vec<_>>(),
+    );
+    let by_hand = -(0.5 + 0.5 * r).ln() + 5.0 * sq;
+    assert!(
+        (single.0 - by_hand).abs() < 1e-12,
+        "{} vs {by_hand}",
+        single.0
+    );
 }
 
 /// Settings a fit cannot use are refused, naming the key.
@@ -131,6 +152,8 @@ fn bad_realisations_and_rates_are_refused() {
         Setup::new(cfg).unwrap_err().to_string()
     };
     assert!(err(&|c| c.realisations = 0).contains("realisations must be 1 to"));
+    assert!(err(&|c| c.realisations = 257).contains("realisations must be 1 to 256"));
+    assert!(err(&|c| c.lr_final = Some(f64::NAN)).contains("lr_final"));
     let e = err(&|c| {
         c.realisations = 2;
         c.connectome_gains = true;
@@ -138,4 +161,13 @@ fn bad_realisations_and_rates_are_refused() {
     assert!(e.contains("connectome_gains with realisations = 2"), "{e}");
     assert!(err(&|c| c.lr_final = Some(0.1)).contains("lr_final must be positive and at most"));
     assert!(err(&|c| c.lr_final = Some(0.0)).contains("lr_final"));
+    // The reverse mode (connectome gains) runs one realisation.
+    let mut cfg = small();
+    cfg.realisations = 2;
+    let s = Setup::new(cfg).unwrap();
+    let emp = Target::from_bold(&simulate_bold(&s, &s.values, 20).unwrap(), 20).unwrap();
+    let e = nmm::fit::window_loss_reverse(&s, &s.values, &s.weights, &emp)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("single noise realisation"), "{e}");
 }

@@ -13,7 +13,10 @@
 #
 # Full run (about 25 min on 2 cores): validation/fit/recovery.sh
 # Paper's objective:                  MSE_WEIGHT=0 TAG=corr validation/fit/recovery.sh
-# Expected FC:  REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=12 LR_FINAL=0.005 TAG=pairs validation/fit/recovery.sh
+# Expected FC (recovery-pairs.txt: 20 subjects started, stopped after 10 for time, the first
+# 10 tabulated with TABLE_ONLY=1 SUBJECTS=10; about 4 CPU-minutes per subject):
+#     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=12 LR_FINAL=0.005 TAG=pairs SUBJECTS=10 COPY=1 \
+#         validation/fit/recovery.sh
 # CI's small version (builtin:8, 3 subjects, G only, seconds):
 #     SMALL=1 validation/fit/recovery.sh
 set -euo pipefail
@@ -81,7 +84,11 @@ runs = [json.load(open(f"{out}/fit-{i}.json")) for i in range(n)]
 truth = {k: float(v) for k, v in (l.split(" = ") for l in open(f"{out}/truth-0.toml").read().split("[params]\n")[1].splitlines())}
 names = runs[0]["fitted"]
 bound = {"G": 0.01, "g_EE": 0.20, "g_EI": 0.10, "g_IE": 0.10}
-print(f"{n} subjects, {sys.argv[6]}, {sys.argv[7]} TRs, mse_weight {sys.argv[3]}, {sys.argv[4]} epochs, windows of {sys.argv[5]} TRs, {sys.argv[8]} noise realisation(s) per window, Adam lr 0.05 to {sys.argv[9]}")
+# The settings as the fits recorded them (TABLE_ONLY=1 with other variables cannot mislabel).
+c = runs[0]["config"]
+keys = ("mse_weight", "epochs", "window_tr", "realisations", "lr", "lr_final", "fit")
+assert all(r["config"].get(k) == c.get(k) for r in runs for k in keys), "fits with different settings"
+print(f"{n} subjects, {sys.argv[6]}, {sys.argv[7]} TRs, mse_weight {c['mse_weight']:g}, {c['epochs']} epochs, windows of {c['window_tr']} TRs, {c.get('realisations', 1)} noise realisation(s) per window, Adam lr {c['lr']:g} to {c.get('lr_final') or c['lr']:g}")
 print(f"{'subject':>8}" + "".join(f"{k:>10} {'start':>7} {'err':>7}" for k in names) + f"{'FC r':>7} {'FC mse':>8}")
 errs = {k: [] for k in names}
 for i, r in enumerate(runs):

@@ -2,7 +2,8 @@
 # Is a fit's error the optimiser's or the data's? For subjects of a recovery run
 # (validation/fit/recovery.sh; FITS, default target/fit-recovery-pairs), whole-brain runs of the
 # fit's model (validation/fit/sbi/run.toml: 320 s, the first 20 s left out) at the true gains and
-# at the fit's final gains, SEEDS noise seeds each (none a subject's or a fit's), and how close
+# at the fit's final gains, SEEDS noise seeds each (11 to 16: no subject's, 1000 + i, nor the
+# fits' of subjects 0-10, whose seed is i), and how close
 # each set's FCs come to the subject's FC: the mean over pairs of distinct seeds of
 # (fc_a - t)(fc_b - t) (unbiased for the expected FC's squared difference, as nmm fit's
 # realisations use), the correlation of the mean FC with the subject's, and the mean FC with its
@@ -24,10 +25,10 @@ import json; r = json.load(open('$fits/fit-$i.json'))['final']
 print(r['G'], r['g_EE'], r['g_EI'], r['g_IE'])")
     for s in $seeds; do
         [ -e "$out/t-$i-$s.npz" ] || "$nmm" brain --config "$here/sbi/run.toml" --seed "$s" \
-            --out "$out/t-$i-$s.npz" > /dev/null 2>&1
+            --out "$out/t-$i-$s.npz" > /dev/null
         [ -e "$out/f-$i-$s.npz" ] || "$nmm" brain --config "$here/sbi/run.toml" --seed "$s" \
             --G "$g" --param g_EE="$ee" --param g_EI="$ei" --param g_IE="$ie" \
-            --out "$out/f-$i-$s.npz" > /dev/null 2>&1
+            --out "$out/f-$i-$s.npz" > /dev/null
     done
 done
 python3 - "$fits" "$out" "$subjects" "$seeds" > "$out/ridge.txt" <<'PY'

@@ -9,8 +9,9 @@
 # mean, sd and 90 % interval of each gain against the truth and nmm fit's final value, and the
 # time to each result (COPY=1 copies it here as sbi-$TAG.txt). Needs python3 with numpy.
 #
-#   validation/fit/recovery.sh                      # subjects and fits, target/fit-recovery-mse
-#   SUBJECTS_DIR=target/fit-recovery-mse validation/fit/sbi.sh
+# sbi-pairs.txt (the subjects and fits of recovery-pairs.txt, see recovery.sh):
+#   SUBJECTS_DIR=target/fit-recovery-pairs SUBJECTS=10 TAG=pairs COPY=1 validation/fit/sbi.sh
+# (about 75 CPU-minutes of simulation, sbi/simulate.log; the rest takes seconds)
 set -euo pipefail
 nmm=${NMM:-target/release/nmm}
 here=$(dirname "$0")

@@ -26,7 +26,7 @@ pub fn command() -> Command {
         .arg(path("bold", "EMPIRICAL.npy", "Empirical BOLD, (time, regions) float32/float64, sampled at the configuration's TR (bold.tr_ms, default 750 ms); its length sets the windows per epoch (time / window_tr)").required(true))
         .arg(out_arg("Results (.npz): per-epoch loss, window and whole-run FC correlation, whole-run FC mean squared difference and fitted values, the final simulated and the empirical FC (with connectome_gains: the fitted connectome fitted_sc and its gains); a JSON record beside it (FIT.json)").required_unless_present("synthetic"))
         .arg(Arg::new("synthetic").long("synthetic").value_name("TRS").value_parser(value_parser!(usize)).conflicts_with_all(["out", "fc", "plot", "epochs"]).help("Instead of fitting, write TRS samples of BOLD simulated with the configuration's parameter values (params, after transient_ms) to --bold: a synthetic subject with known gains"))
-        .arg(path("config", "FIT.toml", "Model and training (nmm::fit::FitConfig: connectome, dt_ms, bold, transient_ms, window_tr, epochs, lr, mse_weight, realisations, connectome_gains, seed, [priors.NAME] mean/precision/learn, fit = [names], [params]); default: the built-in connectome, fitting G, g_EE, g_EI, g_IE"))
+        .arg(path("config", "FIT.toml", "Model and training (nmm::fit::FitConfig: connectome, dt_ms, bold, transient_ms, window_tr, epochs, lr, lr_final, mse_weight, realisations, connectome_gains, seed, [priors.NAME] mean/precision/learn, fit = [names], [params]); default: the built-in connectome, fitting G, g_EE, g_EI, g_IE"))
         .arg(path("connectome", "SC", "Connectome (overrides the configuration's): a TVB .zip, a weights .txt/.npy, or builtin:N"))
         .arg(path("fc", "FC.npy", "Empirical FC to fit, (regions, regions); default: the Pearson FC of --bold"))
         .arg(Arg::new("epochs").long("epochs").value_name("N").value_parser(value_parser!(usize)).help("Passes over the windows (overrides the configuration's)"))
@@ -200,7 +200,7 @@ fn fit_to(
             .with_context(|| format!("--bold {}", bp.display()))?
     };
     say!(
-        "fit: {} regions, {t} BOLD samples = {windows} windows of {} TRs ({:.1} s each) per epoch, {} epochs; fitting {} from {}{}; Adam lr {} on their logarithms; loss -ln(0.5 + 0.5 r) + {} x FC mean squared difference{}; seed {}",
+        "fit: {} regions, {t} BOLD samples = {windows} windows of {} TRs ({:.1} s each) per epoch, {} epochs; fitting {} from {}{}; Adam lr {}{} on their logarithms; loss -ln(0.5 + 0.5 r) + {} x FC mean squared difference{}; seed {}",
         s.n,
         s.cfg.window_tr,
         s.cfg.window_tr as f64 * s.cfg.bold.tr_ms / 1000.0,
@@ -218,6 +218,9 @@ fn fit_to(
             ""
         },
         s.cfg.lr,
+        s.cfg
+            .lr_final
+            .map_or(String::new(), |f| format!(" falling to {f}")),
         s.cfg.mse_weight,
         if s.cfg.realisations > 1 {
             format!(

@@ -81,7 +81,8 @@ pub struct FitConfig {
     /// Adam's learning rate on the logarithm of each parameter.
     pub lr: f64,
     /// Adam's rate at the last window of the last epoch: the rate falls geometrically from
-    /// `lr` at the first window to this (default: `lr`, a constant rate as in the paper's
+    /// `lr` at the first window to this (a fit of one window uses `lr`; default: `lr`, a
+    /// constant rate as in the paper's
     /// code). At a constant rate Adam's steps keep a size of about `lr` in the logarithm near
     /// the optimum (5 % of the value at 0.05); a falling rate lets the values settle.
     pub lr_final: Option<f64>,
@@ -98,7 +99,7 @@ pub struct FitConfig {
     pub seed: u64,
     /// Independent noise realisations simulated side by side, each carrying its own state
     /// from window to window; each window's loss compares the mean of their FCs (an estimate
-    /// of the model's expected FC, whose sampling noise falls as 1 / realisations) with the
+    /// of the model's expected FC, whose sampling variance falls as 1 / realisations) with the
     /// target, and the squared difference is the pairwise form, unbiased for the expected
     /// FC's (module docs). 1 (the default) is the paper's single run. Not with
     /// `connectome_gains`.

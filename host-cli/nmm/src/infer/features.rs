@@ -251,6 +251,9 @@ fn of_parts(
 /// ```
 pub fn of_bold(cfg: &FcCfg, bold: &Array2<f64>) -> Result<Vec<f64>> {
     let (samples, n) = bold.dim();
+    if n < 2 {
+        bail!("BOLD of {n} region(s): FC needs at least 2 (time must run down the rows)");
+    }
     if bold.iter().any(|v| !v.is_finite()) {
         bail!("the BOLD has values that are not finite");
     }
@@ -434,7 +437,17 @@ mod tests {
         let mut flat = bold.clone();
         flat.column_mut(2).fill(1.0);
         let e = of_bold(&p.cfg.fc, &flat).unwrap_err().to_string();
-        assert!(e.contains("without variance"), "{e}");
+        assert!(
+            e.contains("region 2 (0-based) of the BOLD is constant"),
+            "{e}"
+        );
+        let one = bold.slice(ndarray::s![.., ..1]).to_owned();
+        let e = of_bold(&p.cfg.fc, &one).unwrap_err().to_string();
+        assert!(e.contains("at least 2"), "{e}");
+        let mut nan = bold.clone();
+        nan[[3, 1]] = f64::NAN;
+        let e = of_bold(&p.cfg.fc, &nan).unwrap_err().to_string();
+        assert!(e.contains("not finite"), "{e}");
     }
 
     #[test]
