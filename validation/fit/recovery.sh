@@ -77,7 +77,7 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then # TABLE_ONLY=1: tabulate the first SUBJECTS
     rm -f "$out"/fit-*.json
     seq 0 $((subjects - 1)) | xargs -P "${JOBS:-2}" -I{} bash -c 'one {}'
 fi
-python3 - "$out" "$subjects" "$mse" "$epochs" "$window" "$conn" "$trs" "$realisations" "${LR_FINAL:-0.05}" > "$out/recovery.txt" <<'PY'
+python3 - "$out" "$subjects" "$conn" "$trs" > "$out/recovery.txt" <<'PY'
 import json, statistics as st, sys
 out, n = sys.argv[1], int(sys.argv[2])
 runs = [json.load(open(f"{out}/fit-{i}.json")) for i in range(n)]
@@ -88,7 +88,7 @@ bound = {"G": 0.01, "g_EE": 0.20, "g_EI": 0.10, "g_IE": 0.10}
 c = runs[0]["config"]
 keys = ("mse_weight", "epochs", "window_tr", "realisations", "lr", "lr_final", "fit")
 assert all(r["config"].get(k) == c.get(k) for r in runs for k in keys), "fits with different settings"
-print(f"{n} subjects, {sys.argv[6]}, {sys.argv[7]} TRs, mse_weight {c['mse_weight']:g}, {c['epochs']} epochs, windows of {c['window_tr']} TRs, {c.get('realisations', 1)} noise realisation(s) per window, Adam lr {c['lr']:g} to {c.get('lr_final') or c['lr']:g}")
+print(f"{n} subjects, {sys.argv[3]}, {sys.argv[4]} TRs, mse_weight {c['mse_weight']:g}, {c['epochs']} epochs, windows of {c['window_tr']} TRs, {c.get('realisations', 1)} noise realisation(s) per window, Adam lr {c['lr']:g} to {c.get('lr_final') or c['lr']:g}")
 print(f"{'subject':>8}" + "".join(f"{k:>10} {'start':>7} {'err':>7}" for k in names) + f"{'FC r':>7} {'FC mse':>8}")
 errs = {k: [] for k in names}
 for i, r in enumerate(runs):
