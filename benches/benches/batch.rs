@@ -16,7 +16,8 @@
 //! Printed per case: one thread, batched (lanes) against one run at a time; then all threads.
 //! Medians of `reps` paired repetitions (batched and unbatched alternate), with min and max.
 //! `NMM_BENCH_BATCHED_ONLY=1` skips the one-at-a-time runs (for profiling the batched path,
-//! and for comparing with the peer in less time).
+//! and for comparing with the peer in less time). `NMM_BENCH_THREADS=1,2,4,8,16` times those
+//! thread counts (each with that many batches) instead of one and all of the cores.
 
 use nmm::brain::{BoldCfg, Config, ConnectomeCfg, FcCfg, ParamValue, Prepared, run_many_in_lanes};
 use nmm::progress::Silent;
@@ -123,7 +124,18 @@ fn main() {
         let ps: Vec<Prepared> = (0..runs)
             .map(|k| Prepared::new(workload(model, prec, k, dur)).expect("config"))
             .collect();
-        for threads in [1, cores] {
+        let counts: Vec<usize> = match std::env::var("NMM_BENCH_THREADS") {
+            Ok(list) => list
+                .split(',')
+                .map(|t| {
+                    t.trim()
+                        .parse()
+                        .expect("NMM_BENCH_THREADS: comma-separated counts")
+                })
+                .collect(),
+            Err(_) => vec![1, cores],
+        };
+        for threads in counts {
             // With more threads, as many batches as threads.
             let ps: Vec<Prepared> = (0..threads)
                 .flat_map(|_| {

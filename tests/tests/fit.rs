@@ -2,7 +2,8 @@
 //! differences of the same run (noise included: the same seed gives the same draws, so the
 //! difference quotient sees only the parameter's effect).
 
-use nmm::fit::{FitConfig, Setup, Target, lower_triangle, simulate_bold, window_loss};
+use nmm::fit::{FitConfig, Setup, Target, fit, lower_triangle, simulate_bold, window_loss};
+use nmm::progress::Silent;
 use std::collections::BTreeMap;
 
 fn fc_of(bold: &[Vec<f64>]) -> Vec<f64> {
@@ -140,6 +141,45 @@ fn realisations_do_not_depend_on_the_thread_count() {
         (single.0 - by_hand).abs() < 1e-12,
         "{} vs {by_hand}",
         single.0
+    );
+}
+
+/// `fit` applies the falling rate. G alone, one window per epoch, two epochs: Adam's first
+/// step moves ln G by lr (its ratio m/sqrt(v) is g/(|g| + 1e-8) on step 1: 1 to within eps/|g|),
+/// with or without `lr_final`; its second step by at most 1.0014 times that step's rate (the
+/// largest |m/sqrt(v)| at step 2 with betas 0.9 and 0.999, by Cauchy-Schwarz), so with
+/// `lr_final = lr / 1000`, which is step 2's rate, by at most 1.0014 lr / 1000.
+#[test]
+fn the_falling_rate_is_applied() {
+    let mut cfg = small();
+    cfg.fit = vec!["G".into()];
+    cfg.epochs = 2;
+    let s = Setup::new(cfg.clone()).unwrap();
+    let mut truth = s.values.clone();
+    truth.insert("G".into(), s.values["G"] * 1.3);
+    let emp = Target::from_bold(&simulate_bold(&s, &truth, 40).unwrap(), cfg.window_tr).unwrap();
+    let run = |lr_final: Option<f64>| {
+        let mut c = cfg.clone();
+        c.lr_final = lr_final;
+        let s = Setup::new(c).unwrap();
+        let r = fit(&s, &emp, 1, &Silent).unwrap();
+        let ln = |e: usize| r.epochs[e].values[0].ln();
+        (ln(0) - s.values["G"].ln(), ln(1) - ln(0))
+    };
+    let (first, second) = run(Some(cfg.lr / 1000.0));
+    let (first_const, second_const) = run(None);
+    assert_eq!(first, first_const, "step 1 runs at lr either way");
+    assert!(
+        (first.abs() - cfg.lr).abs() < 1e-6 * cfg.lr,
+        "step 1 moved {first}"
+    );
+    assert!(
+        second != 0.0 && second.abs() <= 1.0014 * cfg.lr / 1000.0,
+        "step 2 moved {second}"
+    );
+    assert!(
+        second_const.abs() > 10.0 * second.abs(),
+        "{second_const} vs {second}"
     );
 }
 

@@ -44,7 +44,7 @@ use nmm_core::bold::BoldParams;
 use nmm_core::brain::Brain;
 use nmm_core::dual::Dual;
 use nmm_core::models::RwwGriffiths;
-use nmm_core::rng::Gaussian;
+use nmm_core::rng::{Gaussian, Streams};
 use nmm_core::{Model, Real};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -376,8 +376,12 @@ impl<T: Real> Carry<T> {
             bold: vec![BoldParams::<T>::REST; s.n],
             zacc: vec![T::ZERO; s.n],
             phase: (0, 0),
-            noise: (0..s.n)
-                .map(|i| Gaussian::new(s.cfg.seed, (k * s.n + i) as u64 + 1))
+            // One jump per stream skipped or taken: `Gaussian::new` for each would jump
+            // `k n + i + 1` times, k^2 n^2 / 2 jumps over all realisations.
+            noise: Streams::new(s.cfg.seed)
+                .skip(k * s.n + 1)
+                .take(s.n)
+                .map(Gaussian::from_rng)
                 .collect(),
         }
     }
