@@ -13,15 +13,21 @@
 #
 # Full run (about 25 min on 2 cores): validation/fit/recovery.sh
 # Paper's objective:                  MSE_WEIGHT=0 TAG=corr validation/fit/recovery.sh
-# Expected FC (recovery-pairs.txt: 20 subjects started, stopped after 10 for time, the first
-# 10 tabulated with TABLE_ONLY=1 SUBJECTS=10; about 4 CPU-minutes per subject):
-#     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=12 LR_FINAL=0.005 TAG=pairs SUBJECTS=10 COPY=1 \
+# Expected FC (recovery-pairs.txt, 20 subjects; about 4 CPU-minutes per subject; subjects 0-9
+# ran here, 10-19 on a 16-core machine with FIRST=10 JOBS=10 CONNECTOME=<its path>, then all
+# 20 tabulated here with TABLE_ONLY=1):
+#     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=12 LR_FINAL=0.005 TAG=pairs COPY=1 \
 #         validation/fit/recovery.sh
+# The same subjects with 900 s of BOLD and the same number of Adam steps (recovery-pairs-1200.txt;
+# validation/fit/length.sh compares the two):
+#     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=4 TRS=1200 LR_FINAL=0.005 SUBJECTS=10 \
+#         OUT=target/fit-recovery-1200 TAG=pairs-1200 COPY=1 validation/fit/recovery.sh
 # CI's small version (builtin:8, 3 subjects, G only, seconds):
 #     SMALL=1 validation/fit/recovery.sh
 set -euo pipefail
 nmm=${NMM:-target/release/nmm}
 subjects=${SUBJECTS:-20}
+first=${FIRST:-0} # FIRST=k: subjects k to SUBJECTS - 1 only (the rest run elsewhere)
 epochs=${EPOCHS:-8}
 window=${WINDOW_TR:-100}
 mse=${MSE_WEIGHT:-10}
@@ -74,24 +80,25 @@ for k, v in truth.items():
 export -f one
 export nmm out common truth fit trs
 if [ "${TABLE_ONLY:-0}" != 1 ]; then # TABLE_ONLY=1: tabulate the first SUBJECTS fits in $out
-    rm -f "$out"/fit-*.json
-    seq 0 $((subjects - 1)) | xargs -P "${JOBS:-2}" -I{} bash -c 'one {}'
+    for i in $(seq "$first" $((subjects - 1))); do rm -f "$out/fit-$i.json"; done
+    seq "$first" $((subjects - 1)) | xargs -P "${JOBS:-2}" -I{} bash -c 'one {}'
 fi
-python3 - "$out" "$subjects" "$conn" "$trs" > "$out/recovery.txt" <<'PY'
+python3 - "$out" "$subjects" "$conn" "$trs" "$first" > "$out/recovery.txt" <<'PY'
 import json, statistics as st, sys
-out, n = sys.argv[1], int(sys.argv[2])
-runs = [json.load(open(f"{out}/fit-{i}.json")) for i in range(n)]
-truth = {k: float(v) for k, v in (l.split(" = ") for l in open(f"{out}/truth-0.toml").read().split("[params]\n")[1].splitlines())}
+out, n, first = sys.argv[1], int(sys.argv[2]), int(sys.argv[5])
+ids = range(first, n)
+runs = [json.load(open(f"{out}/fit-{i}.json")) for i in ids]
+truth = {k: float(v) for k, v in (l.split(" = ") for l in open(f"{out}/truth-{first}.toml").read().split("[params]\n")[1].splitlines())}
 names = runs[0]["fitted"]
 bound = {"G": 0.01, "g_EE": 0.20, "g_EI": 0.10, "g_IE": 0.10}
 # The settings as the fits recorded them (TABLE_ONLY=1 with other variables cannot mislabel).
 c = runs[0]["config"]
 keys = ("mse_weight", "epochs", "window_tr", "realisations", "lr", "lr_final", "fit")
 assert all(r["config"].get(k) == c.get(k) for r in runs for k in keys), "fits with different settings"
-print(f"{n} subjects, {sys.argv[3]}, {sys.argv[4]} TRs, mse_weight {c['mse_weight']:g}, {c['epochs']} epochs, windows of {c['window_tr']} TRs, {c.get('realisations', 1)} noise realisation(s) per window, Adam lr {c['lr']:g} to {c.get('lr_final') or c['lr']:g}")
+print(f"{len(runs)} subjects ({first} to {n - 1}), {sys.argv[3]}, {sys.argv[4]} TRs, mse_weight {c['mse_weight']:g}, {c['epochs']} epochs, windows of {c['window_tr']} TRs, {c.get('realisations', 1)} noise realisation(s) per window, Adam lr {c['lr']:g} to {c.get('lr_final') or c['lr']:g}")
 print(f"{'subject':>8}" + "".join(f"{k:>10} {'start':>7} {'err':>7}" for k in names) + f"{'FC r':>7} {'FC mse':>8}")
 errs = {k: [] for k in names}
-for i, r in enumerate(runs):
+for i, r in zip(ids, runs):
     row = f"{i:>8}"
     for k in names:
         e = r["final"][k] / truth[k] - 1
@@ -116,10 +123,21 @@ for k in names:
     p90 = a[min(len(a) - 1, int(round(0.9 * (len(a) - 1))))]
     within = sum(x <= bound[k] for x in a)
     print(f"  {k:>5}: {st.median(e):+.1%}, {st.median(a):.1%}, {p90:.1%}, {within}/{len(a)} within {bound[k]:.0%}")
+# How much of the start's offset is left: the least-squares slope of ln(final / truth) on
+# ln(start / truth) over subjects (0: the start forgotten; 1: the fit did not move).
+import math
+print("start left in the fit: slope of ln(final/truth) on ln(start/truth) over subjects, correlation")
+for j, k in enumerate(names):
+    x = [math.log(r["start"][j] / truth[k]) for r in runs]
+    y = [math.log(r["final"][k] / truth[k]) for r in runs]
+    mx, my = st.mean(x), st.mean(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
+    print(f"  {k:>5}: slope {sxy / sxx:.2f}, correlation {sxy / math.sqrt(sxx * syy):.2f}")
 fcr = [r["final_fc_r"] for r in runs]
 secs = [r["fit_seconds"] / r["config"]["epochs"] for r in runs]
 print(f"final FC r (whole last epoch vs the subject's FC): median {st.median(fcr):.3f}, range {min(fcr):.3f} to {max(fcr):.3f}")
-print(f"wall time per epoch: median {st.median(secs):.1f} s (JOBS fits at once on this machine)")
+print(f"wall time per epoch: median {st.median(secs):.1f} s (JOBS fits at once on the machine each ran on)")
 PY
 cat "$out/recovery.txt"
 if [ "${COPY:-0}" = 1 ]; then

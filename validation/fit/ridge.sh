@@ -10,7 +10,10 @@
 # spread over seeds. Runs already in $OUT are not run again. Writes $OUT/ridge.txt (COPY=1 copies
 # it here). Needs python3 with numpy.
 #
-#   SUBJECTS="1 4" validation/fit/ridge.sh
+#   SUBJECTS="1 4" COPY=1 validation/fit/ridge.sh                      (ridge.txt)
+#   FITS=target/fit-recovery-1200 OUT=target/fit-ridge-1200 TAG=1200 COPY=1 \
+#       validation/fit/ridge.sh                                           (ridge-1200.txt: the
+#       subjects' 900 s FC; the truth's runs can be copied from target/fit-ridge)
 set -euo pipefail
 nmm=${NMM:-target/release/nmm}
 here=$(dirname "$0")
@@ -57,5 +60,5 @@ for i in subjects:
 PY
 cat "$out/ridge.txt"
 if [ "${COPY:-0}" = 1 ]; then
-    cp "$out/ridge.txt" "$here/ridge.txt"
+    cp "$out/ridge.txt" "$here/ridge${TAG:+-$TAG}.txt"
 fi
