@@ -111,6 +111,16 @@ fn main() {
         "{:<5} {:<4} {:>4} {:>7} {:>24} {:>24} {:>8}",
         "model", "prec", "runs", "threads", "batched sims/min", "one at a time sims/min", "ratio"
     );
+    let counts: Vec<usize> = match std::env::var("NMM_BENCH_THREADS") {
+        Ok(list) => list
+            .split(',')
+            .map(|t| match t.trim().parse() {
+                Ok(n) if n > 0 => n,
+                _ => panic!("NMM_BENCH_THREADS={list}: positive counts, comma-separated"),
+            })
+            .collect(),
+        Err(_) => vec![1, cores],
+    };
     for (model, prec, runs) in [
         ("mpr", "f64", 8),
         ("mpr", "f32", 16),
@@ -124,18 +134,7 @@ fn main() {
         let ps: Vec<Prepared> = (0..runs)
             .map(|k| Prepared::new(workload(model, prec, k, dur)).expect("config"))
             .collect();
-        let counts: Vec<usize> = match std::env::var("NMM_BENCH_THREADS") {
-            Ok(list) => list
-                .split(',')
-                .map(|t| {
-                    t.trim()
-                        .parse()
-                        .expect("NMM_BENCH_THREADS: comma-separated counts")
-                })
-                .collect(),
-            Err(_) => vec![1, cores],
-        };
-        for threads in counts {
+        for &threads in &counts {
             // With more threads, as many batches as threads.
             let ps: Vec<Prepared> = (0..threads)
                 .flat_map(|_| {

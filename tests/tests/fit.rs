@@ -144,11 +144,13 @@ fn realisations_do_not_depend_on_the_thread_count() {
     );
 }
 
-/// `fit` applies the falling rate. G alone, one window per epoch, two epochs: Adam's first
-/// step moves ln G by lr (its ratio m/sqrt(v) is g/(|g| + 1e-8) on step 1: 1 to within eps/|g|),
-/// with or without `lr_final`; its second step by at most 1.0014 times that step's rate (the
-/// largest |m/sqrt(v)| at step 2 with betas 0.9 and 0.999, by Cauchy-Schwarz), so with
-/// `lr_final = lr / 1000`, which is step 2's rate, by at most 1.0014 lr / 1000.
+/// `fit` applies the falling rate. G alone, one window per epoch, two epochs, with and without
+/// `lr_final = lr / 1000` (step 2's rate then). Step 1 runs at lr either way, so both runs
+/// take the same first step, by lr in ln G (Adam's first ratio m/sqrt(v) is g/(|g| + eps),
+/// eps = 1e-8: 1 to within 1e-6 for |g| > 1e-2); they then simulate the same second window, get
+/// the same gradient and moments, and their second steps differ only by the rate: a ratio of
+/// 1000, up to the rounding of ln(exp(phi)) (about 1e-16 of ln G against a step of 5e-5: 2e-12
+/// relative; the tolerance, 1e-6, is far above that and far below a rate that was not applied).
 #[test]
 fn the_falling_rate_is_applied() {
     let mut cfg = small();
@@ -173,13 +175,11 @@ fn the_falling_rate_is_applied() {
         (first.abs() - cfg.lr).abs() < 1e-6 * cfg.lr,
         "step 1 moved {first}"
     );
+    assert!(second != 0.0, "step 2 did not move");
+    let ratio = second_const / second;
     assert!(
-        second != 0.0 && second.abs() <= 1.0014 * cfg.lr / 1000.0,
-        "step 2 moved {second}"
-    );
-    assert!(
-        second_const.abs() > 10.0 * second.abs(),
-        "{second_const} vs {second}"
+        (ratio - 1000.0).abs() < 1e-6 * 1000.0,
+        "steps 2: {second_const} / {second}"
     );
 }
 
