@@ -4,7 +4,7 @@
 # target/fit-recovery-pairs) and to 1200 TRs (900 s, whose first 400 TRs are A's: B, default
 # target/fit-recovery-1200, made by
 #     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=4 TRS=1200 LR_FINAL=0.005 SUBJECTS=10 \
-#         OUT=target/fit-recovery-1200 validation/fit/recovery.sh
+#         OUT=target/fit-recovery-1200 TAG=pairs-1200 COPY=1 validation/fit/recovery.sh
 # ); per subject and gain the two fits' relative errors and their relative difference.
 # Writes length.txt here with COPY=1.
 #   validation/fit/length.sh
@@ -15,8 +15,12 @@ here=$(dirname "$0")
 python3 - "$a" "$b" > "$b/length.txt" <<'PY'
 import json, os, statistics as st, sys
 a, b = sys.argv[1:3]
-truth = {"G": 4.0, "g_EE": 0.21, "g_EI": 0.15, "g_IE": 1.0}
-ids = sorted(int(f[4:-5]) for f in os.listdir(b) if f.startswith("fit-") and f.endswith(".json"))
+fits = lambda d: {int(f[4:-5]) for f in os.listdir(d) if f.startswith("fit-") and f.endswith(".json")}
+ids = sorted(fits(a) & fits(b))  # the subjects fitted both ways
+# The true values as recovery.sh wrote them (the [params] of truth-i.toml, the same for all i).
+truth = {k: float(v) for k, v in (l.split(" = ") for l in open(f"{b}/truth-{ids[0]}.toml").read().split("[params]\n")[1].splitlines())}
+start = lambda d, i: json.load(open(f"{d}/fit-{i}.json"))["start"]
+assert all(start(a, i) == start(b, i) for i in ids), "the two runs' fits start from different values"
 print(f"subjects {ids[0]}-{ids[-1]}: error at 400 TRs ({a}), at 1200 TRs ({b}), (relative difference)")
 diffs = []
 for i in ids:

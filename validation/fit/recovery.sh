@@ -9,7 +9,8 @@
 # mean squared FC difference, REALISATIONS noise realisations per window (1: the paper's; 2 or
 # more: the correlation of their mean FC and the pairwise, unbiased squared difference).
 # Writes $OUT/subject-i.{npy,json}, $OUT/fit-i.{npz,json}, and the table recovery.txt (COPY=1
-# copies it here as recovery-$TAG.txt).
+# copies it here as recovery-$TAG.txt). FIRST=k runs and tabulates subjects k to SUBJECTS - 1
+# only (the others run elsewhere; COPY=1 is refused then, the table being partial).
 #
 # Full run (about 25 min on 2 cores): validation/fit/recovery.sh
 # Paper's objective:                  MSE_WEIGHT=0 TAG=corr validation/fit/recovery.sh
@@ -22,12 +23,15 @@
 # validation/fit/length.sh compares the two):
 #     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=4 TRS=1200 LR_FINAL=0.005 SUBJECTS=10 \
 #         OUT=target/fit-recovery-1200 TAG=pairs-1200 COPY=1 validation/fit/recovery.sh
+# Three times the steps (recovery-pairs-long.txt, subjects 0-3):
+#     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=36 LR_FINAL=0.005 SUBJECTS=4 \
+#         OUT=target/fit-recovery-long TAG=pairs-long COPY=1 validation/fit/recovery.sh
 # CI's small version (builtin:8, 3 subjects, G only, seconds):
 #     SMALL=1 validation/fit/recovery.sh
 set -euo pipefail
 nmm=${NMM:-target/release/nmm}
 subjects=${SUBJECTS:-20}
-first=${FIRST:-0} # FIRST=k: subjects k to SUBJECTS - 1 only (the rest run elsewhere)
+first=${FIRST:-0}
 epochs=${EPOCHS:-8}
 window=${WINDOW_TR:-100}
 mse=${MSE_WEIGHT:-10}
@@ -43,6 +47,14 @@ g_IE = 1.0'
 if [ "${SMALL:-0}" = 1 ]; then
     subjects=3 epochs=4 window=40 trs=160 conn=builtin:8 fit='["G"]'
     truth='G = 2.0'
+fi
+if [ "$first" -ge "$subjects" ]; then
+    echo "recovery.sh: FIRST=$first leaves no subjects (SUBJECTS=$subjects; SMALL=1 has 3)" >&2
+    exit 2
+fi
+if [ "$first" -gt 0 ] && [ "${COPY:-0}" = 1 ]; then
+    echo "recovery.sh: COPY=1 with FIRST=$first would copy a partial table" >&2
+    exit 2
 fi
 tag=${TAG:-mse}
 out=${OUT:-target/fit-recovery-$tag}
@@ -79,7 +91,7 @@ for k, v in truth.items():
 }
 export -f one
 export nmm out common truth fit trs
-if [ "${TABLE_ONLY:-0}" != 1 ]; then # TABLE_ONLY=1: tabulate the first SUBJECTS fits in $out
+if [ "${TABLE_ONLY:-0}" != 1 ]; then # TABLE_ONLY=1: tabulate the fits FIRST..SUBJECTS-1 in $out
     for i in $(seq "$first" $((subjects - 1))); do rm -f "$out/fit-$i.json"; done
     seq "$first" $((subjects - 1)) | xargs -P "${JOBS:-2}" -I{} bash -c 'one {}'
 fi
@@ -137,7 +149,7 @@ for j, k in enumerate(names):
 fcr = [r["final_fc_r"] for r in runs]
 secs = [r["fit_seconds"] / r["config"]["epochs"] for r in runs]
 print(f"final FC r (whole last epoch vs the subject's FC): median {st.median(fcr):.3f}, range {min(fcr):.3f} to {max(fcr):.3f}")
-print(f"wall time per epoch: median {st.median(secs):.1f} s (JOBS fits at once on the machine each ran on)")
+print(f"wall time per epoch: median {st.median(secs):.1f} s, {min(secs):.1f} to {max(secs):.1f} s (as each fit recorded it: JOBS fits at once, on whichever machine it ran)")
 PY
 cat "$out/recovery.txt"
 if [ "${COPY:-0}" = 1 ]; then
