@@ -26,6 +26,10 @@
 # Three times the steps (recovery-pairs-long.txt, subjects 0-3):
 #     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=36 LR_FINAL=0.005 SUBJECTS=4 \
 #         OUT=target/fit-recovery-long TAG=pairs-long COPY=1 validation/fit/recovery.sh
+# Three times the steps and the recording (recovery-pairs-1200-long.txt, subjects 2-3; COPY
+# refuses a partial table, so it was copied from $OUT/recovery.txt by hand):
+#     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=12 TRS=1200 LR_FINAL=0.005 FIRST=2 SUBJECTS=4 \
+#         OUT=target/fit-recovery-1200-long validation/fit/recovery.sh
 # CI's small version (builtin:8, 3 subjects, G only, seconds):
 #     SMALL=1 validation/fit/recovery.sh
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Is a fit's error the optimiser's or the data's? For subjects of a recovery run
+# Do a fit's final values reproduce the subject's FC as well as the truth does? For subjects of a recovery run
 # (validation/fit/recovery.sh; FITS, default target/fit-recovery-pairs), whole-brain runs of the
 # fit's model (validation/fit/sbi/run.toml: 320 s, the first 20 s left out) at the true gains and
 # at the fit's final gains, SEEDS noise seeds each (11 to 16: no subject's, 1000 + i, nor the
