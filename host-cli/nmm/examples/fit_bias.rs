@@ -11,14 +11,9 @@
 //! NAME=VALUE ..` with the fit's settings of validation/fit/recovery.sh (windows of 100 TRs, 2
 //! realisations, mse_weight 100, a 20 s transient).
 use nmm::fit::{FitConfig, Setup, Target, window_loss};
+use nmm::stats::mean_sd;
 use std::error::Error;
 use std::path::Path;
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let m = v.iter().sum::<f64>() / v.len() as f64;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0);
-    (m, (var / v.len() as f64).sqrt())
-}
 
 fn main() -> Result<(), Box<dyn Error>> {
     let a: Vec<String> = std::env::args().collect();
@@ -89,7 +84,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             held.push((hp - hm) / dln);
         }
         let f = |v: &[f64]| {
-            let (m, se) = mean_sd(v);
+            let (m, sd) = mean_sd(v);
+            let se = sd / (v.len() as f64).sqrt();
             format!("{m:>+10.4} +- {se:<8.4}")
         };
         println!(

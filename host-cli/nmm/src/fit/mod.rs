@@ -82,8 +82,7 @@ pub struct FitConfig {
     pub lr: f64,
     /// Adam's rate at the last window of the last epoch: the rate falls geometrically from
     /// `lr` at the first window to this (a fit of one window uses `lr`; default: `lr`, a
-    /// constant rate as in the paper's
-    /// code). At a constant rate Adam's steps keep a size of about `lr` in the logarithm near
+    /// constant rate as in the paper's code). At a constant rate Adam's steps keep a size of about `lr` in the logarithm near
     /// the optimum (5 % of the value at 0.05); a falling rate lets the values settle.
     pub lr_final: Option<f64>,
     /// Weight of the mean squared difference between the simulated and the empirical FC's lower
@@ -377,7 +376,7 @@ impl<T: Real> Carry<T> {
             zacc: vec![T::ZERO; s.n],
             phase: (0, 0),
             // One jump per stream skipped or taken: `Gaussian::new` for each would jump
-            // `k n + i + 1` times, k^2 n^2 / 2 jumps over all realisations.
+            // `k n + i + 1` times, about K^2 n^2 / 2 jumps over K realisations.
             noise: Streams::new(s.cfg.seed)
                 .skip(k * s.n + 1)
                 .take(s.n)
