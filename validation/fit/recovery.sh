@@ -23,8 +23,10 @@
 # validation/fit/length.sh compares the two):
 #     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=4 TRS=1200 LR_FINAL=0.005 SUBJECTS=10 \
 #         OUT=target/fit-recovery-1200 TAG=pairs-1200 COPY=1 validation/fit/recovery.sh
-# Three times the steps (recovery-pairs-long.txt, subjects 0-3):
-#     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=36 LR_FINAL=0.005 SUBJECTS=4 \
+# Three times the steps (recovery-pairs-long.txt, subjects 0-15; run as SUBJECTS=4, then
+# FIRST=4 SUBJECTS=12, then FIRST=12 SUBJECTS=16, then tabulated with TABLE_ONLY=1 SUBJECTS=16
+# COPY=1; about 13 min a pair of fits on 2 cores):
+#     REALISATIONS=2 MSE_WEIGHT=100 EPOCHS=36 LR_FINAL=0.005 SUBJECTS=16 \
 #         OUT=target/fit-recovery-long TAG=pairs-long COPY=1 validation/fit/recovery.sh
 # Three times the steps and the recording (recovery-pairs-1200-long.txt, subjects 2-3; COPY
 # refuses a partial table, so it was copied from $OUT/recovery.txt by hand):
