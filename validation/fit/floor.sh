@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What does the fit's objective let a recording tell about the gains? An oracle that knows the
 # expected FC exactly (which no fit has) and takes for the gains the values whose expected
-# window FC lies nearest the recording's mean window FC, in the squared difference that carries
-# most of the fit's loss at mse_weight 100 (the correlation term is left out). Its spread is what
+# window FC lies nearest the recording's mean window FC, in the squared difference (the fit's
+# term at mse_weight; the correlation term and the priors are left out). Its spread is what
 # the recording's own noise makes of that objective's minimiser; it is a property of this
 # estimator, not a bound over every statistic of the BOLD (weighting the pairs by their noise,
 # or other features, could tell more).
@@ -29,8 +29,9 @@
 #    recordings in SUBJECTS_DIR (recovery.sh's subject-i.npy) beside their fits' errors along the
 #    same directions (fit-i.json, 48 steps; LONG_DIR's, 144 steps, where they exist) and their
 #    starts'.
-# Recordings already in $OUT are reused (their lengths are checked). Writes $OUT/floor.txt
-# (COPY=1 copies it here as floor.txt). About 16 min on 2 cores.
+# Recordings already in $OUT are reused when their configuration and length match. Writes
+# $OUT/floor.txt (COPY=1 copies it here as floor.txt). About 15 min on 2 cores (13 runs, 112000
+# TRs in all, at about 6 s per 400 TRs on one core).
 #   COPY=1 validation/fit/floor.sh
 set -euo pipefail
 nmm=${NMM:-target/release/nmm}
@@ -127,7 +128,8 @@ comp = lambda t: U.T @ (t - m) / S  # the least-squares estimate's components al
 # The G grid (first trs_curve TRs of the truth's run beside the other grid runs: the same noise)
 # for a check of the linearisation: the minimiser of the squared distance from the
 # piecewise-linear curve.
-cs = np.array([window_fc(tb[:trs_curve]) if g == truth["G"] else window_fc(rec(f"g-{g:.1f}")) for g in grid])
+c0 = window_fc(tb[:trs_curve])
+cs = np.array([c0 if g == truth["G"] else window_fc(rec(f"g-{g:.1f}")) for g in grid])
 lg = np.log(grid)
 def grid_g(t):
     best = None
@@ -143,7 +145,6 @@ print("mean window FC on the G grid, others at the truth: " + ", ".join(f"{g:g}:
 # runs, the noise the same as the truth's first trs_curve TRs, which are taken as the centre
 # here): the G-alone oracle's G and the least-squares components, against the true ones. Only
 # the G grid's points other than 0.9 and 1.1 times the truth are out of sample.
-c0 = window_fc(tb[:trs_curve])
 print("check on runs of known values (centred on the truth's first TRS_CURVE TRs, the same noise;")
 print("only G x 0.70, 0.80, 1.20, 1.30 are out of sample: the 0.90 and 1.10 runs made J):")
 print("  run: G-alone oracle's G; components 1-4 of the least-squares estimate (true components)")
@@ -187,11 +188,11 @@ for i in ids:
     f48, f144 = fit(subj, i), fit(long_dir, i)
     c48 = along(f48[0]) if f48 else None
     c144 = along(f144[0]) if f144 else None
-    c0 = along(f48[1]) if f48 else None
-    one = lambda v: f"{v[0]:>+7.3f}" if v is not None else f"{'-':>7}"
+    cstart = along(f48[1]) if f48 else None
+    first = lambda v: f"{v[0]:>+7.3f}" if v is not None else f"{'-':>7}"
     rest = lambda v: ", ".join(f"{x:+.3f}" for x in v[1:]) if v is not None else "-"
-    print(f"{i:>7} {og:>+8.1%} {gg:>+6.1%}{'*' if edge else ' '}  {o[0]:>+9.3f} {one(c48)} {one(c144)}  {rest(c0):>24}  {rest(c48):>24}  {rest(c144):>24}")
-    rows.append((i, og, o[0], c0, c48, c144))
+    print(f"{i:>7} {og:>+8.1%} {gg:>+6.1%}{'*' if edge else ' '}  {o[0]:>+9.3f} {first(c48)} {first(c144)}  {rest(cstart):>24}  {rest(c48):>24}  {rest(c144):>24}")
+    rows.append((i, og, o[0], cstart, c48, c144))
 print()
 e = np.abs([r[1] for r in rows])
 print(f"G-alone oracle over {len(rows)} subjects: median |G error| {np.median(e):.1%}, {int(np.sum(e <= 0.01))}/{len(rows)} within 1 %")
