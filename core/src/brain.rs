@@ -447,6 +447,9 @@ pub struct Brain<'a, T, M, const N: usize, S = Gaussian<T>, W = T> {
     g: T,
     sigma: [T; N],
     dt: T,
+    /// `sqrt(dt)`, computed once: per step, on a batch of lanes, it was one scalar `sqrtss`
+    /// per lane (libm's, legacy-encoded amid 256-bit code), a fifth of the step's time.
+    sq: T,
     x: &'a mut [[T; N]],
     hist: &'a mut [T],
     work: &'a mut [[T; N]],
@@ -530,6 +533,7 @@ where
             g,
             sigma,
             dt,
+            sq: dt.sqrt(),
             x,
             hist,
             work,
@@ -663,7 +667,7 @@ where
         let n = self.conn.n;
         let cv = M::COUPLING_VAR;
         let dt = self.dt;
-        let sq = dt.sqrt();
+        let sq = self.sq;
         let h = dt * T::HALF;
         let g = self.g;
         let conn = self.conn;
