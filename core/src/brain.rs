@@ -448,7 +448,8 @@ pub struct Brain<'a, T, M, const N: usize, S = Gaussian<T>, W = T> {
     sigma: [T; N],
     dt: T,
     /// `sqrt(dt)`, computed once: per step, on a batch of lanes, it was one scalar `sqrtss`
-    /// per lane (libm's, legacy-encoded amid 256-bit code), a fifth of the step's time.
+    /// or `sqrtsd` per lane (libm's inline assembly, legacy-encoded amid 256-bit code), a
+    /// fifth of the MPR step's time (perf, f32).
     sq: T,
     x: &'a mut [[T; N]],
     hist: &'a mut [T],

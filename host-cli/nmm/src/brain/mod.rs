@@ -1105,7 +1105,10 @@ where
             // A region with its predecessor's parameters gets its initial state: MPR's is a
             // root search over 4,000 exponentials, which per region took a tenth of a 10 s
             // batched run on workload W (perf, issue 20). (`PartialEq` takes -0.0 for 0.0, as
-            // the uniform stepping path does; no model's initial state tells them apart.)
+            // the uniform stepping path does. One model tells them apart: MPR's initial `v` is
+            // -Delta/(2 pi tau r), so per-region Deltas of 0.0 then -0.0 give the second region
+            // v = -0.0 instead of +0.0; the first step adds dt dv/dt, in which v enters
+            // squared, and the noise, so the two starts take the same step.)
             let mut x: Vec<[T; N]> = Vec::with_capacity(n);
             for (i, m) in models.iter().enumerate() {
                 let x0 = match i.checked_sub(1) {

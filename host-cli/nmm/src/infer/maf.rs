@@ -47,7 +47,7 @@ pub trait Float:
     + std::fmt::Debug
     + 'static
 {
-    /// In-place tanh of every element (the core's branch-free kernels, lanes of 8).
+    /// In-place tanh of every element (the core's vectorised kernels, lanes of 8).
     fn tanh_slice(v: &mut [Self]);
     /// From f64 (rounded to nearest).
     fn cast(x: f64) -> Self;
@@ -267,7 +267,7 @@ pub(super) fn affine<T: Float>(x: ArrayView2<T>, w: ArrayView2<T>, b: ArrayView1
     y
 }
 
-/// In-place tanh through the core's branch-free kernels ([`Float::tanh_slice`]).
+/// In-place tanh through the core's vectorised kernels ([`Float::tanh_slice`]).
 fn tanh_inplace<T: Float>(a: &mut Array2<T>) {
     T::tanh_slice(
         a.as_slice_mut()
