@@ -68,20 +68,13 @@ pub fn tanh_f64_lanes<const L: usize>(x: [f64; L]) -> [f64; L] {
     // |x| - 0.625): a `select` here was turned back into a branch per lane, which kept the
     // batch scalar. Then x's sign (so tanh(-0) = -0).
     let small_mask: [u64; L] = stage!(L, |k| ((z[k] - 0.625).to_bits() as i64 >> 63) as u64);
-    // In a batch (L > 1), each form only where some lane takes it: the lanes of a batch
-    // mostly agree, so the branches are predictable, and skipping the unused form made MLP
-    // batches 1.1-1.4x faster (issue 20, with two other changes). A form not computed is
-    // masked out below: every lane's value is the same either way. A single value computes
-    // both, without a branch (L is a constant: the test folds away).
-    let any_small = L == 1 || small_mask.iter().any(|&m| m != 0);
-    let any_big = L == 1 || small_mask.contains(&0);
+    let (any_small, any_big) = forms(&small_mask);
     let small: [f64; L] = if any_small {
         // Small |x|: the odd rational of Cephes' tanh, on |x| (odd: the sign goes on at the end).
         let s: [f64; L] = stage!(L, |k| z[k] * z[k]);
         let num: [f64; L] = stage!(L, |k| (P[0] * s[k] + P[1]) * s[k] + P[2]);
         let den: [f64; L] = stage!(L, |k| ((s[k] + Q[0]) * s[k] + Q[1]) * s[k] + Q[2]);
-        let small: [f64; L] = stage!(L, |k| z[k] + z[k] * s[k] * (num[k] / den[k]));
-        small
+        stage!(L, |k| z[k] + z[k] * s[k] * (num[k] / den[k]))
     } else {
         [0.0; L]
     };
@@ -106,8 +99,7 @@ pub fn tanh_f64_lanes<const L: usize>(x: [f64; L]) -> [f64; L] {
             t[k].to_bits().wrapping_add(1023) << 52
         ));
         let e: [f64; L] = stage!(L, |k| (1.0 + 2.0 * (pr[k] / (qr[k] - pr[k]))) * scale[k]);
-        let big: [f64; L] = stage!(L, |k| 1.0 - 2.0 / (e[k] + 1.0));
-        big
+        stage!(L, |k| 1.0 - 2.0 / (e[k] + 1.0))
     } else {
         [0.0; L]
     };
@@ -124,16 +116,10 @@ pub fn tanh_f32_lanes<const L: usize>(x: [f32; L]) -> [f32; L] {
     const MAGIC: f32 = 12_582_912.0; // 1.5 2^23
     let z: [f32; L] = stage!(L, |k| f32::from_bits(x[k].to_bits() & !SIGN32));
     let small_mask: [u32; L] = stage!(L, |k| ((z[k] - 0.625).to_bits() as i32 >> 31) as u32);
-    // In a batch (L > 1), each form only where some lane takes it: the lanes of a batch
-    // mostly agree, so the branches are predictable, and skipping the unused form made MLP
-    // batches 1.1-1.4x faster (issue 20, with two other changes). A form not computed is
-    // masked out below: every lane's value is the same either way. A single value computes
-    // both, without a branch (L is a constant: the test folds away).
-    let any_small = L == 1 || small_mask.iter().any(|&m| m != 0);
-    let any_big = L == 1 || small_mask.contains(&0);
+    let (any_small, any_big) = forms(&small_mask);
     let small: [f32; L] = if any_small {
         let s: [f32; L] = stage!(L, |k| z[k] * z[k]);
-        let small: [f32; L] = stage!(L, |k| ((((-5.704_988_7e-3 * s[k] + 2.063_908_9e-2)
+        stage!(L, |k| ((((-5.704_988_7e-3 * s[k] + 2.063_908_9e-2)
             * s[k]
             - 5.373_971_6e-2)
             * s[k]
@@ -142,8 +128,7 @@ pub fn tanh_f32_lanes<const L: usize>(x: [f32; L]) -> [f32; L] {
             - 3.333_328_2e-1)
             * s[k]
             * z[k]
-            + z[k]);
-        small
+            + z[k])
     } else {
         [0.0; L]
     };
@@ -167,8 +152,7 @@ pub fn tanh_f32_lanes<const L: usize>(x: [f32; L]) -> [f32; L] {
         let scale: [f32; L] = stage!(L, |k| f32::from_bits(
             t[k].to_bits().wrapping_add(127) << 23
         ));
-        let big: [f32; L] = stage!(L, |k| 1.0 - 2.0 / (p[k] * scale[k] + 1.0));
-        big
+        stage!(L, |k| 1.0 - 2.0 / (p[k] * scale[k] + 1.0))
     } else {
         [0.0; L]
     };
@@ -176,6 +160,21 @@ pub fn tanh_f32_lanes<const L: usize>(x: [f32; L]) -> [f32; L] {
         ((small[k].to_bits() & small_mask[k]) | (big[k].to_bits() & !small_mask[k]))
             | (x[k].to_bits() & SIGN32)
     ))
+}
+
+/// Which forms to compute, `(small, large)`, given each lane's mask (all ones where the lane
+/// takes the small form). In a batch (L > 1) a form only where some lane takes it: the lanes
+/// of a batch mostly agree, so the branches are predictable, and skipping the unused form made
+/// MLP batches 1.1-1.4x faster (issue 20, with two other changes). A form not computed is
+/// masked out, so every lane's value is the same either way. A single value computes both,
+/// without a branch (L is a constant: the test folds away).
+#[inline(always)]
+fn forms<U: Copy + PartialEq + Default, const L: usize>(small_mask: &[U; L]) -> (bool, bool) {
+    let zero = U::default();
+    (
+        L == 1 || small_mask.iter().any(|&m| m != zero),
+        L == 1 || small_mask.contains(&zero),
+    )
 }
 
 const SIGN64: u64 = 1 << 63;
